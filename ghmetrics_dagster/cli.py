@@ -1,0 +1,274 @@
+"""The `ghmetrics` command line.
+
+Every command turns known failures into one line on stderr and a non-zero exit; `--debug`
+(or GHMETRICS_DEBUG=1) shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+
+import click
+
+REPO_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
+LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:\[bot\])?$")
+
+
+class GhmetricsGroup(click.Group):
+    """Turns exceptions into a single `error:` line unless debugging."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except Exception as exc:  # noqa: BLE001 - the one place that formats every failure
+            if os.environ.get("GHMETRICS_DEBUG") or (ctx.obj or {}).get("debug"):
+                raise
+            from ghmetrics_dagster.redact import redact
+
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            click.echo(f"error: {redact(message)}", err=True)
+            sys.exit(1)
+
+
+def fail(message: str) -> None:
+    """Stops the command with one clear line."""
+    raise click.ClickException(message)
+
+
+@click.group(cls=GhmetricsGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """ghmetrics: DORA metrics, cycle times, forecasts and summaries from GitHub."""
+    ctx.ensure_object(dict)["debug"] = debug
+
+
+# --- warehouse -----------------------------------------------------------------------------
+
+
+@main.command()
+def init() -> None:
+    """Create or upgrade the warehouse schema (safe to repeat)."""
+    from ghmetrics_dagster import warehouse
+
+    applied = warehouse.migrate()
+    if applied:
+        click.echo(f"applied migrations: {', '.join(applied)}")
+    else:
+        click.echo("warehouse schema is up to date")
+
+
+@main.group()
+def db() -> None:
+    """The warehouse database."""
+
+
+@db.command("url")
+def db_url() -> None:
+    """Print a URL that psql accepts for the current warehouse."""
+    from ghmetrics_dagster import warehouse
+
+    click.echo(warehouse.database_url())
+
+
+# --- users ---------------------------------------------------------------------------------
+
+
+def _migrated_url() -> str:
+    from ghmetrics_dagster import warehouse
+
+    url = warehouse.database_url()
+    warehouse.migrate(url)
+    return url
+
+
+@main.group()
+def users() -> None:
+    """People whose metrics ghmetrics computes."""
+
+
+@users.command("add")
+@click.argument("login")
+@click.option("--repo", "repos", multiple=True, metavar="OWNER/NAME", help="A repository of the user (repeatable).")
+@click.option("--display-name", default=None, help="Name shown in reports.")
+@click.option("--token-stdin", is_flag=True, help="Read the user's GitHub token from standard input.")
+def users_add(login: str, repos: tuple[str, ...], display_name: str | None, token_stdin: bool) -> None:
+    """Add a user (or update their repositories and token)."""
+    from ghmetrics_dagster import secrets, warehouse
+
+    if not LOGIN.match(login):
+        fail(f"'{login}' is not a valid GitHub login")
+    for repo in repos:
+        if not REPO_NAME.match(repo):
+            fail(f"'{repo}' is not a repository name; use OWNER/NAME, e.g. octocat/hello-world")
+    ciphertext = None
+    if token_stdin:
+        token = sys.stdin.readline().strip()
+        if not token:
+            fail("--token-stdin was given but standard input had no token")
+        ciphertext = secrets.encrypt(token)
+    url = _migrated_url()
+    with warehouse.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            """insert into app.users (login, display_name, token_ciphertext) values (%s, %s, %s)
+               on conflict (login) do update set
+                 display_name = coalesce(excluded.display_name, app.users.display_name),
+                 token_ciphertext = coalesce(excluded.token_ciphertext, app.users.token_ciphertext)""",
+            (login, display_name, ciphertext),
+        )
+        for repo in repos:
+            cur.execute(
+                "insert into app.user_repositories (login, repo_full_name) values (%s, %s) on conflict do nothing",
+                (login, repo),
+            )
+    what = f" with {len(repos)} repositories" if repos else ""
+    click.echo(f"user {login} saved{what}" + (" (token stored encrypted)" if ciphertext else ""))
+
+
+@users.command("list")
+def users_list() -> None:
+    """List users, their repositories and last login."""
+    from ghmetrics_dagster import warehouse
+
+    url = _migrated_url()
+    with warehouse.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            """select u.login, coalesce(u.display_name, ''), u.token_ciphertext is not null,
+                      (select count(*) from app.user_repositories r where r.login = u.login),
+                      (select max(logged_in_at) from app.user_logins l where l.login = u.login)
+               from app.users u order by u.login"""
+        )
+        rows = cur.fetchall()
+    if not rows:
+        click.echo("no users yet; add one with `ghmetrics users add LOGIN --repo OWNER/NAME`")
+        return
+    click.echo(f"{'login':<24} {'name':<20} {'token':<6} {'repos':>5}  last login")
+    for login, name, has_token, repo_count, last_login in rows:
+        last = last_login.strftime("%Y-%m-%d %H:%M UTC") if last_login else "never"
+        click.echo(f"{login:<24} {name[:20]:<20} {'yes' if has_token else 'no':<6} {repo_count:>5}  {last}")
+
+
+def _require_user(cur, login: str) -> None:
+    cur.execute("select 1 from app.users where login = %s", (login,))
+    if cur.fetchone() is None:
+        fail(f"unknown user '{login}'; add it first with `ghmetrics users add {login} --repo OWNER/NAME`")
+
+
+@main.command()
+@click.argument("login")
+def login(login: str) -> None:
+    """Record that LOGIN signed in (what a web front end does); the login sensor refreshes them."""
+    from ghmetrics_dagster import warehouse
+
+    url = _migrated_url()
+    with warehouse.connect(url) as conn, conn.cursor() as cur:
+        _require_user(cur, login)
+        cur.execute("insert into app.user_logins (login) values (%s) returning id, logged_in_at", (login,))
+        login_id, at = cur.fetchone()
+    click.echo(f"login {login_id} recorded for {login} at {at:%Y-%m-%d %H:%M:%S} UTC")
+
+
+# --- pipeline ------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--user", "login", required=True, help="The user whose pipeline to run.")
+def run(login: str) -> None:
+    """Materialise LOGIN's pipeline (ingestion, marts, insights, summary) as a Dagster run."""
+    from ghmetrics_dagster import pipeline, warehouse
+
+    url = _migrated_url()
+    with warehouse.connect(url) as conn, conn.cursor() as cur:
+        _require_user(cur, login)
+    result = pipeline.run_user_pipeline(login, progress=True)
+    click.echo(f"run {result.run_id} {'succeeded' if result.success else 'failed'} for {login}")
+    if not result.success:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--seed", default=7, show_default=True, help="Seed of the synthetic organisation.")
+@click.option("--repos", default=6, show_default=True, help="Repositories in the synthetic organisation.")
+@click.option("--prs", default=80, show_default=True, help="Pull requests per repository.")
+@click.option("--no-ui", is_flag=True, help="Stop after printing instead of serving the Dagster UI.")
+@click.option("--port", default=3000, show_default=True, help="Port of the Dagster UI.")
+def demo(seed: int, repos: int, prs: int, no_ui: bool, port: int) -> None:
+    """Run the whole pipeline against the sandbox and print the results."""
+    from ghmetrics_dagster import demo as demo_module
+
+    demo_module.run_demo(seed=seed, repos=repos, prs=prs, serve_ui=not no_ui, port=port)
+
+
+@main.command()
+@click.option("--port", default=3000, show_default=True)
+def ui(port: int) -> None:
+    """Serve the Dagster UI (and daemon) on the embedded defaults."""
+    from ghmetrics_dagster import dagster_home, pipeline
+
+    _migrated_url()
+    dagster_home.prepare()
+    pipeline.serve_ui(port)
+
+
+@main.command("mlflow-ui")
+@click.option("--port", default=5000, show_default=True)
+def mlflow_ui(port: int) -> None:
+    """Serve the MLflow UI over the configured tracking store."""
+    import subprocess
+
+    from ghmetrics_dagster import settings
+
+    uri = settings.mlflow_tracking_uri()
+    command = [os.path.join(os.path.dirname(sys.executable), "mlflow"), "ui", "--backend-store-uri", uri,
+               "--host", "127.0.0.1", "--port", str(port)]
+    if uri.startswith("sqlite:"):
+        command += ["--default-artifact-root", settings.mlflow_artifact_root()]
+    click.echo(f"MLflow UI: http://127.0.0.1:{port}  (Ctrl-C to stop)")
+    try:
+        subprocess.run(command, check=False)
+    except KeyboardInterrupt:
+        pass
+
+
+@main.command()
+def doctor() -> None:
+    """Check configuration and connectivity; exit non-zero when something is wrong."""
+    from ghmetrics_dagster import doctor as doctor_module
+
+    problems = doctor_module.run_checks(click.echo)
+    if problems:
+        click.echo(f"{problems} problem(s) found", err=True)
+        sys.exit(1)
+    click.echo("all checks passed")
+
+
+def _attach_optional_commands() -> None:
+    """Commands that live beside their library (sandbox, repos, models)."""
+    import importlib
+
+    for module_name, attribute in (
+        ("ghmetrics_dagster.sandbox.cli", "sandbox"),
+        ("ghmetrics_dagster.repos_cli", "repos"),
+        ("ghmetrics_dagster.models_cli", "models"),
+    ):
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue
+            raise
+        main.add_command(getattr(module, attribute))
+
+
+_attach_optional_commands()
+
+
+if __name__ == "__main__":
+    main()

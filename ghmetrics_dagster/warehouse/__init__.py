@@ -1,0 +1,142 @@
+"""The Postgres warehouse: where it is, how to connect, and its schema migrations.
+
+With no configuration an embedded Postgres (pgserver) is started under
+`$GHMETRICS_HOME/pg` on first use and left running, so the next command reuses it.
+`GHMETRICS_DATABASE_URL` selects an external server instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator
+from importlib import resources
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg2
+import psycopg2.extras
+
+from ghmetrics_dagster import settings
+
+
+class WarehouseError(RuntimeError):
+    """The warehouse cannot be reached or used; the message says what to do."""
+
+
+@functools.cache
+def _embedded_server():
+    import pgserver
+
+    pgdata = settings.home() / "pg"
+    pgdata.mkdir(parents=True, exist_ok=True)
+    # cleanup_mode=None: keep the server running after this process exits so that the
+    # next command (and the Dagster UI) reuse it instead of starting another.
+    return pgserver.get_server(pgdata, cleanup_mode=None)
+
+
+def embedded_pid() -> int | None:
+    return _embedded_server().get_pid()
+
+
+def database_url() -> str:
+    """A libpq URL (psql and psycopg2 accept it) for the current warehouse."""
+    external = settings.external_database_url()
+    if external:
+        return to_libpq_url(external)
+    return _embedded_server().get_uri()
+
+
+def to_libpq_url(url: str) -> str:
+    """Drops a SQLAlchemy driver suffix (`postgresql+psycopg2://`) so libpq accepts the URL."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.split("+", 1)[0]
+    if scheme == "postgres":
+        scheme = "postgresql"
+    return urlunsplit((scheme, *parts[1:]))
+
+
+def sqlalchemy_url(url: str | None = None) -> str:
+    """The same URL with an explicit psycopg2 driver (SQLAlchemy 2.1 defaults to psycopg 3)."""
+    parts = urlsplit(to_libpq_url(url or database_url()))
+    return urlunsplit(("postgresql+psycopg2", *parts[1:]))
+
+
+def display_url(url: str) -> str:
+    """The URL with any password masked, for messages."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(":" + parts.password + "@", ":***@")
+        parts = parts._replace(netloc=netloc)
+    return urlunsplit(parts)
+
+
+@contextlib.contextmanager
+def connect(url: str | None = None) -> Iterator[psycopg2.extensions.connection]:
+    """A connection that commits on success and rolls back on error."""
+    url = url or database_url()
+    try:
+        conn = psycopg2.connect(url, connect_timeout=10)
+    except psycopg2.OperationalError as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WarehouseError(
+            f"cannot connect to the warehouse at {display_url(url)} ({first_line}); "
+            "check GHMETRICS_DATABASE_URL or unset it to use the embedded Postgres"
+        ) from None
+    try:
+        with conn:
+            yield conn
+    finally:
+        conn.close()
+
+
+_MIGRATION_LOCK = 0x6768_6D65  # "ghme": serialises concurrent `migrate` calls
+
+
+def migration_files() -> list[tuple[str, str]]:
+    folder = resources.files("ghmetrics_dagster.warehouse") / "migrations"
+    files = sorted(p for p in folder.iterdir() if p.name.endswith(".sql"))
+    return [(p.name.removesuffix(".sql"), p.read_text()) for p in files]
+
+
+def migrate(url: str | None = None) -> list[str]:
+    """Applies the migrations not yet applied, in order, each in its own transaction.
+
+    Returns the versions applied now (empty when the schema was current).
+    """
+    applied_now = []
+    with connect(url) as conn, conn.cursor() as cur:
+        cur.execute("select pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+        try:
+            cur.execute(
+                "create table if not exists public.ghmetrics_schema_migrations ("
+                " version text primary key, applied_at timestamptz not null default now())"
+            )
+            conn.commit()
+            cur.execute("select version from public.ghmetrics_schema_migrations")
+            done = {row[0] for row in cur.fetchall()}
+            for version, sql in migration_files():
+                if version in done:
+                    continue
+                cur.execute(sql)
+                cur.execute(
+                    "insert into public.ghmetrics_schema_migrations (version) values (%s)", (version,)
+                )
+                conn.commit()
+                applied_now.append(version)
+        finally:
+            cur.execute("select pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
+            conn.commit()
+    return applied_now
+
+
+def upsert(cur, table: str, columns: list[str], key: list[str], rows: list[tuple], page_size: int = 500) -> int:
+    """Inserts rows, replacing the non-key columns of rows whose key exists. Returns the row count."""
+    if not rows:
+        return 0
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+    sql = (
+        f"insert into {table} ({', '.join(columns)}) values %s "
+        f"on conflict ({', '.join(key)}) do update set {updates}, ingested_at = now()"
+    )
+    psycopg2.extras.execute_values(cur, sql, rows, page_size=page_size)
+    return len(rows)
