@@ -1,0 +1,35 @@
+# syntax=docker/dockerfile:1
+# Build: docker build -t ghmetrics .   Runs the Dagster code server on port 4000 as a non-root user.
+
+FROM python:3.11-slim AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+WORKDIR /src
+RUN python -m venv /opt/venv
+COPY pyproject.toml README.md ./
+COPY ghmetrics_dagster ghmetrics_dagster
+COPY ml ml
+RUN /opt/venv/bin/pip install .
+COPY dbt_project dbt_project
+# dagster-dbt needs dbt's manifest before the definitions load (DESIGN.md section 6):
+# parse once at build time so the code server never parses at start-up.
+ENV GHMETRICS_DBT_PROJECT_DIR=/src/dbt_project
+RUN /opt/venv/bin/python -c "from ghmetrics_dagster.defs.transform import prepare_dbt_project; prepare_dbt_project()"
+
+FROM python:3.11-slim
+RUN useradd --create-home --uid 10001 ghmetrics \
+ && mkdir -p /opt/dagster_home /opt/ghmetrics \
+ && chown ghmetrics /opt/dagster_home
+COPY --from=build /opt/venv /opt/venv
+COPY --from=build --chown=ghmetrics /src/dbt_project /opt/ghmetrics/dbt_project
+COPY deploy/workspace.yaml /opt/ghmetrics/workspace.yaml
+COPY --chown=ghmetrics deploy/dagster.yaml /opt/dagster_home/dagster.yaml
+ENV PATH=/opt/venv/bin:$PATH \
+    DAGSTER_HOME=/opt/dagster_home \
+    GHMETRICS_HOME=/opt/dagster_home/ghmetrics \
+    GHMETRICS_DBT_PROJECT_DIR=/opt/ghmetrics/dbt_project
+WORKDIR /opt/ghmetrics
+USER ghmetrics
+EXPOSE 4000
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
+  CMD dagster api grpc-health-check -p 4000 || exit 1
+CMD ["dagster", "code-server", "start", "-h", "0.0.0.0", "-p", "4000", "-m", "ghmetrics_dagster.definitions"]
