@@ -22,14 +22,17 @@ RUN useradd --create-home --uid 10001 ghmetrics \
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build --chown=ghmetrics /src/dbt_project /opt/ghmetrics/dbt_project
 COPY deploy/workspace.yaml /opt/ghmetrics/workspace.yaml
-COPY --chown=ghmetrics deploy/dagster.yaml /opt/dagster_home/dagster.yaml
+COPY deploy/dagster.production.yaml deploy/dagster.ecs.yaml /opt/ghmetrics/instance/
+COPY deploy/entrypoint.sh /opt/ghmetrics/entrypoint.sh
 ENV PATH=/opt/venv/bin:$PATH \
     DAGSTER_HOME=/opt/dagster_home \
     GHMETRICS_HOME=/opt/dagster_home/ghmetrics \
-    GHMETRICS_DBT_PROJECT_DIR=/opt/ghmetrics/dbt_project
+    GHMETRICS_DBT_PROJECT_DIR=/opt/ghmetrics/dbt_project \
+    GHMETRICS_INSTANCE=production
 WORKDIR /opt/ghmetrics
 USER ghmetrics
 EXPOSE 4000
 HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
   CMD dagster api grpc-health-check -p 4000 || exit 1
+ENTRYPOINT ["/opt/ghmetrics/entrypoint.sh"]
 CMD ["dagster", "code-server", "start", "-h", "0.0.0.0", "-p", "4000", "-m", "ghmetrics_dagster.definitions"]

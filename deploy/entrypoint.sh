@@ -1,0 +1,13 @@
+#!/bin/sh
+# Chooses the Dagster instance file by environment (GHMETRICS_INSTANCE: production or ecs),
+# so that one image serves the compose stack and ECS without editing files.
+set -eu
+instance="${GHMETRICS_INSTANCE:-production}"
+source_file="/opt/ghmetrics/instance/dagster.${instance}.yaml"
+if [ ! -f "$source_file" ]; then
+  echo "error: GHMETRICS_INSTANCE=${instance} is not one of: production, ecs" >&2
+  exit 2
+fi
+mkdir -p "$DAGSTER_HOME"
+cp "$source_file" "$DAGSTER_HOME/dagster.yaml"
+exec "$@"
