@@ -204,6 +204,8 @@ class Organization:
     # login -> repositories the user owns or collaborates on (overlapping sets)
     memberships: dict[str, list[str]] = field(default_factory=dict)
     anomalies: list[Anomaly] = field(default_factory=list)
+    # The generator's seed: advance() derives its randomness from it and the clock.
+    seed: int = 0
 
     def repository(self, full_name: str) -> Repository | None:
         for repo in self.repositories:
