@@ -1,0 +1,67 @@
+"""The per-user summary asset: thin wiring over ghmetrics_dagster.llm."""
+
+
+import dagster as dg
+
+from ghmetrics_dagster import settings, warehouse
+from ghmetrics_dagster.defs.partitions import users_partitions
+from ghmetrics_dagster.llm.service import summarise_user
+
+
+@dg.asset(
+    key=["app", "user_summaries"],
+    partitions_def=users_partitions,
+    deps=[
+        dg.AssetKey(["marts", "fct_dora_weekly"]),
+        dg.AssetKey(["marts", "fct_pull_requests"]),
+        dg.AssetKey(["ml", "insights"]),
+    ],
+    kinds={"python", "postgres"},
+    group_name="summaries",
+    description=(
+        "A grounded summary of the user's metrics written by the LLM router (OpenAI/Anthropic when "
+        "keys are set, else rule-based) into app.summaries, plus an HTML and a JSON report."
+    ),
+)
+def user_summaries(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    login = context.partition_key
+    outcome = summarise_user(
+        login,
+        warehouse.database_url(),
+        run_id=context.run.run_id,
+        reports_dir=settings.reports_dir(),
+        logger=context.log,
+    )
+    result = outcome.result
+    cost = f"${result.cost_usd:.6f}"
+    header = (
+        f"**{result.provider} / {result.model}**, cost {cost}"
+        f"{', cache hit' if result.cache_hit else ''}{'' if result.grounded else ', NOT grounded'}"
+    )
+    notes = "\n".join(f"- {note}" for note in result.notes)
+    markdown = f"{header}\n\n{result.text}" + (f"\n\n{notes}" if notes else "")
+    if result.budget_exhausted:
+        context.log.warning(f"{login}: LLM budget exhausted, rule-based summary used")
+    return dg.MaterializeResult(
+        metadata={
+            "summary": dg.MetadataValue.md(markdown),
+            "provider": result.provider,
+            "model": result.model,
+            "cost_usd": dg.MetadataValue.float(float(result.cost_usd)),
+            "input_tokens": result.input_tokens,
+            "output_tokens": result.output_tokens,
+            "latency_ms": result.latency_ms,
+            "cache_hit": result.cache_hit,
+            "grounded": result.grounded,
+            "budget_exhausted": result.budget_exhausted,
+            "tier": result.tier,
+            "attempts": dg.MetadataValue.json([a.__dict__ for a in result.attempts]),
+            "summary_id": outcome.summary_id,
+            "report_html": dg.MetadataValue.path(str(outcome.html_path)),
+            "report_json": dg.MetadataValue.path(str(outcome.json_path)),
+        }
+    )
+
+
+ASSETS = [user_summaries]
+RESOURCES: dict = {}

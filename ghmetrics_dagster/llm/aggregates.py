@@ -1,0 +1,360 @@
+"""The aggregates a user's summary is written from, and the facts they turn into.
+
+`SummaryInput` is a plain dataclass so the router, the rule-based writer and the report can be
+tested without a database; `load_summary_input` builds it from the marts and `ml.insights`.
+Every number a summary may mention is a `Fact`: the prompt shows the facts, the rule-based
+writer quotes them and the grounding check accepts only numbers that match them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+from decimal import Decimal
+from typing import Any
+
+WINDOW_WEEKS = 12
+MAX_REPOSITORIES = 10  # the busiest ones; keeps the prompt short for users with many repositories
+
+GRADE_FIELDS = (
+    "deployment_frequency_grade",
+    "lead_time_grade",
+    "change_failure_rate_grade",
+    "time_to_restore_grade",
+)
+
+# Weekly columns of marts.fct_dora_weekly that the report charts and the prompt may cite.
+WEEKLY_FIELDS = (
+    "deployments",
+    "deployment_days",
+    "median_lead_time_hours",
+    "change_failure_rate",
+    "failed_changes",
+    "incidents",
+    "median_time_to_restore_hours",
+    "merged_prs",
+    "review_coverage",
+    "median_pr_size",
+    "p90_pr_size",
+    "median_coding_hours",
+    "median_pickup_hours",
+    "median_review_hours",
+    "median_deploy_hours",
+    "review_coverage_12w",
+    "performance_score",
+)
+
+CYCLE_STAGES = ("coding", "pickup", "review", "deploy")
+
+
+@dataclasses.dataclass
+class RepositoryAggregate:
+    name: str  # untrusted: comes from GitHub
+    deployments_12w: float | None = None
+    median_lead_time_hours: float | None = None
+    performance_score: float | None = None
+
+
+@dataclasses.dataclass
+class Anomaly:
+    week_start: str
+    metric: str  # untrusted enough to be treated as data
+    anomaly_score: float | None = None
+
+
+@dataclasses.dataclass
+class SummaryInput:
+    """Aggregates for one user; values are plain floats/ints/str (None when unknown)."""
+
+    login: str
+    week_start: str | None = None  # the latest week, ISO date
+    latest: dict[str, float | None] = dataclasses.field(default_factory=dict)
+    trailing: dict[str, float | None] = dataclasses.field(default_factory=dict)  # 12-week values
+    grades: dict[str, str | None] = dataclasses.field(default_factory=dict)
+    previous_grades: dict[str, str | None] = dataclasses.field(default_factory=dict)
+    cycle_medians_12w: dict[str, float | None] = dataclasses.field(default_factory=dict)  # hours
+    repositories: list[RepositoryAggregate] = dataclasses.field(default_factory=list)
+    anomalies: list[Anomaly] = dataclasses.field(default_factory=list)
+    predictions: dict[str, float | None] = dataclasses.field(default_factory=dict)
+    weeks: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # for the report only
+
+    @property
+    def has_data(self) -> bool:
+        return self.week_start is not None
+
+    @property
+    def grade_changes(self) -> dict[str, tuple[str | None, str | None]]:
+        changes = {}
+        for field in GRADE_FIELDS:
+            before, now = self.previous_grades.get(field), self.grades.get(field)
+            if before and now and before != now:
+                changes[field] = (before, now)
+        return changes
+
+    @property
+    def needs_strong_model(self) -> bool:
+        """Anomalies or a grade change deserve the stronger (dearer) model tier."""
+        return bool(self.anomalies) or bool(self.grade_changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SummaryInput:
+        data = dict(data)
+        data["repositories"] = [RepositoryAggregate(**r) for r in data.get("repositories", [])]
+        data["anomalies"] = [Anomaly(**a) for a in data.get("anomalies", [])]
+        return cls(**data)
+
+
+# ---------------------------------------------------------------------------------------------
+# Facts: the numbers a summary may use, with units and one canonical display form.
+
+
+@dataclasses.dataclass(frozen=True)
+class Fact:
+    key: str
+    label: str
+    value: float
+    unit: str  # "count", "hours", "ratio", "score", "percent", "weeks"
+    subject: str | None = None  # an untrusted name (repository, metric) the fact is about
+
+    @property
+    def display(self) -> str:
+        return format_value(self.value, self.unit)
+
+
+def format_value(value: float, unit: str) -> str:
+    if unit == "hours":
+        return f"{_round(value, 1)} h"
+    if unit == "ratio":
+        return f"{_round(value * 100, 1)}%"
+    if unit == "percent":
+        return f"{_round(value, 1)}%"
+    if unit == "weeks":
+        return f"{_round(value, 0)} weeks"
+    if unit == "score":  # anomaly scores live in 0..1, performance scores in 0..100
+        return f"{_round(value, 2 if abs(value) < 10 else 1)}"
+    return f"{_round(value, 1)}"
+
+
+def _round(value: float, digits: int) -> str:
+    rounded = round(float(value), digits)
+    if digits == 0 or rounded == int(rounded):
+        return str(int(rounded))
+    return f"{rounded:.{digits}f}"
+
+
+_LABELS = {
+    "deployments": ("deployments", "count"),
+    "deployment_days": ("deployment days", "count"),
+    "median_lead_time_hours": ("median lead time", "hours"),
+    "change_failure_rate": ("change failure rate", "ratio"),
+    "incidents": ("incidents", "count"),
+    "median_time_to_restore_hours": ("median time to restore", "hours"),
+    "merged_prs": ("merged pull requests", "count"),
+    "review_coverage": ("review coverage", "ratio"),
+    "median_pr_size": ("median pull request size (lines)", "count"),
+    "performance_score": ("performance score", "score"),
+}
+
+_TRAILING_LABELS = {
+    "deployments": ("deployments", "count"),
+    "median_weekly_deployment_days": ("median deployment days per week", "count"),
+    "median_lead_time_hours": ("median lead time", "hours"),
+    "change_failure_rate": ("change failure rate", "ratio"),
+    "incidents": ("incidents", "count"),
+    "merged_prs": ("merged pull requests", "count"),
+    "review_coverage": ("review coverage", "ratio"),
+}
+
+
+def _usable(value) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def facts(data: SummaryInput) -> list[Fact]:
+    """The numbers of `data` in a fixed order (the prompt and the rule-based writer share it)."""
+    out: list[Fact] = [Fact("window_weeks", "trailing window", WINDOW_WEEKS, "weeks")]
+    for key, (label, unit) in _LABELS.items():
+        value = data.latest.get(key)
+        if _usable(value):
+            out.append(Fact(f"latest.{key}", f"{label}, latest week", float(value), unit))
+    for key, (label, unit) in _TRAILING_LABELS.items():
+        value = data.trailing.get(key)
+        if _usable(value):
+            out.append(Fact(f"trailing.{key}", f"{label}, last {WINDOW_WEEKS} weeks", float(value), unit))
+    for stage in CYCLE_STAGES:
+        value = data.cycle_medians_12w.get(stage)
+        if _usable(value):
+            out.append(Fact(f"cycle.{stage}", f"median {stage} time, last {WINDOW_WEEKS} weeks", float(value), "hours"))
+    for key, label, unit in (
+        ("predicted_lead_time_hours", "forecast lead time, next week", "hours"),
+        ("predicted_performance_score", "forecast performance score, next week", "score"),
+    ):
+        value = data.predictions.get(key)
+        if _usable(value):
+            out.append(Fact(f"prediction.{key}", label, float(value), unit))
+    for index, anomaly in enumerate(data.anomalies):
+        if _usable(anomaly.anomaly_score):
+            out.append(
+                Fact(
+                    f"anomaly.{index}.score",
+                    f"anomaly score, week starting {anomaly.week_start}",
+                    float(anomaly.anomaly_score),
+                    "score",
+                    subject=anomaly.metric,
+                )
+            )
+    for index, repo in enumerate(data.repositories):
+        for key, label, unit in (
+            ("deployments_12w", f"deployments, last {WINDOW_WEEKS} weeks", "count"),
+            ("median_lead_time_hours", "median lead time, latest week", "hours"),
+            ("performance_score", "performance score", "score"),
+        ):
+            value = getattr(repo, key)
+            if _usable(value):
+                out.append(Fact(f"repo.{index}.{key}", label, float(value), unit, subject=repo.name))
+    return out
+
+
+def input_dates(data: SummaryInput) -> set[str]:
+    dates = {a.week_start for a in data.anomalies}
+    if data.week_start:
+        dates.add(data.week_start)
+    return dates
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading from Postgres.
+
+
+class AggregatesError(RuntimeError):
+    """The marts the summary needs are missing; the message says what to run."""
+
+
+def _plain(value):
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    return value
+
+
+def _median(values: list[float]) -> float | None:
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def load_summary_input(conn, login: str, history_weeks: int = 26) -> SummaryInput:
+    """Reads a user's aggregates from marts.fct_dora_weekly, marts.fct_pull_requests and ml.insights."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "select to_regclass('marts.fct_dora_weekly'), to_regclass('marts.fct_pull_requests'),"
+            " to_regclass('ml.insights')"
+        )
+        dora, prs, insights = cur.fetchone()
+        if dora is None:
+            raise AggregatesError(
+                "marts.fct_dora_weekly does not exist: materialise the dbt assets (marts) before the summaries"
+            )
+        columns = ", ".join(("week_start",) + WEEKLY_FIELDS + GRADE_FIELDS)
+        cur.execute(
+            f"select {columns} from marts.fct_dora_weekly where scope_type = 'user' and scope = %s"
+            " order by week_start desc limit %s",
+            (login, history_weeks),
+        )
+        names = [d[0] for d in cur.description]
+        rows = [{n: _plain(v) for n, v in zip(names, row)} for row in cur.fetchall()]
+        rows.reverse()
+        data = SummaryInput(login=login, weeks=rows)
+        if not rows:
+            return data
+
+        latest = rows[-1]
+        window = rows[-WINDOW_WEEKS:]
+        data.week_start = latest["week_start"]
+        data.latest = {k: latest[k] for k in WEEKLY_FIELDS}
+        data.grades = {k: latest[k] for k in GRADE_FIELDS}
+        if len(rows) >= 2:
+            data.previous_grades = {k: rows[-2][k] for k in GRADE_FIELDS}
+        deployments = sum(r["deployments"] or 0 for r in window)
+        failed = sum(r["failed_changes"] or 0 for r in window)
+        data.trailing = {
+            "deployments": deployments,
+            "median_weekly_deployment_days": _median([r["deployment_days"] or 0 for r in window]),
+            "change_failure_rate": (failed / deployments) if deployments else None,
+            "incidents": sum(r["incidents"] or 0 for r in window),
+            "merged_prs": sum(r["merged_prs"] or 0 for r in window),
+            "review_coverage": latest.get("review_coverage_12w"),
+        }
+        window_start = window[0]["week_start"]
+        # Weeks start at midnight UTC whatever the session's time zone.
+        window_start_utc = dt.datetime.fromisoformat(window_start).replace(tzinfo=dt.timezone.utc)
+
+        cur.execute(
+            "select repo_full_name from app.user_repositories where login = %s order by repo_full_name",
+            (login,),
+        )
+        repos = [r[0] for r in cur.fetchall()]
+
+        if prs is not None and repos:
+            # Pooled medians over the user's repositories, like the user-scope rows of the mart.
+            cur.execute(
+                "select percentile_cont(0.5) within group (order by coding_hours) filter (where merged),"
+                " percentile_cont(0.5) within group (order by pickup_hours) filter (where merged),"
+                " percentile_cont(0.5) within group (order by review_hours) filter (where merged),"
+                " percentile_cont(0.5) within group (order by deploy_hours) filter (where merged),"
+                " percentile_cont(0.5) within group (order by lead_time_hours) filter (where shipped)"
+                " from (select *, merged_at >= %(start)s as merged, shipped_at >= %(start)s as shipped"
+                "       from marts.fct_pull_requests"
+                "       where repo_full_name = any(%(repos)s) and not is_bot and merged_at is not null) prs"
+                " where merged or shipped",
+                {"start": window_start_utc, "repos": repos},
+            )
+            coding, pickup, review, deploy, lead = (_plain(v) for v in cur.fetchone())
+            data.cycle_medians_12w = {"coding": coding, "pickup": pickup, "review": review, "deploy": deploy}
+            data.trailing["median_lead_time_hours"] = lead
+
+        if repos:
+            cur.execute(
+                "select scope, sum(deployments),"
+                " (array_agg(median_lead_time_hours order by week_start desc))[1],"
+                " (array_agg(performance_score order by week_start desc))[1]"
+                " from marts.fct_dora_weekly"
+                " where scope_type = 'repository' and scope = any(%s) and week_start >= %s::date"
+                " group by scope order by sum(deployments) desc nulls last, scope limit %s",
+                (repos, window_start, MAX_REPOSITORIES),
+            )
+            data.repositories = [
+                RepositoryAggregate(name, _plain(dep), _plain(lead), _plain(score))
+                for name, dep, lead, score in cur.fetchall()
+            ]
+
+        if insights is not None:
+            cur.execute(
+                "select week_start, anomaly_metric, anomaly_score from ml.insights"
+                " where login = %s and is_anomaly and week_start >= %s::date"
+                " order by week_start desc, anomaly_score desc nulls last limit 5",
+                (login, window_start),
+            )
+            data.anomalies = [
+                Anomaly(_plain(week), metric or "unspecified", _plain(score)) for week, metric, score in cur.fetchall()
+            ]
+            cur.execute(
+                "select predicted_lead_time_hours, predicted_performance_score from ml.insights"
+                " where login = %s and scope_type = 'user' and scope = %s"
+                " order by week_start desc limit 1",
+                (login, login),
+            )
+            row = cur.fetchone()
+            if row:
+                data.predictions = {
+                    "predicted_lead_time_hours": _plain(row[0]),
+                    "predicted_performance_score": _plain(row[1]),
+                }
+    return data

@@ -1,0 +1,42 @@
+"""One reusable Postgres connection per cache/ledger, so a summary costs no new connections."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+import psycopg2
+
+from ghmetrics_dagster.warehouse import WarehouseError, display_url
+
+
+class SharedConnection:
+    def __init__(self, database_url: str):
+        self.database_url = database_url
+        self._conn = None
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def cursor(self):
+        """A cursor in its own transaction (commit on success, rollback on error)."""
+        with self._lock:
+            if self._conn is None or self._conn.closed:
+                try:
+                    self._conn = psycopg2.connect(self.database_url, connect_timeout=10)
+                except psycopg2.OperationalError as exc:
+                    first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                    raise WarehouseError(
+                        f"cannot connect to the warehouse at {display_url(self.database_url)} ({first_line}); "
+                        "check GHMETRICS_DATABASE_URL or unset it to use the embedded Postgres"
+                    ) from None
+            try:
+                with self._conn, self._conn.cursor() as cur:
+                    yield cur
+            except (psycopg2.OperationalError, psycopg2.InterfaceError):
+                self.close()
+                raise
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

@@ -1,0 +1,93 @@
+"""One user's summary end to end: aggregates from Postgres -> router -> app.summaries -> report.
+
+The Dagster asset and `ghmetrics demo` both call `summarise_user`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from pathlib import Path
+
+from ghmetrics_dagster import settings, warehouse
+from ghmetrics_dagster.llm.aggregates import SummaryInput, load_summary_input
+from ghmetrics_dagster.llm.report import write_report
+from ghmetrics_dagster.llm.router import Router, SummaryResult
+
+
+@dataclasses.dataclass
+class UserSummary:
+    data: SummaryInput
+    result: SummaryResult
+    summary_id: int
+    html_path: Path
+    json_path: Path
+
+
+def save_summary(conn, result: SummaryResult, run_id: str | None = None) -> tuple[int, dt.datetime]:
+    with conn.cursor() as cur:
+        cur.execute(
+            "insert into app.summaries (login, provider, model, text, input_tokens, output_tokens, cost_usd,"
+            " latency_ms, cache_hit, grounded, run_id) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " returning id, generated_at",
+            (
+                result.login,
+                result.provider,
+                result.model,
+                result.text,
+                result.input_tokens,
+                result.output_tokens,
+                result.cost_usd,
+                result.latency_ms,
+                result.cache_hit,
+                result.grounded,
+                run_id,
+            ),
+        )
+        return cur.fetchone()
+
+
+def summarise_user(
+    login: str,
+    database_url: str | None = None,
+    router: Router | None = None,
+    run_id: str | None = None,
+    reports_dir: str | Path | None = None,
+    logger=None,
+) -> UserSummary:
+    """Writes a fresh summary for `login` into app.summaries and its report under reports_dir."""
+    url = database_url or warehouse.database_url()
+    router = router or Router.from_env(url, run_id, logger=logger)
+    with warehouse.connect(url) as conn:
+        data = load_summary_input(conn, login)
+    result = router.summarise(data)
+    with warehouse.connect(url) as conn:
+        summary_id, generated_at = save_summary(conn, result, run_id)
+    summary = result.to_dict() | {"id": summary_id, "generated_at": generated_at.isoformat(timespec="seconds")}
+    html_path, json_path = write_report(data, summary, reports_dir or settings.reports_dir())
+    return UserSummary(data, result, summary_id, html_path, json_path)
+
+
+def demo_summary(login: str | None = None, database_url: str | None = None) -> tuple[str, Path]:
+    """For `ghmetrics demo`: summarise one user (the given one, else the first with weekly rows,
+    else the first user) and return the summary text and the HTML report's path."""
+    url = database_url or warehouse.database_url()
+    if login is None:
+        with warehouse.connect(url) as conn, conn.cursor() as cur:
+            cur.execute("select to_regclass('marts.fct_dora_weekly')")
+            if cur.fetchone()[0] is not None:
+                cur.execute(
+                    "select u.login from app.users u where exists (select 1 from marts.fct_dora_weekly d"
+                    " where d.scope_type = 'user' and d.scope = u.login) order by u.login limit 1"
+                )
+                row = cur.fetchone()
+            else:
+                row = None
+            if row is None:
+                cur.execute("select login from app.users order by login limit 1")
+                row = cur.fetchone()
+        if row is None:
+            raise ValueError("no users in app.users: add a user first (see `ghmetrics --help`), then run the demo again")
+        login = row[0]
+    outcome = summarise_user(login, url)
+    return outcome.result.text, outcome.html_path
