@@ -1,0 +1,350 @@
+"""Ingestion into raw against the sandbox over real HTTP and a real Postgres.
+
+The sandbox's organisation (the event model) is the ground truth: after a sync, raw must hold
+exactly its objects, whatever went wrong on the way (5xx, secondary limits, 502 on big pages,
+a SIGKILL mid-run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg2
+import pytest
+
+from ghmetrics_dagster import warehouse
+from ghmetrics_dagster.github import queries, sync
+from ghmetrics_dagster.github.client import GitHubClient
+
+server = pytest.importorskip("ghmetrics_dagster.sandbox.server")
+generator = pytest.importorskip("ghmetrics_dagster.sandbox.generator")
+from ghmetrics_dagster.sandbox import model  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+_LOCAL_URL = re.compile(r"http://127\.0\.0\.1:\d+")
+
+
+def small_org(seed=3, repos=4, prs=24):
+    # 4 repositories: one of each deployment style.
+    return generator.generate(seed, repos=repos, prs_per_repo=prs, weeks=6, users=6)
+
+
+def make_client(sb, **kwargs):
+    kwargs.setdefault("backoff_base", 0.02)
+    kwargs.setdefault("timeout", 5)
+    return GitHubClient(sb.rest_url, sb.graphql_url, list(sb.tokens), **kwargs)
+
+
+def names(org):
+    return [repo.full_name for repo in org.repositories]
+
+
+def expected_keys(org) -> dict[str, set]:
+    keys = {t: set() for t in ("repositories", "pull_requests", "pull_request_reviews", "pull_request_commits",
+                               "deployments", "releases", "workflow_runs", "issues")}
+    for repo in org.repositories:
+        keys["repositories"].add(repo.node_id)
+        for pr in repo.pull_requests:
+            keys["pull_requests"].add(pr.node_id)
+            keys["pull_request_reviews"].update(r.node_id for r in pr.reviews)
+            keys["pull_request_commits"].update((repo.full_name, pr.number, c.sha) for c in pr.commits)
+        keys["deployments"].update(d.node_id for d in repo.deployments)
+        keys["releases"].update(r.node_id for r in repo.releases)
+        keys["workflow_runs"].update(str(r.database_id) for r in repo.workflow_runs)
+        keys["issues"].update(i.node_id for i in repo.issues)
+    return keys
+
+
+def raw_keys(url) -> dict[str, set]:
+    out = {}
+    with warehouse.connect(url) as conn, conn.cursor() as cur:
+        for table in expected_keys_tables():
+            if table == "pull_request_commits":
+                cur.execute("select repo_full_name, pull_request_number, sha from raw.pull_request_commits")
+                out[table] = {tuple(row) for row in cur.fetchall()}
+            else:
+                cur.execute(f"select id from raw.{table}")
+                out[table] = {row[0] for row in cur.fetchall()}
+    return out
+
+
+def expected_keys_tables():
+    return ("repositories", "pull_requests", "pull_request_reviews", "pull_request_commits",
+            "deployments", "releases", "workflow_runs", "issues")
+
+
+def raw_snapshot(url) -> dict[str, list]:
+    """Every raw row without ingested_at: what must be identical between two runs."""
+    out = {}
+    with warehouse.connect(url) as conn, conn.cursor() as cur:
+        for table in expected_keys_tables():
+            key = "repo_full_name, pull_request_number, sha" if table == "pull_request_commits" else "id"
+            cur.execute(f"select {key}, data::text, updated_at from raw.{table} order by {key}")
+            # REST objects embed the server's address, which differs between two sandboxes.
+            out[table] = [(key, _LOCAL_URL.sub("http://sandbox", data), updated) for key, data, updated in
+                          ((row[:-2] if len(row) > 3 else row[0], row[-2], row[-1]) for row in cur.fetchall())]
+    return out
+
+
+def assert_raw_matches(url, org):
+    got, want = raw_keys(url), expected_keys(org)
+    for table in want:
+        assert got[table] == want[table], f"raw.{table}: {len(got[table])} rows, org has {len(want[table])}"
+    with warehouse.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("select id, data from raw.pull_requests")
+        prs = dict(cur.fetchall())
+        cur.execute("select id, data from raw.deployments")
+        deployments = dict(cur.fetchall())
+    for repo in org.repositories:
+        for pr in repo.pull_requests:
+            data = prs[pr.node_id]
+            assert data["updatedAt"] == pr.updated_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+            assert data["state"] == pr.state and data["title"] == pr.title
+            assert "reviews" not in data and "commits" not in data
+            ready = data["readyForReview"]
+            assert (ready is None) == (pr.ready_for_review_at is None)
+        for dep in repo.deployments:
+            assert sorted(s["id"] for s in deployments[dep.node_id]["statuses"]) == sorted(s.node_id for s in dep.statuses)
+
+
+def fresh_database(server_url) -> str:
+    name = "ghm_test_" + uuid.uuid4().hex[:12]
+    admin = psycopg2.connect(server_url)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'create database "{name}"')
+    admin.close()
+    parts = urlsplit(warehouse.to_libpq_url(server_url))
+    url = urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+    warehouse.migrate(url)
+    return url
+
+
+def drop_database(server_url, url):
+    name = urlsplit(url).path.lstrip("/")
+    admin = psycopg2.connect(server_url)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute("select pg_terminate_backend(pid) from pg_stat_activity where datname = %s", (name,))
+        cur.execute(f'drop database if exists "{name}"')
+    admin.close()
+
+
+def test_full_load_then_unchanged_refresh_is_free(database_url):
+    org = small_org()
+    with server.run_sandbox(org) as sb:
+        client = make_client(sb)
+        lines = []
+        report = sync.sync_repositories(database_url, client, names(org), progress=lines.append)
+        assert report.ok, report.metadata()["errors"]
+        assert_raw_matches(database_url, org)
+        styles = {repo.deployment_style for repo in org.repositories}
+        assert styles == {"github_deployments", "workflow_runs", "releases", "merges"}
+        rows = report.rows_upserted()
+        assert rows["pull_requests"] == sum(len(r.pull_requests) for r in org.repositories)
+        assert any("pull_requests: page 1" in line for line in lines)
+        meta = report.metadata()
+        assert meta["graphql_points"] > 0 and meta["requests"] == meta["rest_requests"] + meta["graphql_requests"]
+        assert meta["rate_limit_remaining"]["graphql"] is not None
+        json.dumps(meta)  # Dagster metadata must be JSON
+
+        before = raw_snapshot(database_url)
+        refresh = sync.sync_repositories(database_url, client, names(org))
+        assert refresh.ok
+        assert refresh.stats.rest_units == 0, refresh.stats.as_dict()
+        assert refresh.stats.graphql_points <= 1  # one point per 100 repositories
+        assert refresh.stats.not_modified == 4 * len(org.repositories)  # PRs: checked by the repositories query
+        assert all(s.status == "unchanged" for r in refresh.repositories for k, s in r.streams.items() if k != "repositories")
+        assert raw_snapshot(database_url) == before
+
+
+def test_refresh_after_changes_fetches_only_what_changed(database_url):
+    org = small_org(seed=4)
+    with server.run_sandbox(org) as sb:
+        client = make_client(sb)
+        assert sync.sync_repositories(database_url, client, names(org)).ok
+        with sb.lock:
+            touched = generator.touch_pull_requests(org, 0.05, seed=1)
+        report = sync.sync_repositories(database_url, client, names(org), streams=["pull_requests"])
+        assert report.ok
+        # Exactly the touched PRs are written; PRs in the overlap window come back unchanged.
+        assert report.rows_upserted()["pull_requests"] == len(touched)
+        # One page per repository that has touched PRs (a few touched PRs fit in one page).
+        pages = sum(r.streams["pull_requests"].pages for r in report.repositories)
+        per_repo = [sum(1 for p in touched if p in repo.pull_requests) for repo in org.repositories]
+        assert max(per_repo) < queries.PR_PAGE_SIZE
+        assert pages == sum(1 for n in per_repo if n)
+        repos_touched = {r.full_name for r in org.repositories for p in touched if p in r.pull_requests}
+        pr_stats = [r.streams["pull_requests"] for r in report.repositories]
+        assert sum(s.status == "unchanged" for s in pr_stats) == len(org.repositories) - len(repos_touched)
+        assert_raw_matches(database_url, org)
+
+
+def test_advancing_the_organisation_keeps_raw_exact(database_url):
+    org = small_org(seed=5)
+    with server.run_sandbox(org) as sb:
+        client = make_client(sb)
+        assert sync.sync_repositories(database_url, client, names(org)).ok
+        with sb.lock:
+            generator.advance(org, 10)
+        report = sync.sync_repositories(database_url, client, names(org))
+        assert report.ok, report.metadata()["errors"]
+        assert_raw_matches(database_url, org)
+        # the next refresh after catching up is free again
+        again = sync.sync_repositories(database_url, client, names(org))
+        assert again.stats.rest_units == 0
+
+
+def test_unknown_repository_and_revoked_token_fail_alone(database_url):
+    org = small_org(seed=6, repos=2)
+    org.repositories[1].is_archived = True
+    first = org.repositories[0]
+    org.repositories.append(model.Repository(
+        node_id="R_empty_repo", database_id=987654, owner=org.login, name="empty", default_branch="main",
+        created_at=first.created_at, updated_at=first.created_at, pushed_at=first.created_at,
+        deployment_style="merges",
+    ))
+    with server.run_sandbox(org, tokens=["ghp_" + "a" * 36, "ghp_" + "b" * 36]) as sb:
+        good, bad = sb.tokens
+        sb.revoke(bad)
+        client = make_client(sb)
+        report = sync.sync_repositories(database_url, client, ["acme/does-not-exist", "not a name", *names(org)])
+        by_repo = {r.repo: r for r in report.repositories}
+        assert "not found" in by_repo["acme/does-not-exist"].error
+        assert "owner/name" in by_repo["not a name"].error
+        for name in names(org):
+            assert by_repo[name].ok, by_repo[name].errors
+        assert len(report.failed) == 2
+        assert "archived" in by_repo[names(org)[1]].note and "empty" in by_repo[f"{org.login}/empty"].note
+        assert_raw_matches(database_url, org)
+        with warehouse.connect(database_url) as conn, conn.cursor() as cur:
+            cur.execute("select data from raw.repositories where id = 'R_empty_repo'")
+            empty = cur.fetchone()[0]
+        assert empty["isEmpty"] is True and empty["defaultBranchRef"] is None
+        assert "latestPullRequest" not in empty
+        text = json.dumps(report.metadata())
+        assert good not in text and bad not in text
+
+        only_revoked = GitHubClient(sb.rest_url, sb.graphql_url, [bad], backoff_base=0.01)
+        failed = sync.sync_repositories(database_url, only_revoked, names(org))
+        assert not failed.ok
+        for repo in failed.repositories:
+            assert "rejected" in repo.error and "\n" not in repo.error and bad not in repo.error
+
+
+def test_user_repositories_from_app_table_or_api(database_url):
+    org = small_org(seed=7, repos=3)
+    login = sorted(org.memberships)[0]
+    with server.run_sandbox(org) as sb:
+        client = make_client(sb)
+        from_api = sync.resolve_user_repositories(database_url, client, login)
+        assert set(org.memberships[login]) <= set(from_api)
+        with warehouse.connect(database_url) as conn, conn.cursor() as cur:
+            cur.execute("insert into app.users (login) values (%s)", (login,))
+            cur.execute("insert into app.user_repositories values (%s, %s)", (login, names(org)[-1]))
+        assert sync.resolve_user_repositories(database_url, client, login) == [names(org)[-1]]
+        report = sync.sync_user(database_url, login, client)
+        assert [r.repo for r in report.repositories] == [names(org)[-1]] and report.ok
+
+
+KILL_SCRIPT = """
+import sys
+from ghmetrics_dagster.github import queries, sync
+from ghmetrics_dagster.github.client import GitHubClient
+url, rest, graphql, tokens, repos = sys.argv[1:6]
+client = GitHubClient(rest, graphql, tokens.split(","), backoff_base=0.02, timeout=5)
+sync.sync_repositories(url, client, repos.split(","), options=sync.Options(max_workers=2),
+                       progress=lambda line: print(line, flush=True))
+"""
+
+
+def test_faults_and_sigkill_leave_the_same_tables(database_url, server_url):
+    org = small_org(seed=8, repos=4, prs=60)
+    with server.run_sandbox(org) as sb:
+        assert sync.sync_repositories(database_url, make_client(sb), names(org)).ok
+    clean = raw_snapshot(database_url)
+
+    faulty_url = fresh_database(server_url)
+    try:
+        faults = server.FaultConfig(seed=2, rate_5xx=0.05, rate_truncated_json=0.01, rate_hang=0.01, hang_seconds=2,
+                                    graphql_502_node_threshold=1500, secondary_max_concurrent=2,
+                                    retry_after_seconds=1)
+        with server.run_sandbox(org, latency_ms=15, faults=faults) as sb:
+            # A first run killed with SIGKILL in the middle of the pull requests.
+            env = {**os.environ, "PYTHONPATH": str(ROOT)}
+            proc = subprocess.Popen(
+                [sys.executable, "-c", KILL_SCRIPT, faulty_url, sb.rest_url, sb.graphql_url,
+                 ",".join(sb.tokens), ",".join(names(org))],
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT,
+            )
+            deadline = time.monotonic() + 60
+            pages = 0
+            for line in proc.stdout:
+                if "pull_requests: page" in line:
+                    pages += 1
+                if pages >= 3 or time.monotonic() > deadline:
+                    break
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            assert pages >= 3, "the subprocess never reached the pull requests"
+            with warehouse.connect(faulty_url) as conn, conn.cursor() as cur:
+                cur.execute("select count(*) from raw.pull_requests")
+                partial = cur.fetchone()[0]
+            assert 0 < partial < sum(len(r.pull_requests) for r in org.repositories)
+
+            client = make_client(sb, secondary_limit_wait=1, timeout=1)
+            report = sync.sync_repositories(faulty_url, client, names(org))
+            assert report.ok, report.metadata()["errors"]
+            stats = report.stats
+            print("faulty rerun:", stats.as_dict())
+            assert stats.retries > 0 and stats.page_size_reductions > 0 and stats.secondary_limit_waits > 0
+        assert raw_snapshot(faulty_url) == clean
+    finally:
+        drop_database(server_url, faulty_url)
+
+
+def test_tokens_rotate_through_primary_limits_and_exhaustion_is_clear(database_url):
+    org = small_org(seed=9, repos=4, prs=24)
+    # No single token can do the full load (19 points, 16 REST units); three together can.
+    with server.run_sandbox(org, graphql_limit=10, rest_limit=8) as sb:
+        client = make_client(sb, max_rate_limit_wait=1)
+        report = sync.sync_repositories(database_url, client, names(org))
+        assert report.ok, report.metadata()["errors"]
+        assert_raw_matches(database_url, org)
+        used = [sb.stats(t) for t in sb.tokens]
+        assert all(u["rest_used"] > 0 for u in used) and sum(u["graphql_used"] > 0 for u in used) >= 2
+        assert all(u["rest_used"] <= 8 and u["graphql_used"] <= 10 for u in used)
+
+    with server.run_sandbox(org, graphql_limit=2, rest_limit=2, tokens=sb.tokens[:1]) as small:
+        client = make_client(small, max_rate_limit_wait=1)
+        report = sync.sync_repositories(database_url, client, names(org))
+        assert not report.ok
+        messages = [e for r in report.repositories for e in r.errors]
+        assert messages and all("rate limit" in m and "\n" not in m for m in messages)
+        assert not any(small.tokens[0] in m for m in messages)
+
+
+def test_ingest_benchmark_quick_smoke(database_url, tmp_path, capsys):
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import ingest
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    out = tmp_path / "ingest.json"
+    assert ingest.main(["--quick", "--latency-ms", "0", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    for key in ("prs", "units_per_1000_prs", "baseline_units_per_1000_prs", "wall_s", "baseline_wall_s",
+                "speedup", "refresh_unchanged_units"):
+        assert key in result
+    assert result["refresh_unchanged_units"] <= 1
+    assert result["units_per_1000_prs"] < result["baseline_units_per_1000_prs"] / 10
+    assert "baseline PyGithub" in capsys.readouterr().out
