@@ -1,0 +1,158 @@
+"""Dagster wiring for the ML library (ml/): two training assets and the per-user insights.
+
+The training assets materialise only when the training policy says so (ml/policy.py); when it
+does not, the run succeeds without a materialisation and records an observation whose metadata
+holds the reason (new scope-weeks, age), visible on the asset's page.
+
+Insights do not depend on the training assets: a downstream step of an asset that does not
+materialise is skipped, and a user's login run must always end with fresh insights. Instead the
+insights asset scores with whatever champions MLflow holds, and trains a model itself only when
+none was ever trained (a fresh deployment). A Postgres advisory lock per model serialises
+training, and the policy is decided inside it, so a concurrent training asset in the same run
+sees the new version and skips.
+"""
+
+import contextlib
+import zlib
+
+import dagster as dg
+
+from ghmetrics_dagster import warehouse
+from ghmetrics_dagster.defs.partitions import users_partitions
+from ml import data, insights, registry, training
+from ml.features import FeatureError
+from ml.policy import TrainingPolicy
+
+FEATURES = dg.AssetKey(["marts", "ml_weekly_features"])
+
+
+class TrainingConfig(dg.Config):
+    """Set from the launchpad: force a training, or change the thresholds for one run."""
+
+    force: bool = False
+    min_new_samples: int = 50
+    max_age_days: float = 7.0
+    promotion_margin: float = 0.01
+
+
+class InsightsConfig(dg.Config):
+    weeks: int = 4  # how many of each scope's latest weeks to score
+
+
+@contextlib.contextmanager
+def _training_lock(model_name: str):
+    """One training of a model at a time across processes (the warehouse is shared by all)."""
+    key = zlib.crc32(f"ghmetrics-train:{model_name}".encode())
+    with warehouse.connect(warehouse.database_url()) as conn, conn.cursor() as cur:
+        cur.execute("select pg_advisory_lock(%s)", (key,))
+        try:
+            yield
+        finally:
+            cur.execute("select pg_advisory_unlock(%s)", (key,))
+
+
+_TRAINERS = {registry.PERFORMANCE: training.train_performance, registry.ANOMALY: training.train_anomaly}
+
+
+def _train(context: dg.AssetExecutionContext, config: TrainingConfig, model_name: str):
+    policy = TrainingPolicy(
+        min_new_samples=config.min_new_samples, max_age_days=config.max_age_days, force=config.force
+    )
+    with _training_lock(model_name):
+        frame = data.load_features(warehouse.database_url())
+        outcome = _TRAINERS[model_name](frame, training.default_store(), policy=policy,
+                                        promotion_margin=config.promotion_margin, run_id=context.run.run_id)
+    metadata = outcome.as_metadata()
+    if not outcome.trained:
+        context.log.info(f"{outcome.model_name}: not training: {outcome.decision.reason}")
+        context.log_event(dg.AssetObservation(asset_key=context.asset_key, metadata=metadata))
+        return
+    context.log.info(
+        f"{outcome.model_name}: trained version {outcome.version} ({outcome.decision.reason}); "
+        f"{'promoted to champion' if outcome.promoted else 'left as challenger'}: {outcome.promotion_reason}"
+    )
+    yield dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset(
+    key=["ml", "performance_model"],
+    deps=[FEATURES],
+    output_required=False,
+    kinds={"mlflow", "scikit-learn"},
+    group_name="ml",
+    description="Forecasts next week's median lead time and performance score per scope "
+    "(registered model ghmetrics-performance). Trains only when the policy's thresholds are met.",
+)
+def performance_model(context: dg.AssetExecutionContext, config: TrainingConfig):
+    yield from _train(context, config, registry.PERFORMANCE)
+
+
+@dg.asset(
+    key=["ml", "anomaly_model"],
+    deps=[FEATURES],
+    output_required=False,
+    kinds={"mlflow", "scikit-learn"},
+    group_name="ml",
+    description="Flags anomalous weeks per scope and names the metric behind each flag "
+    "(registered model ghmetrics-anomaly). Trains only when the policy's thresholds are met.",
+)
+def anomaly_model(context: dg.AssetExecutionContext, config: TrainingConfig):
+    yield from _train(context, config, registry.ANOMALY)
+
+
+@dg.asset(
+    key=["ml", "insights"],
+    deps=[FEATURES],
+    partitions_def=users_partitions,
+    kinds={"postgres", "mlflow"},
+    group_name="ml",
+    description="ml.insights for one user: forecasts and anomaly flags for the user's scope and "
+    "repositories, scored with the champion models.",
+)
+def ml_insights(context: dg.AssetExecutionContext, config: InsightsConfig) -> dg.MaterializeResult:
+    login = context.partition_key
+    url = warehouse.database_url()
+    scopes = data.user_scopes(url, login)
+    frame = data.load_features(url, scopes)
+    store = training.default_store()
+    champions = insights.load_champions(store.tracking_uri)
+    bootstrapped = []
+    for model_name in champions.missing:
+        # A fresh deployment: train under the normal policy (its first-time branch); a model
+        # that was trained but never beat its baseline is not retried until new data arrives.
+        try:
+            with _training_lock(model_name):
+                outcome = _TRAINERS[model_name](data.load_features(url), store, run_id=context.run.run_id)
+        except FeatureError as exc:  # too little history yet: score without this model
+            context.log.warning(f"{model_name}: cannot train yet: {exc}")
+            bootstrapped.append(f"{model_name}:not enough data")
+            continue
+        context.log.info(f"{model_name}: no champion before scoring; {outcome.decision.reason}; "
+                         + (f"trained version {outcome.version}: {outcome.promotion_reason}" if outcome.trained
+                            else "not trained"))
+        bootstrapped.append(f"{model_name}:{outcome.version}" if outcome.trained else f"{model_name}:skipped")
+    if bootstrapped:
+        champions = insights.load_champions(store.tracking_uri)
+    for note in champions.notes:
+        context.log.warning(note)
+    rows = insights.score(frame, champions, login, weeks=config.weeks)
+    written = data.replace_insights(url, login, rows)
+    flagged = rows[rows["is_anomaly"]]
+    return dg.MaterializeResult(
+        metadata={
+            "rows": written,
+            "scopes": len(scopes),
+            "anomalies": len(flagged),
+            "anomaly_metrics": ", ".join(sorted(set(flagged["anomaly_metric"].dropna()))) or "none",
+            "model_version": champions.model_version or "no champions yet",
+            "trained_before_scoring": ", ".join(bootstrapped) or "none",
+        }
+    )
+
+
+ASSETS = [performance_model, anomaly_model, ml_insights]
+ASSET_CHECKS: list = []
+SENSORS: list = []
+SCHEDULES: list = []
+JOBS: list = []
+RESOURCES: dict = {}

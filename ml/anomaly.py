@@ -1,0 +1,242 @@
+"""The anomaly model: flags unusual scope-weeks and names the metric that drove each flag.
+
+Two signals over each scope-week's metric vector:
+- robust per-metric z-scores against the scope's own preceding weeks (median/MAD, see
+  `features.robust_scores`), which say *which* metric moved and by how much;
+- an IsolationForest fitted on those z-vectors across all scopes, which catches weeks where
+  several metrics are moderately off together.
+A week is flagged when one metric is far off (|z| >= z_threshold), or when the forest finds the
+week isolated and at least one metric supports it (|z| >= z_support). The flagged week's
+`anomaly_metric` is the metric with the largest |z|.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.ensemble import IsolationForest
+
+from ml import features as F
+
+# Weekly values that can jump on their own. Trailing-window aggregates (review_coverage_12w,
+# performance_score) and values derived from others (failed_changes) only echo these.
+ANOMALY_METRICS = [
+    "deployments",
+    "deployment_days",
+    "median_lead_time_hours",
+    "change_failure_rate",
+    "incidents",
+    "median_time_to_restore_hours",
+    "merged_prs",
+    "review_coverage",
+    "median_pr_size",
+    "p90_pr_size",
+    "median_coding_hours",
+    "median_pickup_hours",
+    "median_review_hours",
+    "median_deploy_hours",
+    F.DEPLOYS_PER_DAY,
+]
+
+SKOPS_TRUSTED_TYPES = [
+    "ml.anomaly.WeeklyAnomalyDetector",
+    "sklearn.ensemble._iforest.IsolationForest",
+    "sklearn.tree._classes.ExtraTreeRegressor",
+    "sklearn.tree._tree.Tree",
+]
+
+Z_CLIP = 12.0  # beyond this a z-score says nothing more; keeps the forest's splits useful
+
+
+class WeeklyAnomalyDetector(BaseEstimator):
+    """Input: a frame with `z__<metric>` columns (from `features.robust_scores`)."""
+
+    def __init__(self, z_threshold: float = 3.25, z_support: float = 2.5, contamination: float = 0.02,
+                 n_estimators: int = 100, direction: str = "both", random_state: int = 0):
+        self.z_threshold = z_threshold
+        self.z_support = z_support
+        self.contamination = contamination
+        self.n_estimators = n_estimators
+        self.direction = direction
+        self.random_state = random_state
+
+    def _z(self, X: pd.DataFrame) -> np.ndarray:
+        missing = [f"z__{m}" for m in self.metrics_ if f"z__{m}" not in X.columns]
+        if missing:
+            raise F.FeatureError(f"anomaly model input lacks {missing[:5]}; compute features.robust_scores first")
+        z = X[[f"z__{m}" for m in self.metrics_]].to_numpy(dtype=float)
+        z = np.nan_to_num(z, nan=0.0) / np.asarray(getattr(self, "tail_scale_", np.ones(len(self.metrics_))))
+        if self.direction == "up":
+            z = np.clip(z, 0, None)
+        return np.clip(z, -Z_CLIP, Z_CLIP)
+
+    def fit(self, X: pd.DataFrame, y=None):
+        if self.direction not in ("both", "up"):
+            raise ValueError(f"direction must be 'both' or 'up', not {self.direction!r}")
+        self.metrics_ = [m for m in ANOMALY_METRICS if f"z__{m}" in X.columns]
+        self.tail_scale_ = np.ones(len(self.metrics_))
+        raw = np.abs(self._z(X))
+        # Per-metric calibration: some metrics have heavier tails than their MAD suggests
+        # (deploy hours that wait for a weekly release). Where the 95th percentile of |z| over
+        # all judged weeks exceeds a normal's 1.96, that metric's z is shrunk by the excess.
+        # The 95th percentile sits below the few percent of weeks a real anomaly could occupy.
+        scales = []
+        for j in range(raw.shape[1]):
+            observed = raw[:, j][raw[:, j] > 0]
+            tail = float(np.quantile(observed, 0.95)) if len(observed) >= 20 else 1.96
+            scales.append(max(1.0, tail / 1.96))
+        self.tail_scale_ = np.array(scales)
+        z = self._z(X)
+        self.forest_ = IsolationForest(
+            n_estimators=self.n_estimators, contamination="auto", random_state=self.random_state, n_jobs=1
+        ).fit(np.abs(z))
+        isolation = -self.forest_.score_samples(np.abs(z))
+        # The forest's own cut: the top `contamination` share of training weeks.
+        self.isolation_threshold_ = float(np.quantile(isolation, 1 - self.contamination))
+        return self
+
+    def score(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Per row: anomaly_score (>= 1 means flagged), is_anomaly, anomaly_metric, max_abs_z."""
+        z = self._z(X)
+        absz = np.abs(z)
+        max_abs_z = absz.max(axis=1) if absz.shape[1] else np.zeros(len(X))
+        top = absz.argmax(axis=1) if absz.shape[1] else np.zeros(len(X), dtype=int)
+        isolation = -self.forest_.score_samples(absz)
+        z_ratio = max_abs_z / self.z_threshold
+        forest_ratio = np.where(max_abs_z >= self.z_support, isolation / self.isolation_threshold_, 0.0)
+        anomaly_score = np.maximum(z_ratio, forest_ratio)
+        flagged = anomaly_score >= 1.0
+        metric = np.array(self.metrics_, dtype=object)[top]
+        return pd.DataFrame(
+            {
+                "anomaly_score": anomaly_score,
+                "is_anomaly": flagged,
+                "anomaly_metric": np.where(flagged, metric, None),
+                "max_abs_z": max_abs_z,
+                "top_metric": metric,
+            },
+            index=X.index,
+        )
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """1 for an anomalous week, 0 otherwise (what MLflow's pyfunc flavour serves)."""
+        return self.score(X)["is_anomaly"].to_numpy(dtype=int)
+
+
+MIN_HISTORY = 6  # earlier weeks needed before a week is judged
+
+
+def scoring_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Keys + z-scores for every scope-week, and whether the week had enough history to judge."""
+    scores = F.robust_scores(frame, min_history=MIN_HISTORY)
+    scores["has_history"] = scores["history_weeks"] >= MIN_HISTORY
+    return scores
+
+
+def score_frame(model: WeeklyAnomalyDetector, frame: pd.DataFrame) -> pd.DataFrame:
+    """Keys + the model's verdict per scope-week of `frame`."""
+    scores = scoring_frame(frame)
+    verdict = model.score(scores)
+    return pd.concat([scores[F.KEY_COLUMNS + ["has_history"]], verdict], axis=1)
+
+
+def evaluate(model: WeeklyAnomalyDetector, frame: pd.DataFrame, labels: pd.DataFrame,
+             weeks: list | None = None) -> dict[str, float]:
+    """Precision and recall at repository scope-weeks against labelled anomalies.
+
+    A flagged repo-week is a true positive if it is labelled (any metric). Only repo-weeks with
+    enough history to be judged count, optionally restricted to `weeks`.
+    """
+    verdict = score_frame(model, frame)
+    repo = verdict[(verdict["scope_type"] == "repository") & verdict["has_history"]]
+    if weeks is not None:
+        repo = repo[repo["week_start"].isin(pd.to_datetime(pd.Series(weeks)))]
+    truth = label_keys(labels)
+    keys = list(zip(repo["scope"], repo["week_start"]))
+    is_true = np.array([k in truth for k in keys], dtype=bool)
+    flagged = repo["is_anomaly"].to_numpy(dtype=bool)
+    tp = int((flagged & is_true).sum())
+    fp = int((flagged & ~is_true).sum())
+    fn = int((~flagged & is_true).sum())
+    precision = tp / (tp + fp) if tp + fp else (1.0 if fn == 0 else 0.0)
+    recall = tp / (tp + fn) if tp + fn else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "true_positives": float(tp),
+            "false_positives": float(fp), "false_negatives": float(fn), "judged_weeks": float(len(repo))}
+
+
+def label_keys(labels: pd.DataFrame) -> set:
+    if labels is None or labels.empty:
+        return set()
+    repo = labels[labels["scope_type"] == "repository"]
+    weeks = pd.to_datetime(repo["week_start"]).dt.tz_localize(None).dt.normalize()
+    return set(zip(repo["scope"], weeks))
+
+
+def inject(frame: pd.DataFrame, rate: float = 0.1, seed: int = 0, min_history: int = 6) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A copy of `frame` with known anomalies: one metric of a repo-week multiplied by 2.5-5.
+
+    Used to evaluate when no labelled anomalies exist (production): champion and challenger are
+    compared on the same injected copy, so the comparison is fair even though the labels are
+    synthetic. Real anomalies already in the data count as false positives there, so precision
+    on injected labels is a lower bound: use it to compare models, not as an absolute figure.
+    """
+    rng = np.random.default_rng(seed)
+    out = F.prepare(frame)
+    out["_n"] = out.groupby(["scope_type", "scope"]).cumcount()
+    labels = []
+    candidates = out.index[(out["scope_type"] == "repository") & (out["_n"] >= min_history)]
+    metrics = ["median_lead_time_hours", "merged_prs", "median_pr_size", "median_review_hours", "deployments"]
+    for idx in candidates:
+        if rng.random() >= rate:
+            continue
+        order = rng.permutation(len(metrics))
+        for i in order:
+            metric = metrics[i]
+            value = out.at[idx, metric]
+            if pd.notna(value) and value > 0:
+                factor = float(rng.uniform(2.5, 5))
+                out.at[idx, metric] = value * factor
+                labels.append({"scope_type": "repository", "scope": out.at[idx, "scope"],
+                               "week_start": out.at[idx, "week_start"], "metric": metric, "factor": factor})
+                break
+    return out.drop(columns="_n"), pd.DataFrame(labels, columns=["scope_type", "scope", "week_start", "metric", "factor"])
+
+
+@dataclass
+class TrainedAnomaly:
+    model: WeeklyAnomalyDetector
+    metrics: dict[str, float]
+    params: dict
+    feature_names: list[str]
+    evaluation_frame: pd.DataFrame
+    evaluation_labels: pd.DataFrame
+    label_source: str  # "labels" (given) or "injected" (synthetic, seeded)
+
+
+def train(frame: pd.DataFrame, labels: pd.DataFrame | None = None, injection_seed: int = 0, **params) -> TrainedAnomaly:
+    """Fits the detector on every judged scope-week and evaluates precision/recall.
+
+    With `labels` (the sandbox's injected anomalies) they are the truth; otherwise anomalies are
+    injected into a copy of the data with a fixed seed and the model is evaluated on that.
+    The detector never sees labels while fitting.
+    """
+    scores = scoring_frame(frame)
+    judged = scores[scores["has_history"]]
+    if len(judged) < 30:
+        raise F.FeatureError(
+            f"only {len(judged)} scope-weeks have enough history to judge; the anomaly model needs at least 30"
+        )
+    model = WeeklyAnomalyDetector(**params).fit(judged)
+    if labels is not None and not labels.empty:
+        eval_frame, eval_labels, source = frame, labels, "labels"
+    else:
+        eval_frame, eval_labels = inject(frame, seed=injection_seed)
+        source = "injected"
+    metrics = evaluate(model, eval_frame, eval_labels)
+    metrics["train_rows"] = float(len(judged))
+    names = [f"z__{m}" for m in model.metrics_]
+    return TrainedAnomaly(model, metrics, model.get_params(), names, eval_frame, eval_labels, source)

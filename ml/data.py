@@ -1,0 +1,79 @@
+"""Reading features from and writing insights to the warehouse (Postgres)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import psycopg2
+import psycopg2.extras
+
+from ghmetrics_dagster import warehouse
+from ml import features as F
+
+FEATURES_TABLE = "marts.ml_weekly_features"
+INSIGHT_COLUMNS = [
+    "login", "scope_type", "scope", "week_start", "predicted_lead_time_hours", "predicted_performance_score",
+    "anomaly_score", "is_anomaly", "anomaly_metric", "model_version",
+]
+
+
+def load_features(url: str, scopes: list[tuple[str, str]] | None = None) -> pd.DataFrame:
+    """ml_weekly_features, all of it or only the given (scope_type, scope) pairs."""
+    with warehouse.connect(url) as conn, conn.cursor() as cur:
+        try:
+            if scopes is None:
+                cur.execute(f"select * from {FEATURES_TABLE}")
+            else:
+                if not scopes:
+                    return pd.DataFrame(columns=F.KEY_COLUMNS + F.METRIC_COLUMNS)
+                cur.execute(
+                    f"select f.* from {FEATURES_TABLE} f join unnest(%s::text[], %s::text[]) as s(scope_type, scope)"
+                    " using (scope_type, scope)",
+                    ([s[0] for s in scopes], [s[1] for s in scopes]),
+                )
+        except psycopg2.errors.UndefinedTable:
+            raise F.FeatureError(
+                f"{FEATURES_TABLE} does not exist; materialise the dbt marts first (asset marts/ml_weekly_features)"
+            ) from None
+        columns = [d.name for d in cur.description]
+        rows = cur.fetchall()
+    frame = pd.DataFrame(rows, columns=columns)
+    if frame.empty:
+        return pd.DataFrame(columns=F.KEY_COLUMNS + F.METRIC_COLUMNS)
+    return F.prepare(frame)
+
+
+def user_scopes(url: str, login: str) -> list[tuple[str, str]]:
+    """The user's own scope and the repositories the user follows (app.user_repositories)."""
+    with warehouse.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("select repo_full_name from app.user_repositories where login = %s order by 1", (login,))
+        repos = [r[0] for r in cur.fetchall()]
+    return [("user", login)] + [("repository", r) for r in repos]
+
+
+def _clean(value):
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+        if isinstance(value, float) and math.isnan(value):
+            return None
+    return value
+
+
+def replace_insights(url: str, login: str, insights: pd.DataFrame) -> int:
+    """Replaces the user's rows in ml.insights with `insights` in one transaction."""
+    rows = [
+        tuple(_clean(r[c]) if c != "week_start" else pd.Timestamp(r[c]).date() for c in INSIGHT_COLUMNS)
+        for r in insights.to_dict("records")
+    ]
+    with warehouse.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("delete from ml.insights where login = %s", (login,))
+        if rows:
+            psycopg2.extras.execute_values(
+                cur, f"insert into ml.insights ({', '.join(INSIGHT_COLUMNS)}) values %s", rows, page_size=500
+            )
+    return len(rows)

@@ -1,0 +1,88 @@
+"""What `ghmetrics demo` prints about the models: train on the sandbox's features, summarise."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ml import anomaly, data, registry, training
+from ml.policy import TrainingPolicy
+
+
+@dataclass
+class DemoResult:
+    performance: training.Outcome
+    anomaly: training.Outcome
+    anomalies_found: pd.DataFrame  # repository and user scope-weeks flagged by the champion
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def train_and_summarise(features: pd.DataFrame, labels: pd.DataFrame | None = None,
+                        store: training.Store | None = None, policy: TrainingPolicy | None = None,
+                        run_id: str = "demo", max_rows: int = 12) -> DemoResult:
+    """Trains both models if the policy says so, then summarises the champions.
+
+    The summary gives what happened now, each champion's holdout metrics as logged in MLflow,
+    and the anomalies the champion finds. With `labels` (the sandbox's injected anomalies) the
+    anomaly model is trained and judged on them, the champion's precision and recall against
+    them are printed, and each anomaly listed is marked injected or not.
+    """
+    store = store or training.default_store()
+    policy = policy or TrainingPolicy()
+    perf = training.train_performance(features, store, policy=policy, run_id=run_id)
+    anom = training.train_anomaly(features, store, policy=policy, run_id=run_id, labels=labels)
+    client = registry.client(store.tracking_uri)
+    lines = ["Models (MLflow: " + store.tracking_uri + ")"]
+    for outcome, headline in ((perf, _performance_line), (anom, _anomaly_line)):
+        now = (f"trained version {outcome.version}, "
+               f"{'promoted to champion' if outcome.promoted else 'kept as challenger'} ({outcome.promotion_reason})"
+               if outcome.trained else f"not retrained ({outcome.decision.reason})")
+        lines.append(f"  {outcome.model_name}: {now}")
+        champ = registry.champion(client, outcome.model_name)
+        if champ is None:
+            lines.append("    no champion yet")
+            continue
+        logged = client.get_run(champ.run_id).data.metrics if champ.run_id else {}
+        source = (champ.tags or {}).get("label_source")
+        lines.append(f"    champion version {champ.version}, holdout: " + headline(logged)
+                     + (f" (on {source} anomalies)" if source else ""))
+    found = pd.DataFrame()
+    if anom.champion_version:
+        model = registry.load(registry.ANOMALY, anom.champion_version)
+        verdict = anomaly.score_frame(model, features)
+        found = verdict[verdict["is_anomaly"]].sort_values("anomaly_score", ascending=False)
+        truth = anomaly.label_keys(labels) if labels is not None else set()
+        repo_found = found[found["scope_type"] == "repository"]
+        lines.append(f"Anomalies found: {len(repo_found)} repository-weeks, "
+                     f"{int((found['scope_type'] == 'user').sum())} user-weeks (strongest first)")
+        if labels is not None and not labels.empty:
+            judged = anomaly.evaluate(model, features, labels)
+            lines.append(f"  against the sandbox's injected anomalies: {_anomaly_line(judged)}")
+        for row in repo_found.head(max_rows).itertuples():
+            mark = ""
+            if labels is not None:
+                mark = "  [injected]" if (row.scope, row.week_start) in truth else "  [not injected]"
+            lines.append(f"  {row.scope:28s} week of {row.week_start.date()}  {row.anomaly_metric:32s} "
+                         f"score {row.anomaly_score:.2f}{mark}")
+    return DemoResult(perf, anom, found, "\n".join(lines))
+
+
+def describe_models_and_anomalies(database_url: str, labels: pd.DataFrame | None = None,
+                                  store: training.Store | None = None) -> list[str]:
+    """For `ghmetrics demo`: the summary above, from marts.ml_weekly_features, as lines."""
+    return train_and_summarise(data.load_features(database_url), labels=labels, store=store).text.splitlines()
+
+
+def _performance_line(m: dict) -> str:
+    return (f"MASE {m.get('mase', float('nan')):.3f} (lead time {m.get('mase_lead_time', float('nan')):.3f}, "
+            f"score {m.get('mase_performance_score', float('nan')):.3f}); MAE lead time "
+            f"{m.get('mae_lead_time', float('nan')):.1f} h vs naive {m.get('mae_naive_lead_time', float('nan')):.1f} h")
+
+
+def _anomaly_line(m: dict) -> str:
+    return (f"precision {m.get('precision', float('nan')):.2f}, recall {m.get('recall', float('nan')):.2f}, "
+            f"F1 {m.get('f1', float('nan')):.2f} over {int(m.get('judged_weeks', 0))} repository-weeks")

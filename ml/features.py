@@ -1,0 +1,302 @@
+"""Weekly feature frames for the ML models.
+
+Input is `marts.ml_weekly_features` (docs/contracts.md): one row per (scope_type, scope,
+week_start) with every numeric column of `fct_dora_weekly`. Everything here is pure pandas.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+KEY_COLUMNS = ["scope_type", "scope", "week_start"]
+
+# The numeric columns of fct_dora_weekly, in contract order.
+METRIC_COLUMNS = [
+    "deployments",
+    "deployment_days",
+    "median_lead_time_hours",
+    "change_failure_rate",
+    "failed_changes",
+    "incidents",
+    "median_time_to_restore_hours",
+    "merged_prs",
+    "review_coverage",
+    "median_pr_size",
+    "p90_pr_size",
+    "median_coding_hours",
+    "median_pickup_hours",
+    "median_review_hours",
+    "median_deploy_hours",
+    "review_coverage_12w",
+    "performance_score",
+]
+
+# Shares in [0, 1] or the 0-100 score: compared on their own scale. Everything else is a
+# count, a size or a duration, skewed to the right, compared on log1p.
+BOUNDED_METRICS = {"change_failure_rate", "review_coverage", "review_coverage_12w", "performance_score"}
+
+LEAD_TIME = "median_lead_time_hours"
+SCORE = "performance_score"
+TARGETS = [LEAD_TIME, SCORE]
+
+# Metrics whose recent history is summarised for the forecaster.
+HISTORY_METRICS = [
+    "median_lead_time_hours",
+    "performance_score",
+    "deployments",
+    "deployment_days",
+    "merged_prs",
+    "change_failure_rate",
+    "review_coverage",
+    "median_pr_size",
+    "median_review_hours",
+    "median_deploy_hours",
+]
+
+
+class FeatureError(ValueError):
+    """The feature frame cannot be used; the message says what is wrong."""
+
+
+def prepare(frame: pd.DataFrame) -> pd.DataFrame:
+    """Validates and normalises a raw ml_weekly_features frame: typed, sorted, one row per key."""
+    missing = [c for c in KEY_COLUMNS + TARGETS if c not in frame.columns]
+    if missing:
+        raise FeatureError(
+            f"ml_weekly_features lacks columns {missing}; rebuild the marts (dbt) so they match docs/contracts.md"
+        )
+    out = frame.copy()
+    out["week_start"] = pd.to_datetime(out["week_start"]).dt.tz_localize(None).dt.normalize()
+    for column in METRIC_COLUMNS:
+        if column in out.columns:
+            out[column] = pd.to_numeric(out[column], errors="coerce").astype(float)
+        else:
+            out[column] = np.nan
+    out = out.drop_duplicates(KEY_COLUMNS, keep="last")
+    return out.sort_values(KEY_COLUMNS).reset_index(drop=True)
+
+
+# Event counts: roughly Poisson, so compared on the Anscombe scale (2 * sqrt(x + 3/8)) where
+# the noise has a standard deviation near 1 whatever the level.
+COUNT_METRICS = {"deployments", "deployment_days", "failed_changes", "incidents", "merged_prs"}
+
+
+def _transform(metric: str, values: pd.Series) -> pd.Series:
+    return values if metric in BOUNDED_METRICS else np.log1p(values.clip(lower=0))
+
+
+def _robust_transform(metric: str, values: pd.Series) -> pd.Series:
+    if metric in COUNT_METRICS:
+        return 2 * np.sqrt(values.clip(lower=0) + 0.375)
+    return _transform(metric, values)
+
+
+def forecast_features(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per scope-week with lagged history features and next week's targets.
+
+    Columns: the keys; the feature columns (see `forecast_feature_names`); `naive_*` (the
+    last-value forecast of each target); `target_*` (the next week's value, NaN when the next
+    week is missing or has no value); `target_week_start`.
+    """
+    frame = prepare(frame)
+    if frame.empty:
+        return pd.DataFrame(columns=KEY_COLUMNS)
+    by_scope = frame.groupby(["scope_type", "scope"], sort=False)
+    cols: dict[str, pd.Series] = {}
+    cols["is_user_scope"] = (frame["scope_type"] == "user").astype(float)
+    cols["weeks_of_history"] = by_scope.cumcount().astype(float)
+    for metric in METRIC_COLUMNS:
+        cols[metric] = frame[metric]
+    transformed = pd.DataFrame({m: _transform(m, frame[m]) for m in HISTORY_METRICS})
+    transformed["scope_type"], transformed["scope"] = frame["scope_type"], frame["scope"]
+    g = transformed.groupby(["scope_type", "scope"], sort=False)
+    for metric in HISTORY_METRICS:
+        gm = g[metric]
+        cols[f"{metric}__last"] = gm.ffill()
+        cols[f"{metric}__lag1"] = gm.shift(1)
+        cols[f"{metric}__lag2"] = gm.shift(2)
+        for window in (4, 8, 12):
+            cols[f"{metric}__mean{window}"] = gm.rolling(window, min_periods=1).mean().reset_index(level=[0, 1], drop=True)
+        cols[f"{metric}__median8"] = gm.rolling(8, min_periods=1).median().reset_index(level=[0, 1], drop=True)
+        cols[f"{metric}__std8"] = gm.rolling(8, min_periods=2).std().reset_index(level=[0, 1], drop=True)
+    # Inputs that leave the 12-week grade window next week drive the score's change.
+    for metric in ("deployment_days", "median_lead_time_hours", "change_failure_rate", "review_coverage"):
+        cols[f"{metric}__leaving_window"] = g[metric].shift(11)
+    # Next week's score is graded on a window that shares its latest 11 weeks with this one:
+    # the score of those 11 weeks says where it is heading before the new week arrives.
+    score11 = window_score(frame, 11)
+    score12 = window_score(frame, 12)
+    cols["score__window11"] = score11
+    cols["score__window11_minus_last"] = score11 - by_scope[SCORE].ffill()
+    cols["score__window12_minus_last"] = score12 - by_scope[SCORE].ffill()
+    next_week = by_scope["week_start"].shift(-1)
+    contiguous = (next_week - frame["week_start"]) == pd.Timedelta(days=7)
+    for target in TARGETS:
+        cols[f"naive_{target}"] = by_scope[target].ffill()
+        cols[f"target_{target}"] = by_scope[target].shift(-1).where(contiguous)
+    cols["target_week_start"] = frame["week_start"] + pd.Timedelta(days=7)
+    return pd.concat([frame[KEY_COLUMNS], pd.DataFrame(cols, index=frame.index)], axis=1)
+
+
+_POINTS_ELITE, _POINTS_HIGH, _POINTS_MEDIUM, _POINTS_LOW = 100.0, 75.0, 50.0, 25.0
+_SCORE_WEIGHTS = {"deployment_frequency": 0.25, "lead_time": 0.25, "change_failure_rate": 0.2,
+                  "time_to_restore": 0.15, "review_coverage": 0.15}
+
+
+def window_score(frame: pd.DataFrame, window: int) -> pd.Series:
+    """The contract's performance score (docs/contracts.md) recomputed from weekly rows over
+    the trailing `window` weeks ending at each row. Approximate where the contract pools items
+    (lead time and restore medians become medians of weekly medians); exact otherwise.
+    Expects `prepare`d input (sorted by scope and week)."""
+    g = frame.groupby(["scope_type", "scope"], sort=False)
+
+    def roll(column: str, how: str) -> pd.Series:
+        r = getattr(g[column].rolling(window, min_periods=1), how)()
+        return r.reset_index(level=[0, 1], drop=True).reindex(frame.index)
+
+    days_median = roll("deployment_days", "median").fillna(0)
+    days_mean = roll("deployment_days", "mean").fillna(0)
+    freq = np.select([days_median >= 5, days_median >= 1, days_mean >= 12 / 52],
+                     [_POINTS_ELITE, _POINTS_HIGH, _POINTS_MEDIUM], _POINTS_LOW)
+    lead = roll("median_lead_time_hours", "median")
+    lead_pts = pd.Series(np.select([lead < 24, lead < 168, lead < 720], [_POINTS_ELITE, _POINTS_HIGH, _POINTS_MEDIUM],
+                                   _POINTS_LOW), index=frame.index).where(lead.notna())
+    tmp = frame[["scope_type", "scope"]].copy()
+    tmp["failed"] = frame["failed_changes"].fillna(0)
+    tmp["deploys"] = frame["deployments"].fillna(0)
+    tmp["reviewed"] = (frame["review_coverage"] * frame["merged_prs"]).fillna(0)
+    tmp["merged"] = frame["merged_prs"].where(frame["review_coverage"].notna()).fillna(0)
+    gt = tmp.groupby(["scope_type", "scope"], sort=False)
+    sums = {c: gt[c].rolling(window, min_periods=1).sum().reset_index(level=[0, 1], drop=True).reindex(frame.index)
+            for c in ("failed", "deploys", "reviewed", "merged")}
+    cfr = (sums["failed"] / sums["deploys"]).where(sums["deploys"] > 0)
+    cfr_pts = pd.Series(np.select([cfr <= 0.05, cfr <= 0.10, cfr <= 0.15], [_POINTS_ELITE, _POINTS_HIGH, _POINTS_MEDIUM],
+                                  _POINTS_LOW), index=frame.index).where(cfr.notna())
+    ttr = roll("median_time_to_restore_hours", "median")
+    ttr_pts = pd.Series(np.select([ttr < 1, ttr < 24, ttr < 168], [_POINTS_ELITE, _POINTS_HIGH, _POINTS_MEDIUM],
+                                  _POINTS_LOW), index=frame.index).where(ttr.notna())
+    coverage = (100 * sums["reviewed"] / sums["merged"]).where(sums["merged"] > 0)
+    parts = [(pd.Series(freq, index=frame.index), _SCORE_WEIGHTS["deployment_frequency"]),
+             (lead_pts, _SCORE_WEIGHTS["lead_time"]), (cfr_pts, _SCORE_WEIGHTS["change_failure_rate"]),
+             (ttr_pts, _SCORE_WEIGHTS["time_to_restore"]), (coverage, _SCORE_WEIGHTS["review_coverage"])]
+    weighted = sum(p.fillna(0) * w for p, w in parts)
+    weights = sum(p.notna() * w for p, w in parts)
+    return (weighted / weights).where(weights > 0)
+
+
+def forecast_feature_names(features: pd.DataFrame) -> list[str]:
+    skip = set(KEY_COLUMNS) | {"target_week_start"}
+    return [c for c in features.columns if c not in skip and not c.startswith(("naive_", "target_"))]
+
+
+# Smallest scale per metric (on its transformed axis), so a history that never moved does not
+# make the first small change look extreme: 1 on the count scale is Poisson noise, 0.25 on
+# log1p is about +-28 %, 0.15 of a share (a ratio of a few events each week is coarse),
+# 5 points of the 0-100 score.
+_SCALE_FLOORS = {**{m: 1.0 for m in COUNT_METRICS}, **{m: 0.15 for m in BOUNDED_METRICS}, SCORE: 5.0,
+                 "deployments_per_deployment_day": 0.1}
+
+
+# Derived for the anomaly model: several deployments on the same day (redeploy storms) move
+# this while deployment_days stays put.
+DEPLOYS_PER_DAY = "deployments_per_deployment_day"
+ROBUST_METRICS = METRIC_COLUMNS + [DEPLOYS_PER_DAY]
+SHARE_DENOMINATORS = {"change_failure_rate": "deployments", "review_coverage": "merged_prs"}
+
+
+def robust_scores(frame: pd.DataFrame, history_weeks: int = 26, min_history: int = 6) -> pd.DataFrame:
+    """Per scope-week and metric, a robust z-score against the scope's own preceding weeks.
+
+    z = (x - median) / scale over the previous `history_weeks` weeks (the week itself excluded,
+    so an anomaly does not hide itself), on log1p for skewed metrics. scale is 1.4826 * MAD;
+    when the MAD is 0 (a metric that rarely moves) it falls back to 1.2533 * the mean absolute
+    deviation and then to a floor, so a constant history never divides by zero. Weeks with
+    fewer than `min_history` earlier values, and missing values, score 0.
+    Returns the keys, `history_weeks` (earlier weeks available) and one `z__<metric>` column
+    per metric.
+    """
+    frame = prepare(frame)
+    if frame.empty:
+        return pd.DataFrame(columns=KEY_COLUMNS + ["history_weeks"] + [f"z__{m}" for m in ROBUST_METRICS])
+    # All scopes at once: row r of `past(...)` holds that scope's `history_weeks` values before it.
+    position = frame.groupby(["scope_type", "scope"], sort=False).cumcount().to_numpy()
+    scope_id = frame.groupby(["scope_type", "scope"], sort=False).ngroup().to_numpy()
+    past = _PastWindows(scope_id, position, history_weeks)
+    out = frame[KEY_COLUMNS].copy()
+    out["history_weeks"] = np.minimum(position, history_weeks)
+    values = {m: frame[m] for m in METRIC_COLUMNS}
+    values[DEPLOYS_PER_DAY] = (frame["deployments"] / frame["deployment_days"]).where(frame["deployment_days"] > 0)
+    for metric in ROBUST_METRICS:
+        if metric in SHARE_DENOMINATORS:
+            out[f"z__{metric}"] = _share_z(values[metric], frame[SHARE_DENOMINATORS[metric]], past, min_history)
+            continue
+        x = _robust_transform(metric, values[metric]).to_numpy(dtype=float)
+        median, mad, meanad = _trailing_robust(past(x), min_history)
+        scale = np.where(mad > 0, 1.4826 * mad, 1.2533 * meanad)
+        scale = np.maximum(np.nan_to_num(scale, nan=0.0), _SCALE_FLOORS.get(metric, 0.25))
+        out[f"z__{metric}"] = np.nan_to_num((x - median) / scale, nan=0.0)
+    return out.reset_index(drop=True)
+
+
+class _PastWindows:
+    """For rows grouped by scope (contiguous, in week order): each row's previous `window`
+    values of the same scope, NaN-padded, as an (n_rows, window) array."""
+
+    def __init__(self, scope_id: np.ndarray, position: np.ndarray, window: int):
+        self.scope_id, self.position, self.window = scope_id, position, window
+        self.shape = (int(scope_id.max()) + 1, int(position.max()) + 1)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        grid = np.full((self.shape[0], self.shape[1] + self.window), np.nan)
+        grid[self.scope_id, self.position + self.window] = x
+        windows = np.lib.stride_tricks.sliding_window_view(grid, self.window, axis=1)
+        # Window starting at column p covers positions p - window .. p - 1.
+        return windows[self.scope_id, self.position]
+
+
+def _share_z(share: pd.Series, denominator: pd.Series, past: _PastWindows, min_history: int) -> np.ndarray:
+    """A share of a few events (2 failures of 3 deployments) judged by its binomial tail.
+
+    The usual share p0 pools the scope's previous weeks (events / trials); the week's count k
+    of n trials gets the tail probability of a count at least that far from n * p0, expressed
+    as a signed normal z. A median/MAD on the share itself would call 2 of 3 a 5-sigma event
+    when it is a 1-in-25 week.
+    """
+    from scipy.stats import binom, norm
+
+    n = denominator.fillna(0).to_numpy(dtype=float)
+    k = np.round(share.fillna(0).to_numpy(dtype=float) * n)
+    has = share.notna().to_numpy() & (n > 0)
+    k_past = np.nansum(past(np.where(has, k, 0.0)), axis=1)
+    n_past = np.nansum(past(np.where(has, n, 0.0)), axis=1)
+    weeks_past = np.nansum(past(has.astype(float)), axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p0 = np.clip(k_past / n_past, 0.02, 0.98)
+    ok = has & (weeks_past >= min_history) & (n_past > 0)
+    z = np.zeros(len(n))
+    if ok.any():
+        upper = binom.sf(k[ok] - 1, n[ok], p0[ok])  # P(X >= k)
+        lower = binom.cdf(k[ok], n[ok], p0[ok])  # P(X <= k)
+        above = k[ok] > n[ok] * p0[ok]
+        tail = np.clip(np.where(above, upper, lower), 1e-12, 0.5)
+        z[ok] = np.where(above, 1.0, -1.0) * norm.isf(tail)
+    return z
+
+
+def _trailing_robust(windows: np.ndarray, min_history: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Median, MAD and mean absolute deviation of each row of `windows` (NaN = no value)."""
+    n = len(windows)
+    counts = np.sum(~np.isnan(windows), axis=1)
+    enough = counts >= min_history
+    median = np.full(n, np.nan)
+    mad = np.full(n, np.nan)
+    meanad = np.full(n, np.nan)
+    if enough.any():
+        w = windows[enough]
+        med = np.nanmedian(w, axis=1)
+        dev = np.abs(w - med[:, None])
+        median[enough] = med
+        mad[enough] = np.nanmedian(dev, axis=1)
+        meanad[enough] = np.nanmean(dev, axis=1)
+    return median, mad, meanad

@@ -1,0 +1,179 @@
+"""MLflow: experiments, registered models and their `champion` / `challenger` aliases.
+
+The tracking store is whatever `tracking_uri` names (embedded sqlite by default, an MLflow
+server in production). Versions carry tags saying what data they saw, which the training policy
+reads back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ml.policy import LastTraining
+
+PERFORMANCE = "ghmetrics-performance"
+ANOMALY = "ghmetrics-anomaly"
+MODEL_NAMES = (PERFORMANCE, ANOMALY)
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+TAG_RUN_ID = "dagster_run_id"
+TAG_SAMPLES = "sample_count"
+TAG_WATERMARK = "data_watermark"
+TAG_TRAINED_AT = "trained_at"
+
+
+class RegistryError(RuntimeError):
+    """A registry operation cannot be done; the message says what to do."""
+
+
+def client(tracking_uri: str):
+    """An MlflowClient on `tracking_uri` (which is also the model registry)."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def experiment_id(mlflow_client, name: str, artifact_root: str | None) -> str:
+    """The experiment for a model, created on first use (artifacts under `artifact_root`)."""
+    existing = mlflow_client.get_experiment_by_name(name)
+    if existing is not None:
+        return existing.experiment_id
+    location = None
+    if artifact_root and "://" not in artifact_root:
+        path = Path(artifact_root).expanduser().resolve() / name
+        path.mkdir(parents=True, exist_ok=True)
+        location = path.as_uri()
+    elif artifact_root:
+        location = artifact_root.rstrip("/") + "/" + name
+    return mlflow_client.create_experiment(name, artifact_location=location)
+
+
+def _versions(mlflow_client, name: str) -> list:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = mlflow_client.search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        return []
+    return sorted(found, key=lambda v: int(v.version))
+
+
+def _alias_version(mlflow_client, name: str, alias: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow_client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def champion(mlflow_client, name: str):
+    """The champion ModelVersion, or None."""
+    return _alias_version(mlflow_client, name, CHAMPION)
+
+
+def last_training(mlflow_client, name: str) -> LastTraining | None:
+    """What the newest registered version was trained on, for the training policy."""
+    versions = _versions(mlflow_client, name)
+    if not versions:
+        return None
+    latest = versions[-1]
+    tags = latest.tags or {}
+    trained_at = tags.get(TAG_TRAINED_AT)
+    when = (dt.datetime.fromisoformat(trained_at) if trained_at
+            else dt.datetime.fromtimestamp(latest.creation_timestamp / 1000, dt.timezone.utc))
+    watermark = pd.Timestamp(tags[TAG_WATERMARK]) if tags.get(TAG_WATERMARK) else None
+    return LastTraining(
+        version=str(latest.version),
+        trained_at=when,
+        watermark=watermark,
+        sample_count=int(tags.get(TAG_SAMPLES, 0)),
+        has_champion=champion(mlflow_client, name) is not None,
+    )
+
+
+def tag_version(mlflow_client, name: str, version: str, tags: dict) -> None:
+    for key, value in tags.items():
+        mlflow_client.set_model_version_tag(name, version, key, str(value))
+
+
+def set_alias(mlflow_client, name: str, alias: str, version: str) -> None:
+    mlflow_client.set_registered_model_alias(name, alias, str(version))
+
+
+def rollback(mlflow_client, name: str, version: int | str) -> str:
+    """Moves `champion` to an existing version; returns the version that held it before ('' if none)."""
+    versions = {str(v.version) for v in _versions(mlflow_client, name)}
+    if not versions:
+        raise RegistryError(f"no registered model named {name!r}; run `ghmetrics models list` to see the models")
+    if str(version) not in versions:
+        raise RegistryError(
+            f"{name} has no version {version}; existing versions: {', '.join(sorted(versions, key=int))}"
+        )
+    before = champion(mlflow_client, name)
+    set_alias(mlflow_client, name, CHAMPION, str(version))
+    mlflow_client.set_model_version_tag(name, str(version), "rolled_back_at", dt.datetime.now(dt.timezone.utc).isoformat())
+    return "" if before is None else str(before.version)
+
+
+@dataclass
+class VersionRow:
+    name: str
+    version: str
+    aliases: list[str]
+    created: str
+    sample_count: str
+    watermark: str
+    run_id: str
+    headline: str  # the metric the version is judged on
+
+
+def list_versions(mlflow_client) -> list[VersionRow]:
+    """Every version of the ghmetrics models, with aliases, data tags and its headline metric."""
+    rows = []
+    for name in MODEL_NAMES:
+        versions = _versions(mlflow_client, name)
+        # search_model_versions leaves aliases out; the registered model maps them.
+        by_version: dict[str, list[str]] = {}
+        if versions:
+            for alias, number in (mlflow_client.get_registered_model(name).aliases or {}).items():
+                by_version.setdefault(str(number), []).append(alias)
+        for v in versions:
+            tags = v.tags or {}
+            metric_key = "mase" if name == PERFORMANCE else "f1"
+            headline = ""
+            if v.run_id:
+                try:
+                    value = mlflow_client.get_run(v.run_id).data.metrics.get(metric_key)
+                    headline = "" if value is None else f"{metric_key}={value:.3f}"
+                except Exception:  # noqa: BLE001 - a deleted run must not hide the version
+                    headline = ""
+            rows.append(
+                VersionRow(
+                    name=name,
+                    version=str(v.version),
+                    aliases=sorted(by_version.get(str(v.version), [])),
+                    created=dt.datetime.fromtimestamp(v.creation_timestamp / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
+                    sample_count=tags.get(TAG_SAMPLES, ""),
+                    watermark=tags.get(TAG_WATERMARK, ""),
+                    run_id=tags.get(TAG_RUN_ID, ""),
+                    headline=headline,
+                )
+            )
+    return rows
+
+
+def load(name: str, alias_or_version: str = CHAMPION):
+    """The scikit-learn model behind an alias (or a version number)."""
+    import mlflow.sklearn
+
+    ref = f"models:/{name}/{alias_or_version}" if str(alias_or_version).isdigit() else f"models:/{name}@{alias_or_version}"
+    return mlflow.sklearn.load_model(ref)

@@ -1,0 +1,103 @@
+"""Promotion and rollback on a real (sqlite) MLflow store, and the `models` command."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from ghmetrics_dagster.models_cli import models
+from ml import registry, synthetic, training
+from ml.policy import TrainingPolicy
+
+FORCE = TrainingPolicy(force=True)
+
+
+@pytest.fixture
+def store(home, monkeypatch):
+    """The default store of an isolated GHMETRICS_HOME: what the CLI will open too."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return training.default_store()
+
+
+def _alias(client, name, alias):
+    return str(client.get_model_version_by_alias(name, alias).version)
+
+
+def test_worse_challenger_is_registered_but_not_promoted_and_rollback_moves_the_alias(store):
+    frame, labels = synthetic.weekly_features(scopes=12, weeks=30, seed=3)
+    good = training.train_anomaly(frame, store, policy=FORCE, labels=labels, run_id="run-1")
+    assert good.trained and good.promoted and good.champion_version == "1"
+    assert good.metrics["f1"] > 0.5
+
+    # A detector that almost never fires: registered as challenger, champion unchanged.
+    worse = training.train_anomaly(frame, store, policy=FORCE, labels=labels, run_id="run-2", z_threshold=40.0,
+                                   z_support=40.0)
+    client = registry.client(store.tracking_uri)
+    assert worse.trained and worse.version == "2" and not worse.promoted
+    assert worse.metrics["f1"] < good.metrics["f1"]
+    # The champion was judged on the challenger's holdout and kept its score there.
+    assert worse.champion_metrics["f1"] == pytest.approx(good.metrics["f1"])
+    assert "does not beat champion v1" in worse.promotion_reason
+    assert _alias(client, registry.ANOMALY, "champion") == "1"
+    assert _alias(client, registry.ANOMALY, "challenger") == "2"
+    assert client.get_model_version(registry.ANOMALY, "2").tags["promotion"] == worse.promotion_reason
+
+    runner = CliRunner()
+    listed = runner.invoke(models, ["list"])
+    assert listed.exit_code == 0, listed.output
+    lines = {tuple(line.split()[:3]) for line in listed.output.splitlines()[1:]}
+    assert ("ghmetrics-anomaly", "1", "champion") in lines
+    assert ("ghmetrics-anomaly", "2", "challenger") in lines
+
+    moved = runner.invoke(models, ["rollback", "ghmetrics-anomaly", "--version", "2"])
+    assert moved.exit_code == 0, moved.output
+    assert "from version 1 to version 2" in moved.output
+    assert _alias(client, registry.ANOMALY, "champion") == "2"
+    back = runner.invoke(models, ["rollback", "ghmetrics-anomaly", "--version", "1"])
+    assert back.exit_code == 0 and _alias(client, registry.ANOMALY, "champion") == "1"
+
+    missing = runner.invoke(models, ["rollback", "ghmetrics-anomaly", "--version", "9"])
+    assert missing.exit_code != 0
+    assert "has no version 9; existing versions: 1, 2" in missing.output
+    assert _alias(client, registry.ANOMALY, "champion") == "1"
+
+
+def test_performance_model_that_does_not_beat_naive_is_never_promoted(store):
+    frame, _ = synthetic.weekly_features(scopes=12, weeks=30, seed=5)
+    # Full-size steps on two-row leaves: it memorises noise and loses to the naive last value.
+    overfit = training.train_performance(frame, store, policy=FORCE, max_iter=20, learning_rate=1.0,
+                                         min_samples_leaf=2, max_leaf_nodes=63, l2_regularization=0.0)
+    assert overfit.trained and overfit.metrics["mase"] > 1
+    # Not even as the first version: no champion at all rather than a bad one.
+    assert not overfit.promoted and overfit.champion_version is None
+    assert "does not beat the naive forecast" in overfit.promotion_reason
+
+    strong = training.train_performance(frame, store, policy=FORCE)
+    assert strong.metrics["mase"] < 1 and strong.promoted and strong.champion_version == strong.version
+
+
+def test_demo_summary_trains_on_the_sandbox_and_lists_the_anomalies_found(store):
+    from ghmetrics_dagster.sandbox import generator, truth
+    from ml import demo
+
+    frames = truth.compute(generator.generate(1))
+    result = demo.train_and_summarise(frames["ml_weekly_features"], frames["anomalies"], store=store)
+    text = str(result)
+    assert result.performance.trained and result.anomaly.trained
+    assert f"champion version 1, holdout: MASE {result.performance.metrics['mase']:.3f}" in text
+    assert f"precision {result.anomaly.metrics['precision']:.2f}" in text
+    assert "(on labels anomalies)" in text
+    listed = [line for line in text.splitlines() if "week of" in line]
+    assert listed and all(line.rstrip().endswith(("[injected]", "[not injected]")) for line in listed)
+    # Most of what it lists are the sandbox's injected anomalies.
+    assert sum(line.endswith("[injected]") for line in listed) >= 0.8 * len(listed)
+    # Again on the same data: nothing to retrain, the champions' logged metrics are still shown.
+    again = demo.train_and_summarise(frames["ml_weekly_features"], frames["anomalies"], store=store)
+    assert not again.anomaly.trained and again.anomaly.champion_version == "1"
+    assert "not retrained (0 new scope-weeks" in str(again)
+    assert f"champion version 1, holdout: MASE {result.performance.metrics['mase']:.3f}" in str(again)
+    # Forced: a new version that does not beat the champion stays a challenger.
+    forced = demo.train_and_summarise(frames["ml_weekly_features"], frames["anomalies"], store=store,
+                                      policy=TrainingPolicy(force=True))
+    assert forced.anomaly.version == "2" and forced.anomaly.champion_version == "1"
+    assert "kept as challenger" in str(forced)
