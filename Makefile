@@ -21,9 +21,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# `ghmetrics dagster ...` runs the dagster CLI with the embedded instance and dbt manifest ready.
 validate: $(STAMP)
-	$(BIN)/python -c "from ghmetrics_dagster.defs.transform import prepare_dbt_project; prepare_dbt_project()"
-	$(BIN)/dagster definitions validate -w workspace.yaml
+	$(BIN)/ghmetrics dagster definitions validate -w workspace.yaml
 
 ui: $(STAMP)
 	$(BIN)/ghmetrics ui

@@ -217,6 +217,16 @@ def ui(port: int) -> None:
     pipeline.serve_ui(port)
 
 
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []})
+@click.argument("dagster_args", nargs=-1, type=click.UNPROCESSED)
+def dagster(dagster_args: tuple[str, ...]) -> None:
+    """Run a `dagster` command on the ghmetrics instance, e.g. `ghmetrics dagster definitions validate -w workspace.yaml`."""
+    from ghmetrics_dagster import pipeline
+
+    _migrated_url()
+    sys.exit(pipeline.run_dagster_command(list(dagster_args)))
+
+
 @main.command("mlflow-ui")
 @click.option("--port", default=5000, show_default=True)
 def mlflow_ui(port: int) -> None:
@@ -249,25 +259,23 @@ def doctor() -> None:
     click.echo("all checks passed")
 
 
-def _attach_optional_commands() -> None:
-    """Commands that live beside their library (sandbox, repos, models)."""
-    import importlib
-
-    for module_name, attribute in (
-        ("ghmetrics_dagster.sandbox.cli", "sandbox"),
-        ("ghmetrics_dagster.repos_cli", "repos"),
-        ("ghmetrics_dagster.models_cli", "models"),
-    ):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue
-            raise
-        main.add_command(getattr(module, attribute))
+@main.group()
+def repos() -> None:
+    """Per-repository metric rules."""
 
 
-_attach_optional_commands()
+def _attach_commands() -> None:
+    """Commands that live beside their library."""
+    from ghmetrics_dagster.models_cli import models
+    from ghmetrics_dagster.repos_cli import repos_set
+    from ghmetrics_dagster.sandbox.cli import sandbox
+
+    repos.add_command(repos_set)
+    main.add_command(models)
+    main.add_command(sandbox)
+
+
+_attach_commands()
 
 
 if __name__ == "__main__":

@@ -110,23 +110,21 @@ def _show_progress(instance, run_id: str, worker: threading.Thread, total_steps:
             time.sleep(0.3)
 
 
-def serve_ui(port: int) -> None:
-    """`dagster dev` on the shared instance (webserver + daemon, so sensors run)."""
+def run_dagster_command(args: list[str]) -> int:
+    """Runs the `dagster` CLI on the shared instance, with the dbt manifest prepared."""
     from ghmetrics_dagster.defs import transform
 
+    dagster_home.prepare()
     transform.prepare_dbt_project()
-    command = [
-        os.path.join(os.path.dirname(sys.executable), "dagster"),
-        "dev",
-        "-w",
-        str(dagster_home.PROJECT_ROOT / "workspace.yaml"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    print(f"Dagster UI: http://127.0.0.1:{port}  (Ctrl-C to stop)", flush=True)
+    command = [os.path.join(os.path.dirname(sys.executable), "dagster"), *args]
     try:
-        subprocess.run(command, cwd=dagster_home.PROJECT_ROOT, check=False)
+        return subprocess.run(command, cwd=dagster_home.PROJECT_ROOT, check=False).returncode
     except KeyboardInterrupt:
-        pass
+        return 130
+
+
+def serve_ui(port: int) -> None:
+    """`dagster dev` on the shared instance (webserver + daemon, so sensors run)."""
+    print(f"Dagster UI: http://127.0.0.1:{port}  (Ctrl-C to stop)", flush=True)
+    workspace = str(dagster_home.PROJECT_ROOT / "workspace.yaml")
+    run_dagster_command(["dev", "-w", workspace, "--host", "127.0.0.1", "--port", str(port)])

@@ -163,7 +163,9 @@ def train(frame: pd.DataFrame, holdout_weeks: int = 4, **params) -> TrainedPerfo
             f"only {len(rows)} scope-weeks with a next week to learn from; the performance model needs at least 30"
         )
     split = split_by_time(rows, holdout_weeks)
-    names = F.forecast_feature_names(rows)
+    # A feature with no value in the training weeks (e.g. no incidents yet) carries nothing,
+    # and scikit-learn's histogram binning cannot bin an all-missing column.
+    names = [name for name in F.forecast_feature_names(rows) if split.train[name].notna().any()]
     model = PerformanceForecaster(**params)
     model.fit(split.train[names], split.train[[f"target_{t}" for t in F.TARGETS]].to_numpy(dtype=float))
     metrics = evaluate(model, split.holdout)

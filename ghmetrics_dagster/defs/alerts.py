@@ -1,7 +1,5 @@
 """Posts a message to GHMETRICS_ALERT_WEBHOOK_URL (Slack-compatible) when any run fails."""
 
-from __future__ import annotations
-
 import os
 
 import dagster as dg

@@ -1,7 +1,5 @@
 """Refreshing users: the job over a user's partition, the login sensor, the nightly schedule."""
 
-from __future__ import annotations
-
 import datetime as dt
 import os
 

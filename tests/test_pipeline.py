@@ -1,0 +1,120 @@
+"""End to end: a login row -> the sensor -> one real Dagster run over ingestion, dbt marts,
+insights and summary for that user, against the sandbox over HTTP and a real Postgres."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import pytest
+
+from ghmetrics_dagster import secrets, warehouse
+from ghmetrics_dagster.defs.partitions import users_partitions
+from ghmetrics_dagster.defs.users import user_login_sensor
+from ghmetrics_dagster.sandbox import generator
+from ghmetrics_dagster.sandbox.server import run_sandbox
+
+
+@pytest.fixture(scope="module")
+def definitions():
+    from ghmetrics_dagster.defs.transform import prepare_dbt_project
+
+    prepare_dbt_project()
+    from ghmetrics_dagster.definitions import defs
+
+    return defs
+
+
+@pytest.fixture
+def sandbox(monkeypatch):
+    org = generator.generate(seed=11, repos=4, prs_per_repo=40, weeks=16, users=6)
+    with run_sandbox(org=org) as handle:
+        monkeypatch.setenv("GHMETRICS_GITHUB_API_URL", handle.rest_url)
+        monkeypatch.setenv("GHMETRICS_GITHUB_GRAPHQL_URL", handle.graphql_url)
+        monkeypatch.delenv("GITHUB_TOKEN", raising=False)
+        yield handle
+
+
+def _user_with_most_repositories(org) -> tuple[str, list[str]]:
+    login = max(
+        (name for name, repos in org.memberships.items() if not org.users[name].is_bot),
+        key=lambda name: (len(org.memberships[name]), name),
+    )
+    return login, org.memberships[login]
+
+
+def _insert(url: str, sql: str, params: tuple) -> None:
+    with warehouse.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(sql, params)
+
+
+def _scalar(url: str, sql: str, params: tuple = ()):
+    with warehouse.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(sql, params)
+        return cur.fetchone()[0]
+
+
+def test_login_refreshes_the_user_once_within_the_ttl(definitions, sandbox, database_url, tmp_path):
+    login, repos = _user_with_most_repositories(sandbox.org)
+    token = sandbox.tokens[1]
+    # The user's own token, stored encrypted: the run must use it and never reveal it.
+    _insert(database_url, "insert into app.users (login, token_ciphertext) values (%s, %s)", (login, secrets.encrypt(token)))
+    for repo in repos:
+        _insert(database_url, "insert into app.user_repositories values (%s, %s)", (login, repo))
+    _insert(database_url, "insert into app.user_logins (login) values (%s)", (login,))
+
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        result = user_login_sensor(dg.build_sensor_context(instance=instance, definitions=definitions))
+        assert len(result.run_requests) == 1
+        request = result.run_requests[0]
+        assert request.partition_key == login
+        assert [list(r.partition_keys) for r in result.dynamic_partitions_requests] == [[login]]
+        instance.add_dynamic_partitions(users_partitions.name, [login])
+
+        job = definitions.resolve_job_def("user_refresh")
+        run = job.execute_in_process(instance=instance, partition_key=login, tags=request.tags)
+        assert run.success
+
+        # Everything downstream is fresh for that user after the one run.
+        assert _scalar(database_url, "select count(*) from raw.repositories") == len(repos)
+        assert _scalar(database_url, "select count(*) from marts.fct_dora_weekly where scope_type = 'user' and scope = %s", (login,)) > 0
+        assert _scalar(database_url, "select count(*) from ml.insights where login = %s", (login,)) > 0
+        assert _scalar(database_url, "select count(*) from app.summaries where login = %s", (login,)) == 1
+        # The sandbox saw the user's token, not anonymous requests.
+        assert sandbox.stats(token)["requests"] > 0
+
+        # A second login inside the TTL requests nothing and says why.
+        _insert(database_url, "insert into app.user_logins (login) values (%s)", (login,))
+        again = user_login_sensor(
+            dg.build_sensor_context(instance=instance, cursor=result.cursor, definitions=definitions)
+        )
+        assert again.run_requests == []
+        assert "TTL" in again.skip_reason.skip_message and login in again.skip_reason.skip_message
+
+        # The clear token is nowhere in the Dagster event log.
+        events = instance.all_logs(run.run_id)
+        assert events
+        assert token not in json.dumps([e.user_message for e in events] + [str(e.dagster_event) for e in events])
+
+    assert _scalar(
+        database_url, "select count(*) from app.users where token_ciphertext like %s", (f"%{token}%",)
+    ) == 0
+
+
+def test_unknown_repository_fails_only_that_repository(definitions, sandbox, database_url, tmp_path, monkeypatch):
+    login, repos = _user_with_most_repositories(sandbox.org)
+    monkeypatch.setenv("GITHUB_TOKEN", sandbox.tokens[0])
+    _insert(database_url, "insert into app.users (login) values (%s)", (login,))
+    for repo in [*repos, "acme/does-not-exist"]:
+        _insert(database_url, "insert into app.user_repositories values (%s, %s)", (login, repo))
+
+    from ghmetrics_dagster.defs.ingest import SYNCED_CHECK, github_raw_tables
+
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        instance.add_dynamic_partitions(users_partitions.name, [login])
+        result = dg.materialize([github_raw_tables], instance=instance, partition_key=login)
+        assert result.success  # the other repositories completed
+        (check,) = result.get_asset_check_evaluations()
+        assert check.check_name == SYNCED_CHECK and not check.passed
+        assert "acme/does-not-exist" in check.description and "not found" in check.description
+    assert _scalar(database_url, "select count(*) from raw.repositories") == len(repos)
