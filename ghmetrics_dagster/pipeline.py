@@ -6,6 +6,8 @@ themselves live in `definitions.py`.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -57,15 +59,21 @@ def run_user_pipeline(login: str, progress: bool = False, tags: dict[str, str] |
     run_id = make_new_run_id()
     outcome: dict = {}
 
+    # With a progress bar the console shows the bar and warnings only: every log line, and
+    # dbt's output, stay in the run's event log and compute logs (the Dagster UI shows them).
+    run_config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}} if progress else None
+
     def execute() -> None:
         try:
-            outcome["result"] = job.execute_in_process(
-                instance=instance,
-                partition_key=login,
-                run_id=run_id,
-                raise_on_error=False,
-                tags={"ghmetrics/user": login, "ghmetrics/trigger": "cli", **(tags or {})},
-            )
+            with contextlib.redirect_stdout(io.StringIO()) if progress else contextlib.nullcontext():
+                outcome["result"] = job.execute_in_process(
+                    run_config=run_config,
+                    instance=instance,
+                    partition_key=login,
+                    run_id=run_id,
+                    raise_on_error=False,
+                    tags={"ghmetrics/user": login, "ghmetrics/trigger": "cli", **(tags or {})},
+                )
         except BaseException as exc:  # surfaced in the calling thread
             outcome["error"] = exc
 
@@ -92,11 +100,13 @@ def _show_progress(instance, run_id: str, worker: threading.Thread, total_steps:
         while True:
             alive = worker.is_alive()
             try:
-                records = instance.get_records_for_run(run_id, cursor=cursor).records
+                connection = instance.get_records_for_run(run_id, cursor=cursor)
             except Exception:  # the run may not be stored yet
-                records = []
+                connection = None
+            records = connection.records if connection else []
+            if records:
+                cursor = connection.cursor
             for record in records:
-                cursor = record.storage_id
                 event = record.event_log_entry.dagster_event
                 if event is None or event.step_key is None:
                     continue

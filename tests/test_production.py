@@ -131,3 +131,23 @@ def test_compose_services_provide_what_the_instance_files_read():
     assert "USER ghmetrics" in dockerfile and "HEALTHCHECK" in dockerfile
     for variant in ("dagster.production.yaml", "dagster.ecs.yaml"):
         assert variant in dockerfile
+
+
+def test_reports_are_published_to_s3_when_configured(s3, monkeypatch, tmp_path):
+    from ghmetrics_dagster import publish
+
+    html = tmp_path / "alice.html"
+    html.write_text("<html><body>report</body></html>")
+    data = tmp_path / "alice.json"
+    data.write_text('{"login": "alice"}')
+    monkeypatch.delenv("GHMETRICS_REPORTS_URI", raising=False)
+    assert publish.publish_reports([html, data]) == []  # local only unless configured
+    monkeypatch.setenv("GHMETRICS_REPORTS_URI", f"s3://{BUCKET}/reports")
+    uris = publish.publish_reports([html, data])
+    assert uris == [f"s3://{BUCKET}/reports/alice.html", f"s3://{BUCKET}/reports/alice.json"]
+    stored = s3.get_object(Bucket=BUCKET, Key="reports/alice.html")
+    assert stored["Body"].read() == html.read_bytes()
+    assert stored["ContentType"] == "text/html"
+    monkeypatch.setenv("GHMETRICS_REPORTS_URI", "/var/reports")
+    with pytest.raises(ValueError, match="not an s3:// URI"):
+        publish.publish_reports([html])

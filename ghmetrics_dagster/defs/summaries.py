@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from ghmetrics_dagster import settings, warehouse
+from ghmetrics_dagster import publish, settings, warehouse
 from ghmetrics_dagster.defs.partitions import users_partitions
 from ghmetrics_dagster.llm.service import summarise_user
 
@@ -40,6 +40,7 @@ def user_summaries(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     )
     notes = "\n".join(f"- {note}" for note in result.notes)
     markdown = f"{header}\n\n{result.text}" + (f"\n\n{notes}" if notes else "")
+    published = publish.publish_reports([outcome.html_path, outcome.json_path])
     if result.budget_exhausted:
         context.log.warning(f"{login}: LLM budget exhausted, rule-based summary used")
     return dg.MaterializeResult(
@@ -59,6 +60,7 @@ def user_summaries(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             "summary_id": outcome.summary_id,
             "report_html": dg.MetadataValue.path(str(outcome.html_path)),
             "report_json": dg.MetadataValue.path(str(outcome.json_path)),
+            **({"report_s3": dg.MetadataValue.json(published)} if published else {}),
         }
     )
 
