@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ml import registry, training
+from ml import registry
 
 
 @click.group("models")
@@ -15,6 +15,8 @@ def models() -> None:
 @models.command("list")
 def list_models() -> None:
     """Every version with its aliases, data watermark, sample count and holdout metric."""
+    from ml import training  # scikit-learn loads only for this command
+
     store = training.default_store()
     rows = registry.list_versions(registry.client(store.tracking_uri))
     if not rows:
@@ -35,6 +37,8 @@ def list_models() -> None:
 @click.option("--version", "version", type=int, required=True, help="The version to make champion again.")
 def rollback(name: str, version: int) -> None:
     """Moves NAME's champion alias back to VERSION."""
+    from ml import training  # scikit-learn loads only for this command
+
     store = training.default_store()
     try:
         before = registry.rollback(registry.client(store.tracking_uri), name, version)
