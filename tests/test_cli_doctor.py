@@ -1,0 +1,53 @@
+"""`ghmetrics doctor` against a real warehouse and the sandbox; the nightly schedule."""
+
+from __future__ import annotations
+
+import dagster as dg
+from click.testing import CliRunner
+
+from ghmetrics_dagster.cli import main
+from ghmetrics_dagster.defs.partitions import users_partitions
+from ghmetrics_dagster.defs.users import nightly_refresh_schedule
+from ghmetrics_dagster.sandbox.server import run_sandbox
+
+
+def test_doctor_reports_each_service_with_secrets_masked(database_url, monkeypatch):
+    with run_sandbox(repos=1, prs_per_repo=10) as sandbox:
+        token = sandbox.tokens[0]
+        monkeypatch.setenv("GHMETRICS_GITHUB_API_URL", sandbox.rest_url)
+        monkeypatch.setenv("GITHUB_TOKEN", token)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-" + "k" * 40)
+        result = CliRunner().invoke(main, ["doctor"])
+        assert result.exit_code == 0, result.output
+        assert "[ok  ] warehouse" in result.output
+        assert "[ok  ] GitHub: token ghp_" in result.output and "REST calls left" in result.output
+        assert "[ok  ] MLflow" in result.output and "[ok  ] LLM: OpenAI key sk-t" in result.output
+        assert token not in result.output and "k" * 40 not in result.output
+
+        sandbox.revoke(token)
+        result = CliRunner().invoke(main, ["doctor"])
+        assert result.exit_code == 1
+        assert "is invalid or revoked" in result.output and token not in result.output
+
+
+def test_doctor_fails_on_an_unreachable_warehouse(home, monkeypatch):
+    monkeypatch.setenv("GHMETRICS_DATABASE_URL", "postgresql://postgres:hunter2@127.0.0.1:1/none")
+    result = CliRunner().invoke(main, ["doctor"])
+    assert result.exit_code == 1
+    assert "[FAIL] cannot connect to the warehouse" in result.output
+    assert "hunter2" not in result.output
+
+
+def test_nightly_schedule_requests_one_run_per_user(tmp_path):
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=None)
+        assert isinstance(nightly_refresh_schedule(context), dg.SkipReason)
+        instance.add_dynamic_partitions(users_partitions.name, ["alice", "bob"])
+        import datetime as dt
+
+        context = dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=dt.datetime(2026, 11, 23, 3, tzinfo=dt.timezone.utc)
+        )
+        requests = nightly_refresh_schedule(context)
+    assert sorted(r.partition_key for r in requests) == ["alice", "bob"]
+    assert {r.run_key for r in requests} == {"nightly-2026-11-23-alice", "nightly-2026-11-23-bob"}
