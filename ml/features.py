@@ -9,28 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ghmetrics_dagster import contracts
+
 KEY_COLUMNS = ["scope_type", "scope", "week_start"]
 
 # The numeric columns of fct_dora_weekly, in contract order.
-METRIC_COLUMNS = [
-    "deployments",
-    "deployment_days",
-    "median_lead_time_hours",
-    "change_failure_rate",
-    "failed_changes",
-    "incidents",
-    "median_time_to_restore_hours",
-    "merged_prs",
-    "review_coverage",
-    "median_pr_size",
-    "p90_pr_size",
-    "median_coding_hours",
-    "median_pickup_hours",
-    "median_review_hours",
-    "median_deploy_hours",
-    "review_coverage_12w",
-    "performance_score",
-]
+METRIC_COLUMNS = list(contracts.FEATURE_COLUMNS)
 
 # Shares in [0, 1] or the 0-100 score: compared on their own scale. Everything else is a
 # count, a size or a duration, skewed to the right, compared on log1p.

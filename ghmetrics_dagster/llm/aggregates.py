@@ -14,36 +14,15 @@ import math
 from decimal import Decimal
 from typing import Any
 
+from ghmetrics_dagster import contracts
+
 WINDOW_WEEKS = 12
 MAX_REPOSITORIES = 10  # the busiest ones; keeps the prompt short for users with many repositories
 
-GRADE_FIELDS = (
-    "deployment_frequency_grade",
-    "lead_time_grade",
-    "change_failure_rate_grade",
-    "time_to_restore_grade",
-)
+GRADE_FIELDS = contracts.GRADE_COLUMNS
 
 # Weekly columns of marts.fct_dora_weekly that the report charts and the prompt may cite.
-WEEKLY_FIELDS = (
-    "deployments",
-    "deployment_days",
-    "median_lead_time_hours",
-    "change_failure_rate",
-    "failed_changes",
-    "incidents",
-    "median_time_to_restore_hours",
-    "merged_prs",
-    "review_coverage",
-    "median_pr_size",
-    "p90_pr_size",
-    "median_coding_hours",
-    "median_pickup_hours",
-    "median_review_hours",
-    "median_deploy_hours",
-    "review_coverage_12w",
-    "performance_score",
-)
+WEEKLY_FIELDS = contracts.FEATURE_COLUMNS
 
 CYCLE_STAGES = ("coding", "pickup", "review", "deploy")
 

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ghmetrics_dagster import contracts
+
 from .model import GHOST, Organization, PullRequest, Repository
 
 SOURCES = ("github_deployments", "workflow_runs", "releases", "merges")
@@ -48,14 +50,8 @@ SCORE_WEIGHTS = {
 REVERTS_COMMIT = re.compile(r"This reverts commit ([0-9a-fA-F]{7,40})")
 REVERT_TITLE = re.compile(r'^Revert "(.*)"', re.DOTALL)
 
-WEEKLY_NUMERIC = [
-    "deployments", "deployment_days", "median_lead_time_hours", "change_failure_rate",
-    "failed_changes", "incidents", "median_time_to_restore_hours", "merged_prs",
-    "review_coverage", "median_pr_size", "p90_pr_size", "median_coding_hours",
-    "median_pickup_hours", "median_review_hours", "median_deploy_hours",
-]
-GRADE_COLUMNS = ["deployment_frequency_grade", "lead_time_grade", "change_failure_rate_grade",
-                 "time_to_restore_grade"]
+WEEKLY_NUMERIC = list(contracts.WEEKLY_METRICS)
+GRADE_COLUMNS = list(contracts.GRADE_COLUMNS)
 MART_COLUMNS: dict[str, list[str]] = {
     "fct_pull_requests": [
         "pull_request_id", "repo_full_name", "number", "title", "author_login", "is_bot", "is_draft",
@@ -80,8 +76,7 @@ MART_COLUMNS: dict[str, list[str]] = {
     ] + GRADE_COLUMNS + ["performance_score"],
     "dim_users": ["login", "display_name", "repository_count", "first_week", "last_week"]
     + GRADE_COLUMNS + ["performance_score"],
-    "ml_weekly_features": ["scope_type", "scope", "week_start"] + WEEKLY_NUMERIC
-    + ["review_coverage_12w", "performance_score"],
+    "ml_weekly_features": ["scope_type", "scope", "week_start", *contracts.FEATURE_COLUMNS],
     "anomalies": ["scope_type", "scope", "week_start", "metric", "factor"],
 }
 TIMESTAMP_COLUMNS = {
