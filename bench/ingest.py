@@ -18,19 +18,17 @@ sandbox's own per-token accounting. Prints a table and writes bench/results/inge
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import sys
 import time
-import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import psycopg2  # noqa: E402
 
 from ghmetrics_dagster import warehouse  # noqa: E402
 from ghmetrics_dagster.github import sync  # noqa: E402
@@ -40,29 +38,6 @@ from ghmetrics_dagster.sandbox import generator, sample_org, server  # noqa: E40
 
 def server_url() -> str:
     return os.environ.get("GHMETRICS_TEST_DATABASE_URL") or warehouse.database_url()
-
-
-def create_database(base: str) -> str:
-    name = "ghm_bench_" + uuid.uuid4().hex[:10]
-    admin = psycopg2.connect(base)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'create database "{name}"')
-    admin.close()
-    parts = urlsplit(warehouse.to_libpq_url(base))
-    url = urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
-    warehouse.migrate(url)
-    return url
-
-
-def drop_database(base: str, url: str) -> None:
-    name = urlsplit(url).path.lstrip("/")
-    admin = psycopg2.connect(base)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute("select pg_terminate_backend(pid) from pg_stat_activity where datname = %s", (name,))
-        cur.execute(f'drop database if exists "{name}"')
-    admin.close()
 
 
 def sandbox_units(sb) -> int:
@@ -139,28 +114,22 @@ def main(argv=None) -> int:
     prs = sum(len(r.pull_requests) for r in org.repositories)
     base = server_url()
     rows = []
-    databases = []
-    try:
-        with server.run_sandbox(org, latency_ms=latency, tokens=["ghp_" + "b" * 36, "ghp_" + "c" * 36]) as sb:
-            pr_url = create_database(base)
-            databases.append(pr_url)
-            ours_pr = measure_ours(sb, pr_url, names, ["repositories", "pull_requests"], "ours, PR stream, full load")
-            rows.append(ours_pr)
-            all_url = create_database(base)
-            databases.append(all_url)
-            full = measure_ours(sb, all_url, names, sync.ALL_STREAMS, "ours, all streams, full load")
-            rows.append(full)
-            unchanged = measure_ours(sb, all_url, names, sync.ALL_STREAMS, "ours, refresh, nothing changed")
-            rows.append(unchanged)
-            touched = generator.touch_pull_requests(org, 0.01, seed=1)
-            changed = measure_ours(sb, all_url, names, sync.ALL_STREAMS, f"ours, refresh, {len(touched)} PRs (1%) changed")
-            changed["touched"] = len(touched)
-            rows.append(changed)
-            baseline = measure_baseline(sb, names)
-            rows.append(baseline)
-    finally:
-        for url in databases:
-            drop_database(base, url)
+    with contextlib.ExitStack() as stack:
+        sb = stack.enter_context(server.run_sandbox(org, latency_ms=latency, tokens=["ghp_" + "b" * 36, "ghp_" + "c" * 36]))
+        pr_url = stack.enter_context(warehouse.scratch_database(base, prefix="ghm_bench"))
+        ours_pr = measure_ours(sb, pr_url, names, ["repositories", "pull_requests"], "ours, PR stream, full load")
+        rows.append(ours_pr)
+        all_url = stack.enter_context(warehouse.scratch_database(base, prefix="ghm_bench"))
+        full = measure_ours(sb, all_url, names, sync.ALL_STREAMS, "ours, all streams, full load")
+        rows.append(full)
+        unchanged = measure_ours(sb, all_url, names, sync.ALL_STREAMS, "ours, refresh, nothing changed")
+        rows.append(unchanged)
+        touched = generator.touch_pull_requests(org, 0.01, seed=1)
+        changed = measure_ours(sb, all_url, names, sync.ALL_STREAMS, f"ours, refresh, {len(touched)} PRs (1%) changed")
+        changed["touched"] = len(touched)
+        rows.append(changed)
+        baseline = measure_baseline(sb, names)
+        rows.append(baseline)
 
     per_1000 = lambda units: round(units * 1000 / prs, 1)  # noqa: E731
     result = {

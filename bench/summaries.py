@@ -18,9 +18,7 @@ import os
 import random
 import sys
 import time
-import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 
@@ -94,11 +92,6 @@ def synthetic_users(count: int, seed: int = 7) -> list[SummaryInput]:
     return users
 
 
-def _with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
-
-
 def run(router: Router, users: list[SummaryInput], url: str, run_id: str) -> dict:
     started = time.perf_counter()
     results = []
@@ -138,15 +131,7 @@ def main() -> int:
     count = args.users or (100 if args.quick else 1000)
 
     server = os.environ.get("GHMETRICS_TEST_DATABASE_URL") or warehouse.database_url()
-    server = warehouse.to_libpq_url(server)
-    name = "ghm_bench_" + uuid.uuid4().hex[:10]
-    admin = psycopg2.connect(server)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'create database "{name}"')
-    url = _with_database(server, name)
-    try:
-        warehouse.migrate(url)
+    with warehouse.scratch_database(server, prefix="ghm_bench") as url:
         users = synthetic_users(count)
 
         started = time.perf_counter()
@@ -175,14 +160,6 @@ def main() -> int:
             calls_after_cold = len(fo.requests) + len(fa.requests)
             warm = run(router("bench-warm"), users, url, "bench-warm")
             warm_calls = len(fo.requests) + len(fa.requests) - calls_after_cold
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(
-                "select pg_terminate_backend(pid) from pg_stat_activity where datname = %s and pid <> pg_backend_pid()",
-                (name,),
-            )
-            cur.execute(f'drop database if exists "{name}"')
-        admin.close()
 
     rows = [
         ("baseline: rule-based only", baseline_wall, 0.0, 1.0, 0.0, "-"),

@@ -14,11 +14,8 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg2
 import pytest
 
 from ghmetrics_dagster import warehouse
@@ -114,29 +111,6 @@ def assert_raw_matches(url, org):
             assert (ready is None) == (pr.ready_for_review_at is None)
         for dep in repo.deployments:
             assert sorted(s["id"] for s in deployments[dep.node_id]["statuses"]) == sorted(s.node_id for s in dep.statuses)
-
-
-def fresh_database(server_url) -> str:
-    name = "ghm_test_" + uuid.uuid4().hex[:12]
-    admin = psycopg2.connect(server_url)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'create database "{name}"')
-    admin.close()
-    parts = urlsplit(warehouse.to_libpq_url(server_url))
-    url = urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
-    warehouse.migrate(url)
-    return url
-
-
-def drop_database(server_url, url):
-    name = urlsplit(url).path.lstrip("/")
-    admin = psycopg2.connect(server_url)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute("select pg_terminate_backend(pid) from pg_stat_activity where datname = %s", (name,))
-        cur.execute(f'drop database if exists "{name}"')
-    admin.close()
 
 
 def test_full_load_then_unchanged_refresh_is_free(database_url):
@@ -273,8 +247,7 @@ def test_faults_and_sigkill_leave_the_same_tables(database_url, server_url):
         assert sync.sync_repositories(database_url, make_client(sb), names(org)).ok
     clean = raw_snapshot(database_url)
 
-    faulty_url = fresh_database(server_url)
-    try:
+    with warehouse.scratch_database(server_url) as faulty_url:
         faults = server.FaultConfig(seed=2, rate_5xx=0.05, rate_truncated_json=0.01, rate_hang=0.01, hang_seconds=2,
                                     graphql_502_node_threshold=1500, secondary_max_concurrent=2,
                                     retry_after_seconds=1)
@@ -308,8 +281,6 @@ def test_faults_and_sigkill_leave_the_same_tables(database_url, server_url):
             print("faulty rerun:", stats.as_dict())
             assert stats.retries > 0 and stats.page_size_reductions > 0 and stats.secondary_limit_waits > 0
         assert raw_snapshot(faulty_url) == clean
-    finally:
-        drop_database(server_url, faulty_url)
 
 
 def test_tokens_rotate_through_primary_limits_and_exhaustion_is_clear(database_url):

@@ -140,3 +140,56 @@ def upsert(cur, table: str, columns: list[str], key: list[str], rows: list[tuple
     )
     psycopg2.extras.execute_values(cur, sql, rows, page_size=page_size)
     return len(rows)
+
+
+def _with_database(server_url: str, name: str) -> str:
+    parts = urlsplit(to_libpq_url(server_url))
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+def create_database(server_url: str, name: str, *, replace: bool = False) -> str:
+    """Creates database `name` on the server, migrates it, and returns its URL."""
+    admin = psycopg2.connect(to_libpq_url(server_url))
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            if replace:
+                _drop(cur, name)
+            cur.execute(f'create database "{name}"')
+    finally:
+        admin.close()
+    url = _with_database(server_url, name)
+    migrate(url)
+    return url
+
+
+def drop_database(server_url: str, name: str) -> None:
+    admin = psycopg2.connect(to_libpq_url(server_url))
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            _drop(cur, name)
+    finally:
+        admin.close()
+
+
+def _drop(cur, name: str) -> None:
+    # Open connections (a pool, a killed run) would make DROP DATABASE wait or fail.
+    cur.execute(
+        "select pg_terminate_backend(pid) from pg_stat_activity where datname = %s and pid <> pg_backend_pid()",
+        (name,),
+    )
+    cur.execute(f'drop database if exists "{name}"')
+
+
+@contextlib.contextmanager
+def scratch_database(server_url: str, prefix: str = "ghm_scratch") -> Iterator[str]:
+    """A fresh migrated database for tests and benchmarks, dropped afterwards."""
+    import uuid
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    url = create_database(server_url, name)
+    try:
+        yield url
+    finally:
+        drop_database(server_url, name)
