@@ -1,0 +1,365 @@
+{#- The pooled 12-week medians sort every item twelve times: keep those sorts in memory. -#}
+{{ config(
+    pre_hook="set work_mem = '128MB'",
+    post_hook="reset work_mem",
+) }}
+
+-- DORA and pull-request metrics per scope (a repository, or a user = the union of their
+-- repositories) and UTC week, zero-filled from the scope's first week with a pull request or
+-- deployment through the last week with any event in the warehouse, with grades on the
+-- trailing 12 weeks (docs/contracts.md). Performance score weights: deployment frequency
+-- 0.25, lead time 0.25, change failure rate 0.20, time to restore 0.15, review coverage 0.15.
+
+with pull_requests as (
+    select * from {{ ref('fct_pull_requests') }}
+),
+
+deployments as (
+    select * from {{ ref('fct_deployments') }}
+),
+
+incidents as (
+    select * from {{ ref('fct_incidents') }}
+),
+
+scope_members as (
+    select 'repository' as scope_type, repo_full_name as scope, repo_full_name
+    from (
+        select repo_full_name from pull_requests
+        union
+        select repo_full_name from deployments
+    ) as active
+    union all
+    select 'user' as scope_type, login as scope, repo_full_name
+    from {{ ref('stg_app__user_repositories') }}
+),
+
+-- Integer keys: the large sorts below group by them instead of by text.
+scope_keys as (
+    select scope_type, scope, row_number() over (order by scope_type, scope) as scope_id
+    from (select distinct scope_type, scope from scope_members) as distinct_scopes
+),
+
+repository_keys as (
+    select repo_full_name, row_number() over (order by repo_full_name) as repo_id
+    from (select distinct repo_full_name from scope_members) as distinct_repositories
+),
+
+scope_repositories as (
+    select scope_keys.scope_id, repository_keys.repo_id, scope_members.repo_full_name
+    from scope_members
+    inner join scope_keys using (scope_type, scope)
+    inner join repository_keys using (repo_full_name)
+),
+
+warehouse_last_week as (
+    select {{ week_start('greatest(
+        (select max(greatest(created_at, merged_at, closed_at)) from pull_requests),
+        (select max(deployed_at) from deployments),
+        (select max(started_at) from incidents)
+    )') }} as last_week
+),
+
+repository_first_event as (
+    select repo_full_name, min(event_at) as first_event_at
+    from (
+        select repo_full_name, created_at as event_at from pull_requests
+        union all
+        select repo_full_name, deployed_at as event_at from deployments
+    ) as events
+    group by repo_full_name
+),
+
+scopes as (
+    select
+        scope_repositories.scope_id,
+        {{ week_start('min(repository_first_event.first_event_at)') }} as first_week
+    from scope_repositories
+    inner join repository_first_event
+        on repository_first_event.repo_full_name = scope_repositories.repo_full_name
+    group by scope_repositories.scope_id
+),
+
+weeks as (
+    select
+        scopes.scope_id,
+        scope_keys.scope_type,
+        scope_keys.scope,
+        week::date as week_start
+    from scopes
+    inner join scope_keys using (scope_id)
+    cross join warehouse_last_week
+    cross join lateral generate_series(scopes.first_week, warehouse_last_week.last_week, interval '1 week') as week
+),
+
+-- Items of each metric with the week they count in.
+merged_items as (
+    select
+        repository_keys.repo_id,
+        {{ week_start('merged_at') }} as week_start,
+        first_review_at is not null as is_reviewed,
+        pr_size,
+        coding_hours,
+        pickup_hours,
+        review_hours,
+        deploy_hours
+    from pull_requests
+    inner join repository_keys using (repo_full_name)
+    where merged_at is not null and not is_bot
+),
+
+shipped_items as (
+    select
+        repository_keys.repo_id,
+        {{ week_start('shipped_at') }} as week_start,
+        lead_time_hours
+    from pull_requests
+    inner join repository_keys using (repo_full_name)
+    where shipped_at is not null and not is_bot and lead_time_hours is not null
+),
+
+deployment_items as (
+    select
+        repository_keys.repo_id,
+        week_start,
+        case when not is_failed then {{ utc_date('deployed_at') }} end as success_date,
+        fails_change
+    from deployments
+    inner join repository_keys using (repo_full_name)
+),
+
+incident_items as (
+    select repository_keys.repo_id, week_start, restore_hours
+    from incidents
+    inner join repository_keys using (repo_full_name)
+),
+
+weekly_deployments as (
+    select
+        scope_repositories.scope_id,
+        items.week_start,
+        count(*) as deployments,
+        count(distinct items.success_date) as deployment_days,
+        count(*) filter (where items.fails_change) as failed_changes
+    from scope_repositories
+    inner join deployment_items as items on items.repo_id = scope_repositories.repo_id
+    group by 1, 2
+),
+
+weekly_merged as (
+    select
+        scope_repositories.scope_id,
+        items.week_start,
+        count(*) as merged_prs,
+        count(*) filter (where items.is_reviewed) as reviewed_prs,
+        percentile_cont(0.5) within group (order by items.pr_size) as median_pr_size,
+        percentile_cont(0.9) within group (order by items.pr_size) as p90_pr_size,
+        percentile_cont(0.5) within group (order by items.coding_hours) as median_coding_hours,
+        percentile_cont(0.5) within group (order by items.pickup_hours) as median_pickup_hours,
+        percentile_cont(0.5) within group (order by items.review_hours) as median_review_hours,
+        percentile_cont(0.5) within group (order by items.deploy_hours) as median_deploy_hours
+    from scope_repositories
+    inner join merged_items as items on items.repo_id = scope_repositories.repo_id
+    group by 1, 2
+),
+
+weekly_shipped as (
+    select
+        scope_repositories.scope_id,
+        items.week_start,
+        percentile_cont(0.5) within group (order by items.lead_time_hours) as median_lead_time_hours,
+        count(*) as lead_times,
+        {{ median_parts('items.lead_time_hours', 24, 'lead_24') }},
+        {{ median_parts('items.lead_time_hours', 168, 'lead_168') }},
+        {{ median_parts('items.lead_time_hours', 720, 'lead_720') }}
+    from scope_repositories
+    inner join shipped_items as items on items.repo_id = scope_repositories.repo_id
+    group by 1, 2
+),
+
+weekly_incidents as (
+    select
+        scope_repositories.scope_id,
+        items.week_start,
+        count(*) as incidents,
+        percentile_cont(0.5) within group (order by items.restore_hours) as median_time_to_restore_hours,
+        count(items.restore_hours) as restores,
+        {{ median_parts('items.restore_hours', 1, 'restore_1') }},
+        {{ median_parts('items.restore_hours', 24, 'restore_24') }},
+        {{ median_parts('items.restore_hours', 168, 'restore_168') }}
+    from scope_repositories
+    inner join incident_items as items on items.repo_id = scope_repositories.repo_id
+    group by 1, 2
+),
+
+weekly as (
+    select
+        weeks.scope_id,
+        weeks.scope_type,
+        weeks.scope,
+        weeks.week_start,
+        coalesce(weekly_deployments.deployments, 0) as deployments,
+        coalesce(weekly_deployments.deployment_days, 0) as deployment_days,
+        weekly_shipped.median_lead_time_hours::numeric as median_lead_time_hours,
+        coalesce(weekly_deployments.failed_changes, 0) as failed_changes,
+        coalesce(weekly_incidents.incidents, 0) as incidents,
+        weekly_incidents.median_time_to_restore_hours::numeric as median_time_to_restore_hours,
+        coalesce(weekly_merged.merged_prs, 0) as merged_prs,
+        coalesce(weekly_merged.reviewed_prs, 0) as reviewed_prs,
+        weekly_merged.median_pr_size::numeric as median_pr_size,
+        weekly_merged.p90_pr_size::numeric as p90_pr_size,
+        weekly_merged.median_coding_hours::numeric as median_coding_hours,
+        weekly_merged.median_pickup_hours::numeric as median_pickup_hours,
+        weekly_merged.median_review_hours::numeric as median_review_hours,
+        weekly_merged.median_deploy_hours::numeric as median_deploy_hours,
+        coalesce(weekly_shipped.lead_times, 0) as lead_times,
+        coalesce(weekly_incidents.restores, 0) as restores,
+        coalesce(weekly_shipped.lead_24_below, 0) as lead_24_below,
+        weekly_shipped.lead_24_below_max,
+        weekly_shipped.lead_24_above_min,
+        coalesce(weekly_shipped.lead_168_below, 0) as lead_168_below,
+        weekly_shipped.lead_168_below_max,
+        weekly_shipped.lead_168_above_min,
+        coalesce(weekly_shipped.lead_720_below, 0) as lead_720_below,
+        weekly_shipped.lead_720_below_max,
+        weekly_shipped.lead_720_above_min,
+        coalesce(weekly_incidents.restore_1_below, 0) as restore_1_below,
+        weekly_incidents.restore_1_below_max,
+        weekly_incidents.restore_1_above_min,
+        coalesce(weekly_incidents.restore_24_below, 0) as restore_24_below,
+        weekly_incidents.restore_24_below_max,
+        weekly_incidents.restore_24_above_min,
+        coalesce(weekly_incidents.restore_168_below, 0) as restore_168_below,
+        weekly_incidents.restore_168_below_max,
+        weekly_incidents.restore_168_above_min
+    from weeks
+    left join weekly_deployments using (scope_id, week_start)
+    left join weekly_merged using (scope_id, week_start)
+    left join weekly_shipped using (scope_id, week_start)
+    left join weekly_incidents using (scope_id, week_start)
+),
+
+-- Weekly rows are contiguous per scope, so the 12-week window is the row and 11 before it.
+-- Materialised: inlined, the grades below would re-evaluate the window aggregates per use.
+windowed as materialized (
+    select
+        weekly.*,
+        sum(deployments) over last_12_weeks as deployments_12w,
+        sum(failed_changes) over last_12_weeks as failed_changes_12w,
+        sum(merged_prs) over last_12_weeks as merged_prs_12w,
+        sum(reviewed_prs) over last_12_weeks as reviewed_prs_12w,
+        sum(deployment_days) over last_12_weeks as deployment_days_12w,
+        count(*) over last_12_weeks as weeks_12w,
+        sum(lead_times) over last_12_weeks as lead_times_12w,
+        sum(restores) over last_12_weeks as restores_12w,
+        sum(lead_24_below) over last_12_weeks as lead_24_below_12w,
+        max(lead_24_below_max) over last_12_weeks as lead_24_below_max_12w,
+        min(lead_24_above_min) over last_12_weeks as lead_24_above_min_12w,
+        sum(lead_168_below) over last_12_weeks as lead_168_below_12w,
+        max(lead_168_below_max) over last_12_weeks as lead_168_below_max_12w,
+        min(lead_168_above_min) over last_12_weeks as lead_168_above_min_12w,
+        sum(lead_720_below) over last_12_weeks as lead_720_below_12w,
+        max(lead_720_below_max) over last_12_weeks as lead_720_below_max_12w,
+        min(lead_720_above_min) over last_12_weeks as lead_720_above_min_12w,
+        sum(restore_1_below) over last_12_weeks as restore_1_below_12w,
+        max(restore_1_below_max) over last_12_weeks as restore_1_below_max_12w,
+        min(restore_1_above_min) over last_12_weeks as restore_1_above_min_12w,
+        sum(restore_24_below) over last_12_weeks as restore_24_below_12w,
+        max(restore_24_below_max) over last_12_weeks as restore_24_below_max_12w,
+        min(restore_24_above_min) over last_12_weeks as restore_24_above_min_12w,
+        sum(restore_168_below) over last_12_weeks as restore_168_below_12w,
+        max(restore_168_below_max) over last_12_weeks as restore_168_below_max_12w,
+        min(restore_168_above_min) over last_12_weeks as restore_168_above_min_12w,
+        count(*) filter (where deployment_days < 1) over last_12_weeks as days_1_below_12w,
+        max(deployment_days) filter (where deployment_days < 1) over last_12_weeks as days_1_below_max_12w,
+        min(deployment_days) filter (where deployment_days >= 1) over last_12_weeks as days_1_above_min_12w,
+        count(*) filter (where deployment_days < 5) over last_12_weeks as days_5_below_12w,
+        max(deployment_days) filter (where deployment_days < 5) over last_12_weeks as days_5_below_max_12w,
+        min(deployment_days) filter (where deployment_days >= 5) over last_12_weeks as days_5_above_min_12w
+    from weekly
+    window last_12_weeks as (partition by scope_id order by week_start rows between 11 preceding and current row)
+),
+
+graded as (
+    select
+        windowed.*,
+        -- Medians of the window decided against each threshold (macro median_below).
+        case
+            when not {{ median_below('windowed.weeks_12w', 'windowed.days_5_below_12w', 'windowed.days_5_below_max_12w', 'windowed.days_5_above_min_12w', 5) }} then 'elite'
+            when not {{ median_below('windowed.weeks_12w', 'windowed.days_1_below_12w', 'windowed.days_1_below_max_12w', 'windowed.days_1_above_min_12w', 1) }} then 'high'
+            -- at least once a month on average: mean >= 12/52, compared without rounding
+            when windowed.deployment_days_12w * 52 >= 12 * windowed.weeks_12w then 'medium'
+            else 'low'
+        end as deployment_frequency_grade,
+        case
+            when windowed.lead_times_12w = 0 then null
+            when {{ median_below('windowed.lead_times_12w', 'windowed.lead_24_below_12w', 'windowed.lead_24_below_max_12w', 'windowed.lead_24_above_min_12w', 24) }} then 'elite'
+            when {{ median_below('windowed.lead_times_12w', 'windowed.lead_168_below_12w', 'windowed.lead_168_below_max_12w', 'windowed.lead_168_above_min_12w', 168) }} then 'high'
+            when {{ median_below('windowed.lead_times_12w', 'windowed.lead_720_below_12w', 'windowed.lead_720_below_max_12w', 'windowed.lead_720_above_min_12w', 720) }} then 'medium'
+            else 'low'
+        end as lead_time_grade,
+        case
+            when windowed.deployments_12w = 0 then null
+            when windowed.failed_changes_12w * 100 <= 5 * windowed.deployments_12w then 'elite'
+            when windowed.failed_changes_12w * 100 <= 10 * windowed.deployments_12w then 'high'
+            when windowed.failed_changes_12w * 100 <= 15 * windowed.deployments_12w then 'medium'
+            else 'low'
+        end as change_failure_rate_grade,
+        case
+            when windowed.restores_12w = 0 then null
+            when {{ median_below('windowed.restores_12w', 'windowed.restore_1_below_12w', 'windowed.restore_1_below_max_12w', 'windowed.restore_1_above_min_12w', 1) }} then 'elite'
+            when {{ median_below('windowed.restores_12w', 'windowed.restore_24_below_12w', 'windowed.restore_24_below_max_12w', 'windowed.restore_24_above_min_12w', 24) }} then 'high'
+            when {{ median_below('windowed.restores_12w', 'windowed.restore_168_below_12w', 'windowed.restore_168_below_max_12w', 'windowed.restore_168_above_min_12w', 168) }} then 'medium'
+            else 'low'
+        end as time_to_restore_grade,
+        case when windowed.merged_prs_12w > 0
+            then trim_scale(windowed.reviewed_prs_12w::numeric / windowed.merged_prs_12w) end as review_coverage_12w
+    from windowed
+),
+
+scored as (
+    select
+        graded.*,
+        (
+            coalesce(0.25 * {{ grade_points('deployment_frequency_grade') }}, 0)
+            + coalesce(0.25 * {{ grade_points('lead_time_grade') }}, 0)
+            + coalesce(0.20 * {{ grade_points('change_failure_rate_grade') }}, 0)
+            + coalesce(0.15 * {{ grade_points('time_to_restore_grade') }}, 0)
+            + coalesce(0.15 * review_coverage_12w * 100, 0)
+        ) / nullif(
+            case when deployment_frequency_grade is not null then 0.25 else 0 end
+            + case when lead_time_grade is not null then 0.25 else 0 end
+            + case when change_failure_rate_grade is not null then 0.20 else 0 end
+            + case when time_to_restore_grade is not null then 0.15 else 0 end
+            + case when review_coverage_12w is not null then 0.15 else 0 end,
+            0
+        ) as performance_score
+    from graded
+)
+
+select
+    scope_type,
+    scope,
+    week_start,
+    deployments,
+    deployment_days,
+    median_lead_time_hours,
+    case when deployments > 0 then trim_scale(failed_changes::numeric / deployments) end as change_failure_rate,
+    failed_changes,
+    incidents,
+    median_time_to_restore_hours,
+    merged_prs,
+    case when merged_prs > 0 then trim_scale(reviewed_prs::numeric / merged_prs) end as review_coverage,
+    median_pr_size,
+    p90_pr_size,
+    median_coding_hours,
+    median_pickup_hours,
+    median_review_hours,
+    median_deploy_hours,
+    deployment_frequency_grade,
+    lead_time_grade,
+    change_failure_rate_grade,
+    time_to_restore_grade,
+    review_coverage_12w,
+    performance_score
+from scored

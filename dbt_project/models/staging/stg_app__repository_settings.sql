@@ -1,0 +1,8 @@
+select
+    repo_full_name,
+    deployment_source,
+    production_environment_regex,
+    deploy_workflow_regex,
+    incident_label_regex,
+    updated_at
+from {{ source('app', 'repository_settings') }}

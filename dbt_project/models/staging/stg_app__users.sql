@@ -1,0 +1,4 @@
+select
+    login,
+    display_name
+from {{ source('app', 'users') }}

@@ -1,0 +1,18 @@
+with source as (
+    select * from {{ source('github', 'pull_request_reviews') }}
+),
+
+renamed as (
+    select
+        id as review_id,
+        pull_request_id,
+        repo_full_name,
+        data ->> 'state' as state,
+        (data ->> 'submittedAt')::timestamptz as submitted_at,
+        -- kept null for the deleted user: a review by nobody known counts as someone else's
+        {{ actor_login("data -> 'author'") }} as author_login,
+        ingested_at
+    from source
+)
+
+select * from renamed

@@ -1,0 +1,32 @@
+with source as (
+    select * from {{ source('github', 'pull_requests') }}
+),
+
+renamed as (
+    select
+        id as pull_request_id,
+        repo_full_name,
+        number,
+        data ->> 'title' as title,
+        data ->> 'body' as body,
+        data ->> 'state' as state,
+        coalesce((data ->> 'isDraft')::boolean, false) as is_draft,
+        (data ->> 'createdAt')::timestamptz as created_at,
+        (data ->> 'closedAt')::timestamptz as closed_at,
+        (data ->> 'mergedAt')::timestamptz as merged_at,
+        (data -> 'readyForReview' ->> 'createdAt')::timestamptz as ready_for_review_at,
+        coalesce((data ->> 'additions')::integer, 0) as additions,
+        coalesce((data ->> 'deletions')::integer, 0) as deletions,
+        data ->> 'baseRefName' as base_ref_name,
+        -- a null author is GitHub's deleted user
+        coalesce({{ actor_login("data -> 'author'") }}, 'ghost') as author_login,
+        {{ is_bot("data -> 'author'") }} as is_bot,
+        coalesce((data ->> 'title') like 'Revert%', false)
+            or coalesce((data ->> 'body') ~ 'This reverts commit [0-9A-Fa-f]{7}', false) as is_revert,
+        substring(data ->> 'body' from 'This reverts commit ([0-9A-Fa-f]{7,40})') as reverted_sha,
+        substring(data ->> 'title' from '^Revert "(.*)"') as reverted_title,
+        ingested_at
+    from source
+)
+
+select * from renamed

@@ -1,0 +1,71 @@
+"""The environment dbt_project/profiles.yml reads, derived from a warehouse URL.
+
+dbt takes its connection from separate settings, the rest of ghmetrics from one libpq URL;
+this maps the URL (TCP, or the embedded server's unix-socket form
+`postgresql://postgres:@/postgres?host=/socket/dir`) onto those settings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
+
+# dbt scrubs the values of DBT_ENV_SECRET_* variables from its logs.
+PASSWORD_VAR = "DBT_ENV_SECRET_GHMETRICS_DBT_PASSWORD"
+
+
+class DbtEnvError(ValueError):
+    """The URL cannot be turned into a dbt connection."""
+
+
+def dbt_env(url: str, threads: int | None = None) -> dict[str, str]:
+    """The GHMETRICS_DBT_* variables (and the secret password variable) for `url`."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.split("+", 1)[0]
+    if scheme not in ("postgresql", "postgres"):
+        raise DbtEnvError(
+            f"the warehouse URL must start with postgresql:// (got {scheme or 'no scheme'}://); "
+            "set GHMETRICS_DATABASE_URL to a Postgres URL"
+        )
+    query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    # libpq lets ?host= (a socket directory or host name) override the network location.
+    host = query.get("host") or (unquote(parts.hostname) if parts.hostname else "localhost")
+    port = query.get("port") or (str(parts.port) if parts.port else "5432")
+    user = query.get("user") or (unquote(parts.username) if parts.username else "postgres")
+    password = query.get("password") or (unquote(parts.password) if parts.password else "")
+    dbname = query.get("dbname") or unquote(parts.path.lstrip("/")) or user
+    env = {
+        "GHMETRICS_DBT_HOST": host,
+        "GHMETRICS_DBT_PORT": port,
+        "GHMETRICS_DBT_USER": user,
+        PASSWORD_VAR: password,
+        "GHMETRICS_DBT_DBNAME": dbname,
+        "GHMETRICS_DBT_SSLMODE": query.get("sslmode", "prefer"),
+    }
+    if threads is not None:
+        env["GHMETRICS_DBT_THREADS"] = str(threads)
+    return env
+
+
+def run_dbt(args: list[str], url: str | None = None, threads: int = 4, target_path: str | None = None):
+    """Runs the dbt CLI on dbt_project/ against `url` (default: the current warehouse).
+
+    For the command line and scripts; Dagster runs dbt through its DbtCliResource
+    (ghmetrics_dagster/defs/transform.py). Returns the finished subprocess.CompletedProcess.
+    """
+    import os
+    import subprocess
+    import sys
+
+    from ghmetrics_dagster import warehouse
+
+    env = {**os.environ, **dbt_env(url or warehouse.database_url(), threads=threads),
+           "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    beside = Path(sys.executable).with_name("dbt")
+    cmd = [str(beside) if beside.exists() else "dbt", *args,
+           "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
+    if target_path:
+        cmd += ["--target-path", str(target_path)]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True)

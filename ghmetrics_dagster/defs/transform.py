@@ -1,0 +1,106 @@
+"""dbt models as Dagster assets: staging -> intermediate -> marts in the warehouse.
+
+Model asset keys are `[schema, model]` (e.g. `["marts", "fct_dora_weekly"]`); the sources are
+linked to the ingestion assets in dbt_project/models/staging/_github__sources.yml. dbt tests
+become asset checks. dagster-dbt needs a manifest: `prepare_dbt_project()` writes it (tests,
+the CLI and the Docker build call it; `dagster dev` prepares by itself), and it is never
+parsed at import time: ASSETS is built on first access.
+"""
+
+
+import functools
+import os
+import shutil
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
+
+from ghmetrics_dagster import warehouse
+from ghmetrics_dagster.dbt_env import DBT_PROJECT_DIR, dbt_env
+
+DBT_THREADS = 4
+
+
+@functools.cache
+def dbt_project() -> DbtProject:
+    return DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+
+
+def dbt_executable() -> str:
+    """dbt from this interpreter's environment (its bin/ is not on PATH unless activated)."""
+    beside = os.path.join(os.path.dirname(sys.executable), "dbt")
+    return beside if os.path.exists(beside) else (shutil.which("dbt") or "dbt")
+
+
+def prepare_dbt_project() -> str:
+    """Parses the dbt project into target/manifest.json; returns the manifest path.
+
+    What `DbtProject.preparer.prepare` does (the project has no packages), with the dbt
+    executable found even when the virtualenv is not activated.
+    """
+    project = dbt_project()
+    DbtCliResource(project_dir=project, dbt_executable=dbt_executable()).cli(
+        ["parse", "--quiet"], target_path=project.target_path
+    ).wait()
+    return str(project.manifest_path)
+
+
+class GhmetricsDbtTranslator(DagsterDbtTranslator):
+    """Models keyed `[schema, model]`; sources keep the keys their YAML meta gives."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] in ("model", "snapshot", "seed"):
+            return dg.AssetKey([dbt_resource_props["schema"], dbt_resource_props["name"]])
+        return super().get_asset_key(dbt_resource_props)
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        return "transform"
+
+
+def warehouse_dbt_env() -> dict[str, str]:
+    """The connection variables of dbt_project/profiles.yml for the current warehouse."""
+    return dbt_env(warehouse.database_url(), threads=DBT_THREADS)
+
+
+@functools.cache
+def dbt_models_assets() -> dg.AssetsDefinition:
+    project = dbt_project()
+    if not project.manifest_path.exists():
+        project.prepare_if_dev()  # acts only under `dagster dev` / `dg dev`
+    if not project.manifest_path.exists():
+        raise FileNotFoundError(
+            f"the dbt manifest {project.manifest_path} is missing; run "
+            "`python -m ghmetrics_dagster.defs.transform` (or call prepare_dbt_project()) first"
+        )
+
+    @dbt_assets(
+        manifest=project.manifest_path,
+        project=project,
+        name="ghmetrics_dbt_models",
+        dagster_dbt_translator=GhmetricsDbtTranslator(
+            settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)
+        ),
+    )
+    def ghmetrics_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+        # The dbt subprocess inherits os.environ: give it the warehouse this run uses.
+        os.environ.update(warehouse_dbt_env())
+        yield from dbt.cli(["build"], context=context).stream()
+
+    return ghmetrics_dbt_models
+
+
+RESOURCES = {"dbt": DbtCliResource(project_dir=dbt_project(), dbt_executable=dbt_executable())}
+
+
+def __getattr__(name: str):
+    # Built on first access so that importing this module never needs the manifest.
+    if name == "ASSETS":
+        return [dbt_models_assets()]
+    raise AttributeError(name)
+
+
+if __name__ == "__main__":
+    print(prepare_dbt_project())

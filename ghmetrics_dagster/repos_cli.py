@@ -1,0 +1,41 @@
+"""`ghmetrics repos set`: per-repository metric rules (attached to the CLI group by cli.py)."""
+
+from __future__ import annotations
+
+import click
+
+from ghmetrics_dagster import repository_settings as rs
+
+
+@click.command("set")
+@click.argument("repo_full_name", metavar="OWNER/NAME")
+@click.option("--deployment-source", type=click.Choice([*rs.DEPLOYMENT_SOURCES, "default"]),
+              help="Which events count as production deployments (auto picks the first with data).")
+@click.option("--production-environment-regex", metavar="R",
+              help="GitHub Deployment environments that are production; `default` resets.")
+@click.option("--deploy-workflow-regex", metavar="R",
+              help="Workflow names whose runs on the default branch deploy; `default` resets.")
+@click.option("--incident-label-regex", metavar="R",
+              help="Issue labels that make an incident; `default` resets.")
+def repos_set(repo_full_name, deployment_source, production_environment_regex, deploy_workflow_regex,
+              incident_label_regex):
+    """Sets how OWNER/NAME's deployments and incidents are measured.
+
+    Regexes are Python style; a leading (?i) makes them case-insensitive. The marts follow on
+    their next refresh.
+    """
+    try:
+        stored = rs.set_repository_settings(
+            None, repo_full_name, deployment_source, production_environment_regex,
+            deploy_workflow_regex, incident_label_regex,
+        )
+    except rs.SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{stored.repo_full_name}:")
+    raw = {
+        "deployment_source": stored.deployment_source,
+        **{field: getattr(stored, field) for field in rs.REGEX_FIELDS},
+    }
+    for field, value in stored.effective().items():
+        note = "" if raw[field] is not None else "  (default)"
+        click.echo(f"  {field.replace('_', '-')}: {value}{note}")

@@ -1,0 +1,68 @@
+"""The dbt models as Dagster assets: keys, lineage to ingestion, tests as asset checks, and a
+real run in the same run as a user's partition of an ingestion asset (as the login sensor's
+job runs it)."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from ghmetrics_dagster import warehouse
+from ghmetrics_dagster.defs.partitions import users_partitions
+from ghmetrics_dagster.sandbox import generator
+from test_dbt_models import load_rows, load_users, raw_rows
+
+INGESTION_KEYS = {
+    ("raw", name) for name in ("repositories", "pull_requests", "pull_request_reviews", "pull_request_commits",
+                               "deployments", "releases", "workflow_runs", "issues")
+}
+
+
+@pytest.fixture(scope="module")
+def dbt_assets_def():
+    from ghmetrics_dagster.defs import transform
+
+    transform.prepare_dbt_project()
+    return transform.ASSETS[0]
+
+
+def test_asset_keys_lineage_and_checks(dbt_assets_def):
+    keys = {tuple(k.path) for k in dbt_assets_def.keys}
+    assert {("marts", "fct_dora_weekly"), ("marts", "ml_weekly_features"), ("marts", "fct_pull_requests"),
+            ("staging", "stg_github__pull_requests"), ("intermediate", "int_deployments")} <= keys
+    upstream = {tuple(k.path) for k in dbt_assets_def.dependency_keys} - keys
+    assert INGESTION_KEYS <= upstream, INGESTION_KEYS - upstream
+    # dbt tests are asset checks of the models they test
+    checks = {(tuple(spec.asset_key.path), spec.name) for spec in dbt_assets_def.check_specs}
+    assert any(key == ("marts", "fct_pull_requests") and "unique" in name for key, name in checks)
+    assert any(key == ("marts", "fct_dora_weekly") for key, _ in checks)
+
+
+def test_materialise_with_a_users_partition_of_ingestion(dbt_assets_def, database_url, tmp_path):
+    from ghmetrics_dagster.defs import transform
+
+    org = generator.generate(5, repos=4, prs_per_repo=20, weeks=6, users=4)
+
+    # Stands in for the ingestion asset of the user who logged in.
+    @dg.asset(key=["raw", "pull_requests"], partitions_def=users_partitions)
+    def raw_pull_requests_stand_in() -> None:
+        load_rows(warehouse.database_url(), raw_rows(org))
+        load_users(warehouse.database_url(), org)
+
+    instance = dg.DagsterInstance.ephemeral()
+    login = sorted(org.memberships)[0]
+    instance.add_dynamic_partitions("users", [login])
+    result = dg.materialize(
+        [raw_pull_requests_stand_in, dbt_assets_def],
+        resources=transform.RESOURCES,
+        instance=instance,
+        partition_key=login,
+    )
+    assert result.success
+    materialised = {tuple(e.asset_key.path) for e in result.get_asset_materialization_events()}
+    assert ("marts", "fct_dora_weekly") in materialised and ("marts", "dim_users") in materialised
+    evaluations = result.get_asset_check_evaluations()
+    assert evaluations and all(e.passed for e in evaluations)
+    with warehouse.connect(database_url) as conn, conn.cursor() as cur:
+        cur.execute("select count(*) from marts.fct_dora_weekly where scope_type = 'user' and scope = %s", (login,))
+        assert cur.fetchone()[0] > 0
