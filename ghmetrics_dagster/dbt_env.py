@@ -7,10 +7,12 @@ this maps the URL (TCP, or the embedded server's unix-socket form
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
+# The Docker image installs the package and keeps the dbt project elsewhere.
+DBT_PROJECT_DIR = Path(os.environ.get("GHMETRICS_DBT_PROJECT_DIR") or Path(__file__).resolve().parent.parent / "dbt_project")
 
 # dbt scrubs the values of DBT_ENV_SECRET_* variables from its logs.
 PASSWORD_VAR = "DBT_ENV_SECRET_GHMETRICS_DBT_PASSWORD"
