@@ -52,9 +52,9 @@ def test_failed_run_posts_exactly_one_message(receiver, monkeypatch, tmp_path):
             if _ == 1:
                 result = dg.materialize([doomed_asset], instance=instance, raise_on_error=False)
                 assert not result.success
-            tick = run_failure_alert_sensor.evaluate_tick(
-                dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
-            )
+            # Contexts are closed so the instance they open does not outlive the test.
+            with dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs) as context:
+                tick = run_failure_alert_sensor.evaluate_tick(context)
             cursor = tick.cursor
     assert len(received) == 1
     message = received[0]

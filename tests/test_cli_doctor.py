@@ -40,14 +40,15 @@ def test_doctor_fails_on_an_unreachable_warehouse(home, monkeypatch):
 
 def test_nightly_schedule_requests_one_run_per_user(tmp_path):
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
-        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=None)
-        assert isinstance(nightly_refresh_schedule(context), dg.SkipReason)
+        # Contexts are closed so the instance they open does not outlive the test.
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=None) as context:
+            assert isinstance(nightly_refresh_schedule(context), dg.SkipReason)
         instance.add_dynamic_partitions(users_partitions.name, ["alice", "bob"])
         import datetime as dt
 
-        context = dg.build_schedule_context(
+        with dg.build_schedule_context(
             instance=instance, scheduled_execution_time=dt.datetime(2026, 11, 23, 3, tzinfo=dt.timezone.utc)
-        )
-        requests = nightly_refresh_schedule(context)
+        ) as context:
+            requests = nightly_refresh_schedule(context)
     assert sorted(r.partition_key for r in requests) == ["alice", "bob"]
     assert {r.run_key for r in requests} == {"nightly-2026-11-23-alice", "nightly-2026-11-23-bob"}
