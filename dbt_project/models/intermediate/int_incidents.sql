@@ -21,15 +21,9 @@ issue_incidents as (
     )
 ),
 
-pull_requests as (
-    select pull_request_id, repo_full_name, number, title, merged_at, is_revert, reverted_sha, reverted_title
-    from {{ ref('stg_github__pull_requests') }}
-),
-
 reverts as materialized (
-    select *
-    from pull_requests
-    where is_revert and merged_at is not null
+    select pull_request_id, repo_full_name, number, merged_at, reverted_sha, reverted_title
+    from {{ ref('int_revert_pull_requests') }}
 ),
 
 -- "This reverts commit <sha>": the merged pull request of the repository holding a commit
@@ -61,8 +55,13 @@ reverted_by_sha as (
         reverted.pull_request_id as reverted_pull_request_id,
         reverted.merged_at as reverted_merged_at
     from revert_commits
-    inner join pull_requests as reverted
-        on reverted.pull_request_id = revert_commits.holder_pull_request_id
+    cross join lateral (
+        -- by primary key
+        select pull_requests.pull_request_id, pull_requests.merged_at, pull_requests.number
+        from {{ ref('stg_github__pull_requests') }} as pull_requests
+        where pull_requests.pull_request_id = revert_commits.holder_pull_request_id
+        offset 0
+    ) as reverted
     where reverted.merged_at is not null
     order by revert_commits.pull_request_id, reverted.merged_at, reverted.number
 ),
@@ -75,12 +74,17 @@ reverted_by_title as (
         reverted.pull_request_id as reverted_pull_request_id,
         reverted.merged_at as reverted_merged_at
     from reverts
-    inner join pull_requests as reverted
-        on reverted.repo_full_name = reverts.repo_full_name
-        and reverted.title = reverts.reverted_title
+    cross join lateral (
+        -- by the index on (repository, title)
+        select pull_requests.pull_request_id, pull_requests.merged_at, pull_requests.number
+        from {{ ref('stg_github__pull_requests') }} as pull_requests
+        where pull_requests.repo_full_name = reverts.repo_full_name
+            and pull_requests.title = reverts.reverted_title
+            and pull_requests.pull_request_id <> reverts.pull_request_id
+            and pull_requests.merged_at is not null
+        offset 0
+    ) as reverted
     where reverts.reverted_title is not null
-        and reverted.pull_request_id <> reverts.pull_request_id
-        and reverted.merged_at is not null
     order by
         reverts.pull_request_id,
         reverted.merged_at <= reverts.merged_at desc,

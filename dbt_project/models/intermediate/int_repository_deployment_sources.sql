@@ -4,35 +4,29 @@
 -- first of github_deployments, workflow_runs, releases, merges with at least one deployment.
 -- A table: several models read it, and the candidates behind it are large.
 
--- Which of the first three sources have data: the filter on the constant `source` drops the
--- merges branch of the candidates (a scan of every pull request) from this aggregate.
-with available as materialized (
-    select repo_full_name, source
-    from {{ ref('int_deployment_candidates') }}
-    where source <> 'merges'
-    group by repo_full_name, source
-),
-
-first_available as (
+-- The first source with a deployment, each asked by an EXISTS on the repository's rows
+-- (the filter on the constant `source` keeps only that branch of the candidates).
+with first_available as (
     select
         settings.repo_full_name,
-        coalesce(
-            (
-                select available.source
-                from available
-                where available.repo_full_name = settings.repo_full_name
-                order by array_position(array['github_deployments', 'workflow_runs', 'releases'], available.source)
-                limit 1
-            ),
-            -- merges only for repositories with none of the others: stops at the first merge
-            case when exists (
+        case
+        {%- for source in ['github_deployments', 'workflow_runs', 'releases'] %}
+            when exists (
+                select 1
+                from {{ ref('int_deployment_candidates') }} as candidates
+                where candidates.repo_full_name = settings.repo_full_name
+                    and candidates.source = '{{ source }}'
+            ) then '{{ source }}'
+        {%- endfor %}
+            -- merges: stops at the first merge into the default branch
+            when exists (
                 select 1
                 from {{ ref('stg_github__pull_requests') }} as pull_requests
                 where pull_requests.repo_full_name = settings.repo_full_name
                     and pull_requests.merged_at is not null
                     and pull_requests.base_ref_name = settings.default_branch
-            ) then 'merges' end
-        ) as source
+            ) then 'merges'
+        end as source
     from {{ ref('int_repository_settings') }} as settings
 )
 

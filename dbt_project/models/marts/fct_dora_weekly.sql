@@ -1,6 +1,14 @@
 {#- The pooled 12-week medians sort every item twelve times: keep those sorts in memory. -#}
 {{ config(
-    pre_hook="set work_mem = '128MB'",
+    materialized='incremental',
+    unique_key=['scope_type', 'scope', 'week_start'],
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
+    indexes=[{'columns': ['scope_type', 'scope', 'week_start'], 'unique': True}],
+    pre_hook=[
+        "set work_mem = '128MB'",
+        "{% if is_incremental() %}{{ dora_weekly_prune() }}{% endif %}",
+    ],
     post_hook="reset work_mem",
 ) }}
 
@@ -9,26 +17,43 @@
 -- deployment through the last week with any event in the warehouse, with grades on the
 -- trailing 12 weeks (docs/contracts.md). Performance score weights: deployment frequency
 -- 0.25, lead time 0.25, change failure rate 0.20, time to restore 0.15, review coverage 0.15.
+--
+-- Incremental runs rewrite each scope only from the earliest week whose inputs may have
+-- changed (a week's grades read the 11 weeks before it, so those are recomputed as inputs
+-- but not written). A repository's weeks may have changed from the earliest week of:
+-- its pull requests written since the last run (created, merged, shipped); a week whose
+-- deployments or incidents differ from the fingerprints stored in its rows (this also sees
+-- deleted deployments and incidents). Everything of a scope is recomputed when its first
+-- week, its repositories or their metric rules changed; new weeks of every scope when the
+-- warehouse's last week moved on. The pre-hook drops scopes and weeks that no longer exist.
 
-with pull_requests as (
-    select * from {{ ref('fct_pull_requests') }}
+with recursive
+
+-- Repositories with a pull request (a loose scan of the (repository, created_at) index)
+-- or a deployment: the repository scopes.
+pull_request_repositories as (
+    (select repo_full_name from {{ ref('fct_pull_requests') }} order by repo_full_name limit 1)
+    union all
+    select (
+        select pull_requests.repo_full_name
+        from {{ ref('fct_pull_requests') }} as pull_requests
+        where pull_requests.repo_full_name > pull_request_repositories.repo_full_name
+        order by pull_requests.repo_full_name
+        limit 1
+    )
+    from pull_request_repositories
+    where pull_request_repositories.repo_full_name is not null
 ),
 
-deployments as (
-    select * from {{ ref('fct_deployments') }}
-),
-
-incidents as (
-    select * from {{ ref('fct_incidents') }}
+active_repositories as (
+    select repo_full_name from pull_request_repositories where repo_full_name is not null
+    union
+    select repo_full_name from {{ ref('fct_deployments') }}
 ),
 
 scope_members as (
     select 'repository' as scope_type, repo_full_name as scope, repo_full_name
-    from (
-        select repo_full_name from pull_requests
-        union
-        select repo_full_name from deployments
-    ) as active
+    from active_repositories
     union all
     select 'user' as scope_type, login as scope, repo_full_name
     from {{ ref('stg_app__user_repositories') }}
@@ -45,7 +70,7 @@ repository_keys as (
     from (select distinct repo_full_name from scope_members) as distinct_repositories
 ),
 
-scope_repositories as (
+all_scope_repositories as (
     select scope_keys.scope_id, repository_keys.repo_id, scope_members.repo_full_name
     from scope_members
     inner join scope_keys using (scope_type, scope)
@@ -54,48 +79,253 @@ scope_repositories as (
 
 warehouse_last_week as (
     select {{ week_start('greatest(
-        (select max(greatest(created_at, merged_at, closed_at)) from pull_requests),
-        (select max(deployed_at) from deployments),
-        (select max(started_at) from incidents)
+        (select max(created_at) from ' ~ ref('fct_pull_requests') ~ '),
+        (select max(merged_at) from ' ~ ref('fct_pull_requests') ~ '),
+        (select max(closed_at) from ' ~ ref('fct_pull_requests') ~ '),
+        (select max(deployed_at) from ' ~ ref('fct_deployments') ~ '),
+        (select max(started_at) from ' ~ ref('fct_incidents') ~ ')
     )') }} as last_week
 ),
 
+-- Per repository by index: its first event, and what decides its metrics besides events.
 repository_first_event as (
-    select repo_full_name, min(event_at) as first_event_at
+    select
+        repository_keys.repo_full_name,
+        repository_keys.repo_id,
+        least(
+            (select min(created_at) from {{ ref('fct_pull_requests') }} as pull_requests
+             where pull_requests.repo_full_name = repository_keys.repo_full_name),
+            (select min(deployed_at) from {{ ref('fct_deployments') }} as deployments
+             where deployments.repo_full_name = repository_keys.repo_full_name)
+        ) as first_event_at
+    from repository_keys
+),
+
+repository_rules as (
+    select
+        repository_keys.repo_id,
+        concat_ws(
+            ':', repository_keys.repo_full_name, sources.deployment_rules_hash, sources.incident_label_regex
+        ) as rules
+    from repository_keys
+    left join {{ ref('int_repository_deployment_sources') }} as sources
+        on sources.repo_full_name = repository_keys.repo_full_name
+),
+
+all_scopes as (
+    select
+        all_scope_repositories.scope_id,
+        {{ week_start('min(repository_first_event.first_event_at)') }} as first_week,
+        md5(string_agg(repository_rules.rules, '|' order by repository_rules.rules)) as inputs_hash
+    from all_scope_repositories
+    inner join repository_first_event using (repo_id)
+    inner join repository_rules using (repo_id)
+    group by all_scope_repositories.scope_id
+    having min(repository_first_event.first_event_at) is not null
+),
+
+{% if is_incremental() %}
+previous_scopes as (
+    select scope_type, scope, min(week_start) as first_week, max(_inputs_hash) as inputs_hash
+    from {{ this }}
+    group by scope_type, scope
+),
+
+previous_run as (
+    select
+        max(week_start) as last_week,
+        coalesce(max(_pull_requests_high_water), '-infinity'::timestamptz) as pull_requests_high_water
+    from {{ this }}
+),
+
+-- The weeks of each repository whose inputs may have changed since the last run.
+changed_weeks as (
+    select repo_full_name, least(
+        {{ week_start('created_at') }}, {{ week_start('merged_at') }}, {{ week_start('shipped_at') }}
+    ) as week_start
+    from {{ ref('fct_pull_requests') }}
+    where _source_high_water > (select pull_requests_high_water from previous_run)
+    union all
+    select coalesce(computed.repo_full_name, stored.scope), coalesce(computed.week_start, stored.week_start)
     from (
-        select repo_full_name, created_at as event_at from pull_requests
-        union all
-        select repo_full_name, deployed_at as event_at from deployments
-    ) as events
-    group by repo_full_name
+        select repo_full_name, week_start, {{ dora_fingerprint_deployments() }} as fingerprint
+        from {{ ref('fct_deployments') }}
+        group by repo_full_name, week_start
+    ) as computed
+    full join (
+        select scope, week_start, _deployments_fingerprint from {{ this }} where scope_type = 'repository'
+    ) as stored on stored.scope = computed.repo_full_name and stored.week_start = computed.week_start
+    where computed.fingerprint is distinct from stored._deployments_fingerprint
+    union all
+    select coalesce(computed.repo_full_name, stored.scope), coalesce(computed.week_start, stored.week_start)
+    from (
+        select repo_full_name, week_start, {{ dora_fingerprint_incidents() }} as fingerprint
+        from {{ ref('fct_incidents') }}
+        group by repo_full_name, week_start
+    ) as computed
+    full join (
+        select scope, week_start, _incidents_fingerprint from {{ this }} where scope_type = 'repository'
+    ) as stored on stored.scope = computed.repo_full_name and stored.week_start = computed.week_start
+    where computed.fingerprint is distinct from stored._incidents_fingerprint
+),
+
+changed_repository_weeks as materialized (
+    select repo_full_name, week_start
+    from changed_weeks
+    group by repo_full_name, week_start
 ),
 
 scopes as (
+    select all_scopes.scope_id, all_scopes.first_week, all_scopes.inputs_hash, case
+        when previous_scopes.scope is null
+            or previous_scopes.first_week <> all_scopes.first_week
+            or previous_scopes.inputs_hash is distinct from all_scopes.inputs_hash
+            or previous_run.last_week > warehouse_last_week.last_week
+            then all_scopes.first_week
+        else least(
+            (
+                -- incidents before the first week or after the last one are in no row
+                select min(changed.week_start)
+                from all_scope_repositories
+                inner join changed_repository_weeks as changed using (repo_full_name)
+                where all_scope_repositories.scope_id = all_scopes.scope_id
+                    and changed.week_start between all_scopes.first_week and warehouse_last_week.last_week
+            ),
+            case when warehouse_last_week.last_week > previous_run.last_week
+                then (previous_run.last_week + 7) end
+        )
+    end as write_from
+    from all_scopes
+    inner join scope_keys using (scope_id)
+    cross join warehouse_last_week
+    cross join previous_run
+    left join previous_scopes using (scope_type, scope)
+),
+{% else %}
+scopes as (
+    select scope_id, first_week, inputs_hash, first_week as write_from
+    from all_scopes
+),
+{% endif %}
+
+-- The scopes to write, with the first week their windows read.
+planned_scopes as (
     select
-        scope_repositories.scope_id,
-        {{ week_start('min(repository_first_event.first_event_at)') }} as first_week
+        scope_id,
+        first_week,
+        inputs_hash,
+        write_from,
+        greatest(first_week, write_from - 77) as read_from
+    from scopes
+    where write_from is not null
+),
+
+scope_repositories as (
+    select all_scope_repositories.*, planned_scopes.read_from
+    from all_scope_repositories
+    inner join planned_scopes using (scope_id)
+),
+
+-- Per repository, the first week any scope holding it reads, as a UTC timestamp.
+repository_reads as (
+    select
+        repo_id,
+        repo_full_name,
+        min(read_from) as read_from,
+        (min(read_from)::timestamp at time zone 'UTC') as read_from_at
     from scope_repositories
-    inner join repository_first_event
-        on repository_first_event.repo_full_name = scope_repositories.repo_full_name
-    group by scope_repositories.scope_id
+    group by repo_id, repo_full_name
 ),
 
 weeks as (
     select
-        scopes.scope_id,
+        planned_scopes.scope_id,
         scope_keys.scope_type,
         scope_keys.scope,
         week::date as week_start
-    from scopes
+    from planned_scopes
     inner join scope_keys using (scope_id)
     cross join warehouse_last_week
-    cross join lateral generate_series(scopes.first_week, warehouse_last_week.last_week, interval '1 week') as week
+    cross join lateral generate_series(planned_scopes.read_from, warehouse_last_week.last_week, interval '1 week') as week
 ),
 
 -- Items of each metric with the week they count in.
+{% if is_incremental() %}
+pull_requests as (
+    -- by index, from the first week read
+    select repository_reads.repo_id, pull_requests.*
+    from repository_reads
+    cross join lateral (
+        select
+            merged_at, shipped_at, is_bot, first_review_at, pr_size, coding_hours, pickup_hours,
+            review_hours, deploy_hours, lead_time_hours
+        from {{ ref('fct_pull_requests') }} as pull_requests
+        where pull_requests.repo_full_name = repository_reads.repo_full_name
+            and pull_requests.merged_at >= repository_reads.read_from_at
+        -- per repository by index (a join would scan every row)
+        offset 0
+    ) as pull_requests
+),
+
+shipped_pull_requests as (
+    select repository_reads.repo_id, pull_requests.*
+    from repository_reads
+    cross join lateral (
+        select shipped_at, is_bot, lead_time_hours
+        from {{ ref('fct_pull_requests') }} as pull_requests
+        where pull_requests.repo_full_name = repository_reads.repo_full_name
+            and pull_requests.shipped_at >= repository_reads.read_from_at
+        -- per repository by index (a join would scan every row)
+        offset 0
+    ) as pull_requests
+),
+
+deployments as (
+    select repository_reads.repo_id, deployments.*
+    from repository_reads
+    cross join lateral (
+        select deployment_id, week_start, deployed_at, is_failed, fails_change
+        from {{ ref('fct_deployments') }} as deployments
+        where deployments.repo_full_name = repository_reads.repo_full_name
+            and deployments.deployed_at >= repository_reads.read_from_at
+        -- per repository by index (a join would scan every row)
+        offset 0
+    ) as deployments
+),
+
+incidents as (
+    select repository_reads.repo_id, incidents.*
+    from {{ ref('fct_incidents') }} as incidents
+    inner join repository_reads using (repo_full_name)
+    where incidents.week_start >= repository_reads.read_from
+),
+{% else %}
+pull_requests as (
+    select repository_reads.repo_id, pull_requests.*
+    from {{ ref('fct_pull_requests') }} as pull_requests
+    inner join repository_reads using (repo_full_name)
+),
+
+shipped_pull_requests as (
+    select * from pull_requests
+),
+
+deployments as (
+    select repository_reads.repo_id, deployments.*
+    from {{ ref('fct_deployments') }} as deployments
+    inner join repository_reads using (repo_full_name)
+),
+
+incidents as (
+    select repository_reads.repo_id, incidents.*
+    from {{ ref('fct_incidents') }} as incidents
+    inner join repository_reads using (repo_full_name)
+),
+{% endif %}
+
 merged_items as (
     select
-        repository_keys.repo_id,
+        repo_id,
         {{ week_start('merged_at') }} as week_start,
         first_review_at is not null as is_reviewed,
         pr_size,
@@ -104,34 +334,44 @@ merged_items as (
         review_hours,
         deploy_hours
     from pull_requests
-    inner join repository_keys using (repo_full_name)
     where merged_at is not null and not is_bot
 ),
 
 shipped_items as (
     select
-        repository_keys.repo_id,
+        repo_id,
         {{ week_start('shipped_at') }} as week_start,
         lead_time_hours
-    from pull_requests
-    inner join repository_keys using (repo_full_name)
+    from shipped_pull_requests
     where shipped_at is not null and not is_bot and lead_time_hours is not null
 ),
 
 deployment_items as (
     select
-        repository_keys.repo_id,
+        repo_id,
         week_start,
         case when not is_failed then {{ utc_date('deployed_at') }} end as success_date,
         fails_change
     from deployments
-    inner join repository_keys using (repo_full_name)
 ),
 
 incident_items as (
-    select repository_keys.repo_id, week_start, restore_hours
+    select repo_id, week_start, restore_hours
     from incidents
-    inner join repository_keys using (repo_full_name)
+),
+
+-- Fingerprints of each repository week's deployments and incidents, stored in its rows:
+-- the next incremental run compares them to find the weeks that changed.
+deployment_fingerprints as (
+    select repo_id as fp_repo_id, week_start as fp_week, {{ dora_fingerprint_deployments() }} as fp_deployments
+    from deployments
+    group by repo_id, week_start
+),
+
+incident_fingerprints as (
+    select repo_id as fp_repo_id, week_start as fp_week, {{ dora_fingerprint_incidents() }} as fp_incidents
+    from incidents
+    group by repo_id, week_start
 ),
 
 weekly_deployments as (
@@ -143,6 +383,7 @@ weekly_deployments as (
         count(*) filter (where items.fails_change) as failed_changes
     from scope_repositories
     inner join deployment_items as items on items.repo_id = scope_repositories.repo_id
+        and items.week_start >= scope_repositories.read_from
     group by 1, 2
 ),
 
@@ -160,6 +401,7 @@ weekly_merged as (
         percentile_cont(0.5) within group (order by items.deploy_hours) as median_deploy_hours
     from scope_repositories
     inner join merged_items as items on items.repo_id = scope_repositories.repo_id
+        and items.week_start >= scope_repositories.read_from
     group by 1, 2
 ),
 
@@ -174,6 +416,7 @@ weekly_shipped as (
         {{ median_parts('items.lead_time_hours', 720, 'lead_720') }}
     from scope_repositories
     inner join shipped_items as items on items.repo_id = scope_repositories.repo_id
+        and items.week_start >= scope_repositories.read_from
     group by 1, 2
 ),
 
@@ -189,6 +432,7 @@ weekly_incidents as (
         {{ median_parts('items.restore_hours', 168, 'restore_168') }}
     from scope_repositories
     inner join incident_items as items on items.repo_id = scope_repositories.repo_id
+        and items.week_start >= scope_repositories.read_from
     group by 1, 2
 ),
 
@@ -361,5 +605,19 @@ select
     change_failure_rate_grade,
     time_to_restore_grade,
     review_coverage_12w,
-    performance_score
+    performance_score,
+    planned_scopes.inputs_hash as _inputs_hash,
+    (select max(_source_high_water) from {{ ref('fct_pull_requests') }}) as _pull_requests_high_water,
+    deployment_fingerprints.fp_deployments as _deployments_fingerprint,
+    incident_fingerprints.fp_incidents as _incidents_fingerprint
 from scored
+inner join planned_scopes using (scope_id)
+left join repository_keys
+    on scored.scope_type = 'repository' and repository_keys.repo_full_name = scored.scope
+left join deployment_fingerprints
+    on deployment_fingerprints.fp_repo_id = repository_keys.repo_id
+    and deployment_fingerprints.fp_week = scored.week_start
+left join incident_fingerprints
+    on incident_fingerprints.fp_repo_id = repository_keys.repo_id
+    and incident_fingerprints.fp_week = scored.week_start
+where scored.week_start >= planned_scopes.write_from

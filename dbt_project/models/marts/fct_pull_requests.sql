@@ -6,6 +6,12 @@
     indexes=[
         {'columns': ['pull_request_id'], 'unique': True},
         {'columns': ['repo_full_name', 'merged_at']},
+        {'columns': ['repo_full_name', 'created_at']},
+        {'columns': ['repo_full_name', 'shipped_at']},
+        {'columns': ['created_at']},
+        {'columns': ['merged_at']},
+        {'columns': ['closed_at']},
+        {'columns': ['_source_high_water']},
     ],
 ) }}
 
@@ -14,6 +20,8 @@
 -- last run: their own row, reviews or commits were ingested again; a deployment of their
 -- repository arrived that can ship them (merged, not shipped, or shipped after it); or the
 -- rules that pick the repository's deployments changed.
+-- The indexes after the first two serve the incremental fct_dora_weekly (repositories,
+-- first events, the warehouse's last event, the rows written since its last run).
 
 with
 
@@ -51,11 +59,28 @@ candidates as materialized (
     select pull_request_id from {{ ref('stg_github__pull_request_commits') }}
     where ingested_at > (select high_water from last_run)
     union
+    -- per repository by the (repository, shipped_at) index: shipped at or after the
+    -- earliest new deployment, or merged and not shipped
     select processed.pull_request_id
-    from {{ this }} as processed
-    inner join new_deployments on new_deployments.repo_full_name = processed.repo_full_name
-    where processed.merged_at is not null
-        and (processed.shipped_at is null or processed.shipped_at >= new_deployments.earliest_deployed_at)
+    from new_deployments
+    cross join lateral (
+        select processed.pull_request_id
+        from {{ this }} as processed
+        where processed.repo_full_name = new_deployments.repo_full_name
+            and processed.shipped_at >= new_deployments.earliest_deployed_at
+        offset 0
+    ) as processed
+    union
+    select processed.pull_request_id
+    from new_deployments
+    cross join lateral (
+        select processed.pull_request_id
+        from {{ this }} as processed
+        where processed.repo_full_name = new_deployments.repo_full_name
+            and processed.shipped_at is null
+            and processed.merged_at is not null
+        offset 0
+    ) as processed
     union
     select pull_requests.pull_request_id
     from {{ ref('stg_github__pull_requests') }} as pull_requests

@@ -2,29 +2,6 @@ with source as (
     select * from {{ source('github', 'deployments') }}
 ),
 
--- Statuses in time order, INACTIVE ones ignored (GitHub marks superseded deployments so).
-statuses as (
-    select
-        source.id as deployment_id,
-        status.value ->> 'state' as state,
-        (status.value ->> 'createdAt')::timestamptz as created_at,
-        status.position
-    from source
-    cross join lateral jsonb_array_elements(coalesce(source.data -> 'statuses', '[]'::jsonb))
-        with ordinality as status (value, position)
-    where status.value ->> 'state' <> 'INACTIVE'
-),
-
-outcome as (
-    select
-        deployment_id,
-        min(created_at) filter (where state = 'SUCCESS') as first_success_at,
-        (array_agg(state order by created_at, position))[count(*)] as last_state,
-        max(created_at) as last_status_at
-    from statuses
-    group by deployment_id
-),
-
 renamed as (
     select
         source.id as deployment_id,
@@ -39,7 +16,23 @@ renamed as (
         end as deployed_at,
         source.ingested_at
     from source
-    left join outcome on outcome.deployment_id = source.id
+    -- Per deployment from its own statuses (so that a filter on the raw rows reads only
+    -- those): in time order, INACTIVE ones ignored (GitHub marks superseded deployments so).
+    left join lateral (
+        select
+            min(statuses.created_at) filter (where statuses.state = 'SUCCESS') as first_success_at,
+            (array_agg(statuses.state order by statuses.created_at, statuses.position))[count(*)] as last_state,
+            max(statuses.created_at) as last_status_at
+        from (
+            select
+                status.value ->> 'state' as state,
+                (status.value ->> 'createdAt')::timestamptz as created_at,
+                status.position
+            from jsonb_array_elements(coalesce(source.data -> 'statuses', '[]'::jsonb))
+                with ordinality as status (value, position)
+            where status.value ->> 'state' <> 'INACTIVE'
+        ) as statuses
+    ) as outcome on true
 )
 
 select * from renamed

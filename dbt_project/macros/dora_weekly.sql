@@ -1,0 +1,53 @@
+{#- Helpers of the incremental fct_dora_weekly. -#}
+
+{#- What a week of a repository's deployments contributes, as one value (a change of any
+    deployment of the week, or one more or fewer, changes it): the count and the sum of
+    64-bit hashes, which needs no sort. -#}
+{% macro dora_fingerprint_deployments() -%}
+    count(*) || ':' || sum(hashtextextended(
+        concat_ws(',', deployment_id, extract(epoch from deployed_at), is_failed, fails_change), 0
+    )::numeric)
+{%- endmacro %}
+
+{#- The same for a week of a repository's incidents. -#}
+{% macro dora_fingerprint_incidents() -%}
+    count(*) || ':' || sum(hashtextextended(
+        concat_ws(',', incident_id, extract(epoch from started_at), restore_hours), 0
+    )::numeric)
+{%- endmacro %}
+
+{#- Before an incremental run: drop the weeks after the warehouse's last week and the scopes
+    with no pull request or deployment left (a removed user, a repository's last events gone). -#}
+{% macro dora_weekly_prune() -%}
+    delete from {{ this }}
+    where week_start > {{ week_start('greatest(
+        (select max(created_at) from ' ~ ref('fct_pull_requests') ~ '),
+        (select max(merged_at) from ' ~ ref('fct_pull_requests') ~ '),
+        (select max(closed_at) from ' ~ ref('fct_pull_requests') ~ '),
+        (select max(deployed_at) from ' ~ ref('fct_deployments') ~ '),
+        (select max(started_at) from ' ~ ref('fct_incidents') ~ ')
+    )') }};
+    delete from {{ this }} as stale
+    using (
+        select stored.scope_type, stored.scope
+        from (select distinct scope_type, scope from {{ this }}) as stored
+        where not exists (
+            select 1
+            from (
+                select stored.scope as repo_full_name where stored.scope_type = 'repository'
+                union all
+                select members.repo_full_name
+                from {{ ref('stg_app__user_repositories') }} as members
+                where stored.scope_type = 'user' and members.login = stored.scope
+            ) as repositories
+            where exists (
+                select 1 from {{ ref('fct_pull_requests') }} as pull_requests
+                where pull_requests.repo_full_name = repositories.repo_full_name
+            ) or exists (
+                select 1 from {{ ref('fct_deployments') }} as deployments
+                where deployments.repo_full_name = repositories.repo_full_name
+            )
+        )
+    ) as gone
+    where stale.scope_type = gone.scope_type and stale.scope = gone.scope
+{%- endmacro %}
