@@ -32,41 +32,14 @@ sys.path.insert(0, str(ROOT))
 
 from ghmetrics_dagster.sandbox.graphql_api import github_schema  # noqa: E402
 from ghmetrics_dagster.sandbox.sample_org import sample_organization  # noqa: E402
+from ghmetrics_dagster.github import queries  # noqa: E402
 from ghmetrics_dagster.sandbox.server import run_sandbox  # noqa: E402
 
 TARGET_PAGES_PER_SECOND = 50
 PAGE_SIZE = 50
 
-# The ingestion client's page shape (ghmetrics_dagster/github/queries.py), kept here so the
-# benchmark measures the same work whatever the client's page size is tuned to.
-QUERY = """
-query PullRequests($owner: String!, $name: String!, $first: Int!, $after: String) {
-  repository(owner: $owner, name: $name) {
-    pullRequests(first: $first, after: $after, orderBy: {field: UPDATED_AT, direction: DESC}) {
-      pageInfo { hasNextPage endCursor }
-      nodes {
-        ...PullRequestFields
-        readyForReview: timelineItems(itemTypes: [READY_FOR_REVIEW_EVENT], first: 1) {
-          nodes { ... on ReadyForReviewEvent { createdAt } }
-        }
-        reviews(first: 25) { pageInfo { hasNextPage endCursor } nodes { ...ReviewFields } }
-        commits(first: 25) { pageInfo { hasNextPage endCursor } nodes { ...CommitFields } }
-      }
-    }
-  }
-  rateLimit { cost remaining resetAt }
-}
-fragment PullRequestFields on PullRequest {
-  id databaseId number title body url state isDraft createdAt updatedAt closedAt mergedAt
-  additions deletions changedFiles baseRefName headRefName author { __typename login }
-}
-fragment ReviewFields on PullRequestReview {
-  id databaseId state submittedAt createdAt author { __typename login }
-}
-fragment CommitFields on PullRequestCommit {
-  commit { oid authoredDate committedDate additions deletions author { name email user { login } } }
-}
-"""
+# The ingestion client's own page query; the page size is its $first variable.
+QUERY = queries.PULL_REQUESTS
 
 
 def measure(org, pages: int, cache_size: int) -> dict:
