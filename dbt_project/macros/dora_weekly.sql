@@ -16,17 +16,21 @@
     )::numeric)
 {%- endmacro %}
 
+{#- The warehouse's last event: the newest pull request created, merged or closed (by the
+    fct_pull_requests index on the greatest of the three), deployment or incident. -#}
+{% macro dora_last_event_at() -%}
+    greatest(
+        (select max(greatest(created_at, merged_at, closed_at)) from {{ ref('fct_pull_requests') }}),
+        (select max(deployed_at) from {{ ref('fct_deployments') }}),
+        (select max(started_at) from {{ ref('fct_incidents') }})
+    )
+{%- endmacro %}
+
 {#- Before an incremental run: drop the weeks after the warehouse's last week and the scopes
     with no pull request or deployment left (a removed user, a repository's last events gone). -#}
 {% macro dora_weekly_prune() -%}
     delete from {{ this }}
-    where week_start > {{ week_start('greatest(
-        (select max(created_at) from ' ~ ref('fct_pull_requests') ~ '),
-        (select max(merged_at) from ' ~ ref('fct_pull_requests') ~ '),
-        (select max(closed_at) from ' ~ ref('fct_pull_requests') ~ '),
-        (select max(deployed_at) from ' ~ ref('fct_deployments') ~ '),
-        (select max(started_at) from ' ~ ref('fct_incidents') ~ ')
-    )') }};
+    where week_start > {{ week_start(dora_last_event_at()) }};
     delete from {{ this }} as stale
     using (
         select stored.scope_type, stored.scope
@@ -50,4 +54,17 @@
         )
     ) as gone
     where stale.scope_type = gone.scope_type and stale.scope = gone.scope
+{%- endmacro %}
+
+
+{#- The per-week inputs of the 12-week windows besides the stored count columns, in the order
+    fct_dora_weekly computes them: counts, and the median parts of median_parts(). Stored as
+    the row's _window_parts, they let an incremental run window over weeks it does not
+    recompute. -#}
+{% macro dora_window_parts() -%}
+    {%- set parts = {'reviewed_prs': 'bigint', 'lead_times': 'bigint', 'restores': 'bigint'} -%}
+    {%- for prefix in ['lead_24', 'lead_168', 'lead_720', 'restore_1', 'restore_24', 'restore_168'] -%}
+        {%- do parts.update({prefix ~ '_below': 'bigint', prefix ~ '_below_max': 'numeric', prefix ~ '_above_min': 'numeric'}) -%}
+    {%- endfor -%}
+    {{ return(parts) }}
 {%- endmacro %}

@@ -6,14 +6,16 @@ sources as (
     select * from {{ ref('int_repository_deployment_sources') }}
 ),
 
-weekly as (
-    select * from {{ ref('fct_dora_weekly') }} where scope_type = 'repository'
-),
-
+-- By the (scope_type, scope, week_start) index: a grouped scan of every weekly row would be
+-- most of this model's cost.
 bounds as (
-    select scope, min(week_start) as first_week, max(week_start) as last_week
-    from weekly
-    group by scope
+    select
+        repositories.repo_full_name as scope,
+        (select min(week_start) from {{ ref('fct_dora_weekly') }} as weekly
+         where weekly.scope_type = 'repository' and weekly.scope = repositories.repo_full_name) as first_week,
+        (select max(week_start) from {{ ref('fct_dora_weekly') }} as weekly
+         where weekly.scope_type = 'repository' and weekly.scope = repositories.repo_full_name) as last_week
+    from repositories
 )
 
 select
@@ -32,6 +34,7 @@ select
 from repositories
 left join sources on sources.repo_full_name = repositories.repo_full_name
 left join bounds on bounds.scope = repositories.repo_full_name
-left join weekly as latest
-    on latest.scope = bounds.scope
+left join {{ ref('fct_dora_weekly') }} as latest
+    on latest.scope_type = 'repository'
+    and latest.scope = bounds.scope
     and latest.week_start = bounds.last_week

@@ -12,14 +12,16 @@ repository_counts as (
     group by user_repositories.login
 ),
 
-weekly as (
-    select * from {{ ref('fct_dora_weekly') }} where scope_type = 'user'
-),
-
+-- By the (scope_type, scope, week_start) index: a grouped scan of every weekly row would be
+-- most of this model's cost.
 bounds as (
-    select scope, min(week_start) as first_week, max(week_start) as last_week
-    from weekly
-    group by scope
+    select
+        users.login as scope,
+        (select min(week_start) from {{ ref('fct_dora_weekly') }} as weekly
+         where weekly.scope_type = 'user' and weekly.scope = users.login) as first_week,
+        (select max(week_start) from {{ ref('fct_dora_weekly') }} as weekly
+         where weekly.scope_type = 'user' and weekly.scope = users.login) as last_week
+    from users
 )
 
 select
@@ -36,6 +38,7 @@ select
 from users
 left join repository_counts on repository_counts.login = users.login
 left join bounds on bounds.scope = users.login
-left join weekly as latest
-    on latest.scope = bounds.scope
+left join {{ ref('fct_dora_weekly') }} as latest
+    on latest.scope_type = 'user'
+    and latest.scope = bounds.scope
     and latest.week_start = bounds.last_week

@@ -20,7 +20,9 @@
 --
 -- Incremental runs rewrite each scope only from the earliest week whose inputs may have
 -- changed (a week's grades read the 11 weeks before it, so those are recomputed as inputs
--- but not written). A repository's weeks may have changed from the earliest week of:
+-- but not written: their parts of the 12-week windows are read back from _window_parts, so
+-- items are read only from the first week written). A repository's weeks may have changed
+-- from the earliest week of:
 -- its pull requests written since the last run (created, merged, shipped); a week whose
 -- deployments or incidents differ from the fingerprints stored in its rows (this also sees
 -- deleted deployments and incidents). Everything of a scope is recomputed when its first
@@ -78,13 +80,7 @@ all_scope_repositories as (
 ),
 
 warehouse_last_week as (
-    select {{ week_start('greatest(
-        (select max(created_at) from ' ~ ref('fct_pull_requests') ~ '),
-        (select max(merged_at) from ' ~ ref('fct_pull_requests') ~ '),
-        (select max(closed_at) from ' ~ ref('fct_pull_requests') ~ '),
-        (select max(deployed_at) from ' ~ ref('fct_deployments') ~ '),
-        (select max(started_at) from ' ~ ref('fct_incidents') ~ ')
-    )') }} as last_week
+    select {{ week_start(dora_last_event_at()) }} as last_week
 ),
 
 -- Per repository by index: its first event, and what decides its metrics besides events.
@@ -175,6 +171,19 @@ changed_repository_weeks as materialized (
     group by repo_full_name, week_start
 ),
 
+-- Per scope, the earliest changed week of its repositories (one grouped join: a correlated
+-- subquery per scope costs seconds on a thousand scopes).
+changed_scopes as (
+    select all_scopes.scope_id, min(changed.week_start) as changed_from
+    from all_scopes
+    inner join all_scope_repositories using (scope_id)
+    inner join changed_repository_weeks as changed using (repo_full_name)
+    cross join warehouse_last_week
+    -- incidents before the first week or after the last one are in no row
+    where changed.week_start between all_scopes.first_week and warehouse_last_week.last_week
+    group by all_scopes.scope_id
+),
+
 scopes as (
     select all_scopes.scope_id, all_scopes.first_week, all_scopes.inputs_hash, case
         when previous_scopes.scope is null
@@ -183,14 +192,7 @@ scopes as (
             or previous_run.last_week > warehouse_last_week.last_week
             then all_scopes.first_week
         else least(
-            (
-                -- incidents before the first week or after the last one are in no row
-                select min(changed.week_start)
-                from all_scope_repositories
-                inner join changed_repository_weeks as changed using (repo_full_name)
-                where all_scope_repositories.scope_id = all_scopes.scope_id
-                    and changed.week_start between all_scopes.first_week and warehouse_last_week.last_week
-            ),
+            changed_scopes.changed_from,
             case when warehouse_last_week.last_week > previous_run.last_week
                 then (previous_run.last_week + 7) end
         )
@@ -200,6 +202,7 @@ scopes as (
     cross join warehouse_last_week
     cross join previous_run
     left join previous_scopes using (scope_type, scope)
+    left join changed_scopes using (scope_id)
 ),
 {% else %}
 scopes as (
@@ -221,18 +224,19 @@ planned_scopes as (
 ),
 
 scope_repositories as (
-    select all_scope_repositories.*, planned_scopes.read_from
+    select all_scope_repositories.*, planned_scopes.write_from
     from all_scope_repositories
     inner join planned_scopes using (scope_id)
 ),
 
--- Per repository, the first week any scope holding it reads, as a UTC timestamp.
+-- Per repository, the first week any scope holding it writes, as a UTC timestamp: items are
+-- read from there (the weeks before it that the windows need are stored rows).
 repository_reads as (
     select
         repo_id,
         repo_full_name,
-        min(read_from) as read_from,
-        (min(read_from)::timestamp at time zone 'UTC') as read_from_at
+        min(write_from) as read_from,
+        (min(write_from)::timestamp at time zone 'UTC') as read_from_at
     from scope_repositories
     group by repo_id, repo_full_name
 ),
@@ -246,7 +250,7 @@ weeks as (
     from planned_scopes
     inner join scope_keys using (scope_id)
     cross join warehouse_last_week
-    cross join lateral generate_series(planned_scopes.read_from, warehouse_last_week.last_week, interval '1 week') as week
+    cross join lateral generate_series(planned_scopes.write_from, warehouse_last_week.last_week, interval '1 week') as week
 ),
 
 -- Items of each metric with the week they count in.
@@ -383,7 +387,7 @@ weekly_deployments as (
         count(*) filter (where items.fails_change) as failed_changes
     from scope_repositories
     inner join deployment_items as items on items.repo_id = scope_repositories.repo_id
-        and items.week_start >= scope_repositories.read_from
+        and items.week_start >= scope_repositories.write_from
     group by 1, 2
 ),
 
@@ -401,7 +405,7 @@ weekly_merged as (
         percentile_cont(0.5) within group (order by items.deploy_hours) as median_deploy_hours
     from scope_repositories
     inner join merged_items as items on items.repo_id = scope_repositories.repo_id
-        and items.week_start >= scope_repositories.read_from
+        and items.week_start >= scope_repositories.write_from
     group by 1, 2
 ),
 
@@ -416,7 +420,7 @@ weekly_shipped as (
         {{ median_parts('items.lead_time_hours', 720, 'lead_720') }}
     from scope_repositories
     inner join shipped_items as items on items.repo_id = scope_repositories.repo_id
-        and items.week_start >= scope_repositories.read_from
+        and items.week_start >= scope_repositories.write_from
     group by 1, 2
 ),
 
@@ -432,11 +436,11 @@ weekly_incidents as (
         {{ median_parts('items.restore_hours', 168, 'restore_168') }}
     from scope_repositories
     inner join incident_items as items on items.repo_id = scope_repositories.repo_id
-        and items.week_start >= scope_repositories.read_from
+        and items.week_start >= scope_repositories.write_from
     group by 1, 2
 ),
 
-weekly as (
+computed_weeks as (
     select
         weeks.scope_id,
         weeks.scope_type,
@@ -449,13 +453,14 @@ weekly as (
         coalesce(weekly_incidents.incidents, 0) as incidents,
         weekly_incidents.median_time_to_restore_hours::numeric as median_time_to_restore_hours,
         coalesce(weekly_merged.merged_prs, 0) as merged_prs,
-        coalesce(weekly_merged.reviewed_prs, 0) as reviewed_prs,
         weekly_merged.median_pr_size::numeric as median_pr_size,
         weekly_merged.p90_pr_size::numeric as p90_pr_size,
         weekly_merged.median_coding_hours::numeric as median_coding_hours,
         weekly_merged.median_pickup_hours::numeric as median_pickup_hours,
         weekly_merged.median_review_hours::numeric as median_review_hours,
         weekly_merged.median_deploy_hours::numeric as median_deploy_hours,
+        -- from here on in the order of dora_window_parts()
+        coalesce(weekly_merged.reviewed_prs, 0) as reviewed_prs,
         coalesce(weekly_shipped.lead_times, 0) as lead_times,
         coalesce(weekly_incidents.restores, 0) as restores,
         coalesce(weekly_shipped.lead_24_below, 0) as lead_24_below,
@@ -481,6 +486,48 @@ weekly as (
     left join weekly_merged using (scope_id, week_start)
     left join weekly_shipped using (scope_id, week_start)
     left join weekly_incidents using (scope_id, week_start)
+),
+
+{% if is_incremental() %}
+-- The weeks before the first one written that the windows read, from their stored rows.
+stored_weeks as (
+    select
+        planned_scopes.scope_id,
+        scope_keys.scope_type,
+        scope_keys.scope,
+        stored.week_start,
+        stored.deployments,
+        stored.deployment_days,
+        null::numeric as median_lead_time_hours,
+        stored.failed_changes,
+        stored.incidents,
+        null::numeric as median_time_to_restore_hours,
+        stored.merged_prs,
+        null::numeric as median_pr_size,
+        null::numeric as p90_pr_size,
+        null::numeric as median_coding_hours,
+        null::numeric as median_pickup_hours,
+        null::numeric as median_review_hours,
+        null::numeric as median_deploy_hours,
+        {%- for part, type in dora_window_parts().items() %}
+        (stored._window_parts ->> '{{ part }}')::{{ type }} as {{ part }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from planned_scopes
+    inner join scope_keys using (scope_id)
+    inner join {{ this }} as stored
+        on stored.scope_type = scope_keys.scope_type
+        and stored.scope = scope_keys.scope
+        and stored.week_start >= planned_scopes.read_from
+        and stored.week_start < planned_scopes.write_from
+),
+{% endif %}
+
+weekly as (
+    select * from computed_weeks
+    {% if is_incremental() %}
+    union all
+    select * from stored_weeks
+    {% endif %}
 ),
 
 -- Weekly rows are contiguous per scope, so the 12-week window is the row and 11 before it.
@@ -609,7 +656,12 @@ select
     planned_scopes.inputs_hash as _inputs_hash,
     (select max(_source_high_water) from {{ ref('fct_pull_requests') }}) as _pull_requests_high_water,
     deployment_fingerprints.fp_deployments as _deployments_fingerprint,
-    incident_fingerprints.fp_incidents as _incidents_fingerprint
+    incident_fingerprints.fp_incidents as _incidents_fingerprint,
+    jsonb_build_object(
+        {%- for part in dora_window_parts() %}
+        '{{ part }}', {{ part }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    ) as _window_parts
 from scored
 inner join planned_scopes using (scope_id)
 left join repository_keys

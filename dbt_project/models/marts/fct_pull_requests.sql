@@ -7,10 +7,8 @@
         {'columns': ['pull_request_id'], 'unique': True},
         {'columns': ['repo_full_name', 'merged_at']},
         {'columns': ['repo_full_name', 'created_at']},
-        {'columns': ['repo_full_name', 'shipped_at']},
-        {'columns': ['created_at']},
-        {'columns': ['merged_at']},
-        {'columns': ['closed_at']},
+        {'columns': ['repo_full_name', 'shipped_at', 'merged_at']},
+        {'columns': ['(greatest(created_at, merged_at, closed_at))']},
         {'columns': ['_source_high_water']},
     ],
 ) }}
@@ -20,8 +18,11 @@
 -- last run: their own row, reviews or commits were ingested again; a deployment of their
 -- repository arrived that can ship them (merged, not shipped, or shipped after it); or the
 -- rules that pick the repository's deployments changed.
+-- (repository, shipped_at, merged_at) finds the merged, unshipped pull requests that a new
+-- deployment may ship without visiting the unmerged ones.
 -- The indexes after the first two serve the incremental fct_dora_weekly (repositories,
--- first events, the warehouse's last event, the rows written since its last run).
+-- first events, the warehouse's last event (dora_last_event_at), the rows written since its
+-- last run).
 
 with
 

@@ -1,4 +1,7 @@
--- The numeric columns of fct_dora_weekly: the feature table of the ML assets.
+-- The numeric columns of fct_dora_weekly: the feature table of the ML assets. A view: a copy
+-- would be rewritten whole on every run.
+{{ config(materialized='view') }}
+
 select
     scope_type,
     scope,
