@@ -2,18 +2,24 @@
 
 {#- What a week of a repository's deployments contributes, as one value (a change of any
     deployment of the week, or one more or fewer, changes it): the count and the sum of
-    64-bit hashes, which needs no sort. -#}
+    64-bit hashes, which needs no sort. The hashes are computed when the rows are written. -#}
 {% macro dora_fingerprint_deployments() -%}
-    count(*) || ':' || sum(hashtextextended(
-        concat_ws(',', deployment_id, extract(epoch from deployed_at), is_failed, fails_change), 0
-    )::numeric)
+    count(*) || ':' || sum(_fingerprint)
+{%- endmacro %}
+
+{#- A deployment's hash, stored in fct_deployments._fingerprint when the row is written. -#}
+{% macro dora_deployment_hash() -%}
+    hashtextextended(concat_ws(',', deployment_id, extract(epoch from deployed_at), is_failed, fails_change), 0)
 {%- endmacro %}
 
 {#- The same for a week of a repository's incidents. -#}
 {% macro dora_fingerprint_incidents() -%}
-    count(*) || ':' || sum(hashtextextended(
-        concat_ws(',', incident_id, extract(epoch from started_at), restore_hours), 0
-    )::numeric)
+    count(*) || ':' || sum(_fingerprint)
+{%- endmacro %}
+
+{#- An incident's hash, stored in fct_incidents._fingerprint. -#}
+{% macro dora_incident_hash() -%}
+    hashtextextended(concat_ws(',', incident_id, extract(epoch from started_at), restore_hours), 0)
 {%- endmacro %}
 
 {#- The warehouse's last event: the newest pull request created, merged or closed (by the
@@ -58,9 +64,10 @@
 
 
 {#- The per-week inputs of the 12-week windows besides the stored count columns, in the order
-    fct_dora_weekly computes them: counts, and the median parts of median_parts(). Stored as
-    the row's _window_parts, they let an incremental run window over weeks it does not
-    recompute. -#}
+    fct_dora_weekly computes them: counts, and the median parts of median_parts(). Stored in
+    this order as the row's _window_parts (a numeric array: a fraction of the size of a JSON
+    object, which every scan of the table pays for), they let an incremental run window over
+    weeks it does not recompute. -#}
 {% macro dora_window_parts() -%}
     {%- set parts = {'reviewed_prs': 'bigint', 'lead_times': 'bigint', 'restores': 'bigint'} -%}
     {%- for prefix in ['lead_24', 'lead_168', 'lead_720', 'restore_1', 'restore_24', 'restore_168'] -%}

@@ -40,10 +40,16 @@ computed as (
         deployments.is_failed or coalesce(incident_counts.incident_count, 0) > 0 as fails_change
     from deployments
     left join incident_counts on incident_counts.deployment_id = deployments.deployment_id
+),
+
+hashed as (
+    -- fct_dora_weekly sums these per week to see which weeks changed
+    select computed.*, {{ dora_deployment_hash() }} as _fingerprint
+    from computed
 )
 
 select computed.*
-from computed
+from hashed as computed
 {% if is_incremental() %}
 left join {{ this }} as processed on processed.deployment_id = computed.deployment_id
 where processed.deployment_id is null

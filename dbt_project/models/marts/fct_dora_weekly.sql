@@ -288,7 +288,7 @@ deployments as (
     select repository_reads.repo_id, deployments.*
     from repository_reads
     cross join lateral (
-        select deployment_id, week_start, deployed_at, is_failed, fails_change
+        select deployment_id, week_start, deployed_at, is_failed, fails_change, _fingerprint
         from {{ ref('fct_deployments') }} as deployments
         where deployments.repo_full_name = repository_reads.repo_full_name
             and deployments.deployed_at >= repository_reads.read_from_at
@@ -510,7 +510,7 @@ stored_weeks as (
         null::numeric as median_review_hours,
         null::numeric as median_deploy_hours,
         {%- for part, type in dora_window_parts().items() %}
-        (stored._window_parts ->> '{{ part }}')::{{ type }} as {{ part }}{{ ',' if not loop.last }}
+        stored._window_parts[{{ loop.index }}]::{{ type }} as {{ part }}{{ ',' if not loop.last }}
         {%- endfor %}
     from planned_scopes
     inner join scope_keys using (scope_id)
@@ -657,11 +657,11 @@ select
     (select max(_source_high_water) from {{ ref('fct_pull_requests') }}) as _pull_requests_high_water,
     deployment_fingerprints.fp_deployments as _deployments_fingerprint,
     incident_fingerprints.fp_incidents as _incidents_fingerprint,
-    jsonb_build_object(
+    array[
         {%- for part in dora_window_parts() %}
-        '{{ part }}', {{ part }}{{ ',' if not loop.last }}
+        {{ part }}::numeric{{ ',' if not loop.last }}
         {%- endfor %}
-    ) as _window_parts
+    ] as _window_parts
 from scored
 inner join planned_scopes using (scope_id)
 left join repository_keys

@@ -19,16 +19,22 @@ attributed as (
         order by deployments.deployed_at desc, deployments.deployment_id desc
         limit 1
     ) as attribution on true
+),
+
+incidents_with_restore as (
+    select
+        incident_id,
+        repo_full_name,
+        kind,
+        started_at,
+        restored_at,
+        {{ hours_between('started_at', 'restored_at') }} as restore_hours,
+        {{ week_start('started_at') }} as week_start,
+        deployment_id,
+        reverted_pull_request_id
+    from attributed
 )
 
-select
-    incident_id,
-    repo_full_name,
-    kind,
-    started_at,
-    restored_at,
-    {{ hours_between('started_at', 'restored_at') }} as restore_hours,
-    {{ week_start('started_at') }} as week_start,
-    deployment_id,
-    reverted_pull_request_id
-from attributed
+-- _fingerprint: fct_dora_weekly sums these per week to see which weeks changed
+select *, {{ dora_incident_hash() }} as _fingerprint
+from incidents_with_restore
