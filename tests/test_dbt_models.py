@@ -262,3 +262,30 @@ def test_incremental_runs_equal_a_full_refresh_and_the_truth(database_url, tmp_p
     expected = truth.compute(org, settings)
     problems = [p for mart in MART_KEYS for p in compare_mart(mart, expected[mart], incremental[mart])]
     assert not problems, "\n".join(problems[:30])
+
+
+def _view_oid_and_sql(url: str, view: str) -> tuple[int, str]:
+    with warehouse.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("select %s::regclass::oid, pg_get_viewdef(%s::regclass)", (view, view))
+        return cur.fetchone()
+
+
+def test_views_are_recreated_only_when_their_sql_changes(database_url, tmp_path):
+    view = "intermediate.int_repository_settings"
+    run_dbt(database_url, "run", "--select", "+int_repository_settings", target_path=tmp_path / "a")
+    oid, sql = _view_oid_and_sql(database_url, view)
+
+    # Same SQL: the view is left as it is (same relation), and the run still succeeds.
+    run_dbt(database_url, "run", "--select", "+int_repository_settings", target_path=tmp_path / "b")
+    assert _view_oid_and_sql(database_url, view) == (oid, sql)
+
+    # Different SQL (a default rule passed as a var): the view is replaced by the new one.
+    vars_ = json.dumps({"default_incident_label_regex": "^sev0$"})
+    run_dbt(database_url, "run", "--select", "int_repository_settings", "--vars", vars_, target_path=tmp_path / "c")
+    changed_oid, changed_sql = _view_oid_and_sql(database_url, view)
+    assert changed_oid != oid and "^sev0$" in changed_sql and "^sev0$" not in sql
+
+    # --full-refresh always recreates it.
+    run_dbt(database_url, "run", "--select", "int_repository_settings", "--vars", vars_, "--full-refresh",
+            target_path=tmp_path / "d")
+    assert _view_oid_and_sql(database_url, view)[0] != changed_oid

@@ -514,11 +514,16 @@ stored_weeks as (
         {%- endfor %}
     from planned_scopes
     inner join scope_keys using (scope_id)
-    inner join {{ this }} as stored
-        on stored.scope_type = scope_keys.scope_type
-        and stored.scope = scope_keys.scope
-        and stored.week_start >= planned_scopes.read_from
-        and stored.week_start < planned_scopes.write_from
+    cross join lateral (
+        select *
+        from {{ this }} as stored
+        where stored.scope_type = scope_keys.scope_type
+            and stored.scope = scope_keys.scope
+            and stored.week_start >= planned_scopes.read_from
+            and stored.week_start < planned_scopes.write_from
+        -- per scope by the unique index (a join hashes every stored row)
+        offset 0
+    ) as stored
 ),
 {% endif %}
 
