@@ -2,7 +2,8 @@
 
 Synthetic raw rows in the shapes of docs/contracts.md (1,000,000 pull requests and 100,000
 deployments by default, with reviews, commits, issues and users) are loaded with COPY into a
-fresh database; then `dbt run --full-refresh` is timed, 1% new rows (pull requests with their
+fresh database; then `dbt run --full-refresh` is timed, the database is vacuumed (untimed),
+1% new rows (pull requests with their
 reviews and commits, deployments, issues) are loaded, and an incremental `dbt run` is timed.
 The baseline is the full build measured in the same process.
 
@@ -219,6 +220,15 @@ def run_dbt(url: str, target: Path, *args: str, parsed: Path | None = None) -> t
     return elapsed, run_results["elapsed_time"], per_model
 
 
+def settle(url: str) -> None:
+    """Vacuums and analyzes the database, as autovacuum does after a large write."""
+    conn = psycopg2.connect(warehouse.to_libpq_url(url))
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("vacuum (analyze)")
+    conn.close()
+
+
 def fresh_database(server_url: str, name: str) -> str:
     admin = psycopg2.connect(server_url)
     admin.autocommit = True
@@ -253,6 +263,9 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
     run_dbt(url, work / "parse", "parse")
     full_cli_s, full_s, full_models = run_dbt(url, work / "full", "run", "--full-refresh", parsed=work / "parse")
+    # The next refresh comes hours later, when autovacuum has long processed the new marts;
+    # right after the build it would still be vacuuming them, beside the timed run.
+    settle(url)
     t = time.perf_counter()
     added = load(url, gen, PRS_PER_REPO, DEPLOYMENTS_PER_REPO, increment=True)
     increment_load_s = time.perf_counter() - t
