@@ -1,9 +1,10 @@
 {#- Helpers of the incremental fct_dora_weekly. -#}
 
-{#- What a week of a repository's deployments contributes, as one value (a change of any
-    deployment of the week, or one more or fewer, changes it): the count and the sum of
-    64-bit hashes, which needs no sort. The hashes are computed when the rows are written. -#}
-{% macro dora_fingerprint_deployments() -%}
+{#- What a week of a repository's deployments or incidents contributes, as one value (a
+    change of any row of the week, or one more or fewer, changes it): the count and the sum
+    of the rows' 64-bit hashes (their _fingerprint, computed when they are written), which
+    needs no sort. -#}
+{% macro dora_fingerprint() -%}
     count(*) || ':' || sum(_fingerprint)
 {%- endmacro %}
 
@@ -12,14 +13,19 @@
     hashtextextended(concat_ws(',', deployment_id, extract(epoch from deployed_at), is_failed, fails_change), 0)
 {%- endmacro %}
 
-{#- The same for a week of a repository's incidents. -#}
-{% macro dora_fingerprint_incidents() -%}
-    count(*) || ':' || sum(_fingerprint)
-{%- endmacro %}
-
 {#- An incident's hash, stored in fct_incidents._fingerprint. -#}
 {% macro dora_incident_hash() -%}
     hashtextextended(concat_ws(',', incident_id, extract(epoch from started_at), restore_hours), 0)
+{%- endmacro %}
+
+{#- Per scope of `scope_type` whose name is `scope`: its first and last week, each by the
+    (scope_type, scope, week_start) index of fct_dora_weekly (a grouped scan of every weekly
+    row would cost the dimensions most of their time). -#}
+{% macro dora_scope_bounds(scope_type, scope) -%}
+    (select min(week_start) from {{ ref('fct_dora_weekly') }} as weekly
+     where weekly.scope_type = '{{ scope_type }}' and weekly.scope = {{ scope }}) as first_week,
+    (select max(week_start) from {{ ref('fct_dora_weekly') }} as weekly
+     where weekly.scope_type = '{{ scope_type }}' and weekly.scope = {{ scope }}) as last_week
 {%- endmacro %}
 
 {#- The warehouse's last event: the newest pull request created, merged or closed (by the

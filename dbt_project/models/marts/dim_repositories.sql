@@ -6,15 +6,8 @@ sources as (
     select * from {{ ref('int_repository_deployment_sources') }}
 ),
 
--- By the (scope_type, scope, week_start) index: a grouped scan of every weekly row would be
--- most of this model's cost.
 bounds as (
-    select
-        repositories.repo_full_name as scope,
-        (select min(week_start) from {{ ref('fct_dora_weekly') }} as weekly
-         where weekly.scope_type = 'repository' and weekly.scope = repositories.repo_full_name) as first_week,
-        (select max(week_start) from {{ ref('fct_dora_weekly') }} as weekly
-         where weekly.scope_type = 'repository' and weekly.scope = repositories.repo_full_name) as last_week
+    select repositories.repo_full_name as scope, {{ dora_scope_bounds('repository', 'repositories.repo_full_name') }}
     from repositories
 )
 

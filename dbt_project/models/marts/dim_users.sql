@@ -12,15 +12,8 @@ repository_counts as (
     group by user_repositories.login
 ),
 
--- By the (scope_type, scope, week_start) index: a grouped scan of every weekly row would be
--- most of this model's cost.
 bounds as (
-    select
-        users.login as scope,
-        (select min(week_start) from {{ ref('fct_dora_weekly') }} as weekly
-         where weekly.scope_type = 'user' and weekly.scope = users.login) as first_week,
-        (select max(week_start) from {{ ref('fct_dora_weekly') }} as weekly
-         where weekly.scope_type = 'user' and weekly.scope = users.login) as last_week
+    select users.login as scope, {{ dora_scope_bounds('user', 'users.login') }}
     from users
 )
 

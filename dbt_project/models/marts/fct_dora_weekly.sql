@@ -141,28 +141,21 @@ changed_weeks as (
     ) as week_start
     from {{ ref('fct_pull_requests') }}
     where _source_high_water > (select pull_requests_high_water from previous_run)
+    {%- for mart, stored_fingerprint in [('fct_deployments', '_deployments_fingerprint'),
+                                         ('fct_incidents', '_incidents_fingerprint')] %}
     union all
     select coalesce(computed.repo_full_name, stored.scope), coalesce(computed.week_start, stored.week_start)
     from (
-        select repo_full_name, week_start, {{ dora_fingerprint_deployments() }} as fingerprint
-        from {{ ref('fct_deployments') }}
+        select repo_full_name, week_start, {{ dora_fingerprint() }} as fingerprint
+        from {{ ref(mart) }}
         group by repo_full_name, week_start
     ) as computed
     full join (
-        select scope, week_start, _deployments_fingerprint from {{ this }} where scope_type = 'repository'
+        select scope, week_start, {{ stored_fingerprint }} as fingerprint
+        from {{ this }} where scope_type = 'repository'
     ) as stored on stored.scope = computed.repo_full_name and stored.week_start = computed.week_start
-    where computed.fingerprint is distinct from stored._deployments_fingerprint
-    union all
-    select coalesce(computed.repo_full_name, stored.scope), coalesce(computed.week_start, stored.week_start)
-    from (
-        select repo_full_name, week_start, {{ dora_fingerprint_incidents() }} as fingerprint
-        from {{ ref('fct_incidents') }}
-        group by repo_full_name, week_start
-    ) as computed
-    full join (
-        select scope, week_start, _incidents_fingerprint from {{ this }} where scope_type = 'repository'
-    ) as stored on stored.scope = computed.repo_full_name and stored.week_start = computed.week_start
-    where computed.fingerprint is distinct from stored._incidents_fingerprint
+    where computed.fingerprint is distinct from stored.fingerprint
+    {%- endfor %}
 ),
 
 changed_repository_weeks as materialized (
@@ -367,13 +360,13 @@ incident_items as (
 -- Fingerprints of each repository week's deployments and incidents, stored in its rows:
 -- the next incremental run compares them to find the weeks that changed.
 deployment_fingerprints as (
-    select repo_id as fp_repo_id, week_start as fp_week, {{ dora_fingerprint_deployments() }} as fp_deployments
+    select repo_id as fp_repo_id, week_start as fp_week, {{ dora_fingerprint() }} as fp_deployments
     from deployments
     group by repo_id, week_start
 ),
 
 incident_fingerprints as (
-    select repo_id as fp_repo_id, week_start as fp_week, {{ dora_fingerprint_incidents() }} as fp_incidents
+    select repo_id as fp_repo_id, week_start as fp_week, {{ dora_fingerprint() }} as fp_incidents
     from incidents
     group by repo_id, week_start
 ),
