@@ -6,12 +6,9 @@ themselves live in `definitions.py`.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 
@@ -37,87 +34,114 @@ def _definitions():
     return defs
 
 
-def ensure_user_partitions(instance, logins: list[str]) -> None:
+def ensure_user_partitions(instance, logins: list[str]) -> list[str]:
+    """Adds missing `users` partitions; returns every partition in order."""
     from ghmetrics_dagster.defs.partitions import users_partitions
 
-    known = set(instance.get_dynamic_partitions(users_partitions.name))
-    missing = [login for login in logins if login not in known]
+    known = list(instance.get_dynamic_partitions(users_partitions.name))
+    missing = [login for login in dict.fromkeys(logins) if login not in known]
     if missing:
         instance.add_dynamic_partitions(users_partitions.name, missing)
+    return known + missing
 
 
-def run_user_pipeline(login: str, progress: bool = False, tags: dict[str, str] | None = None) -> RunOutcome:
-    """Executes the `user_refresh` job for `login` in this process, recorded in the instance."""
+def daemon_is_running(instance, within_s: float = 60.0) -> bool:
+    """A Dagster daemon (from `ghmetrics ui`) dequeues runs: its heartbeat is recent."""
+    heartbeats = instance.get_daemon_heartbeats()
+    beat = heartbeats.get("QUEUED_RUN_COORDINATOR")
+    return beat is not None and time.time() - beat.timestamp < within_s
+
+
+def refresh_users(
+    logins: list[str],
+    progress: bool = False,
+    trigger: str = "cli",
+    run_config: dict | None = None,
+) -> RunOutcome:
+    """Runs a refresh wave over `logins` as a run of the code location (listed under the job in
+    the UI, like the sensor's runs) and waits for it.
+
+    With a Dagster daemon running the run goes through the run queue (so it waits for a wave
+    already running); without one it is launched directly. Either way it executes in its own
+    process from the workspace's code server, not in this one.
+    """
     import dagster as dg
-    from dagster._core.utils import make_new_run_id
+    from dagster._cli.job import _create_run  # what `dagster job launch` uses to create a run
+    from dagster._core.workspace.context import WorkspaceProcessContext
+    from dagster._core.workspace.load_target import WorkspaceFileTarget
+
+    from ghmetrics_dagster.defs.users import JOB_NAME, wave_tags
+    from ml import registry, training
 
     dagster_home.prepare()
-    defs = _definitions()
+    _definitions()
+    registry.ensure_store(training.default_store().tracking_uri)
     instance = dg.DagsterInstance.get()
-    ensure_user_partitions(instance, [login])
-    job = defs.resolve_job_def(USER_JOB)
-    run_id = make_new_run_id()
-    outcome: dict = {}
-
-    # With a progress bar the console shows the bar and warnings only: every log line, and
-    # dbt's output, stay in the run's event log and compute logs (the Dagster UI shows them).
-    run_config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}} if progress else None
-
-    def execute() -> None:
-        try:
-            with contextlib.redirect_stdout(io.StringIO()) if progress else contextlib.nullcontext():
-                outcome["result"] = job.execute_in_process(
-                    run_config=run_config,
-                    instance=instance,
-                    partition_key=login,
-                    run_id=run_id,
-                    raise_on_error=False,
-                    tags={"ghmetrics/user": login, "ghmetrics/trigger": "cli", **(tags or {})},
-                )
-        except BaseException as exc:  # surfaced in the calling thread
-            outcome["error"] = exc
-
-    worker = threading.Thread(target=execute, name=f"run-{login}")
-    worker.start()
-    total_steps = len(job.graph.node_defs) or 1
-    if progress:
-        _show_progress(instance, run_id, worker, total_steps, login)
-    worker.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    result = outcome["result"]
-    return RunOutcome(run_id=run_id, success=result.success, steps=total_steps)
+    ordered = ensure_user_partitions(instance, logins)
+    positions = sorted(ordered.index(login) for login in logins)
+    users = ordered[positions[0] : positions[-1] + 1]
+    target = WorkspaceFileTarget(paths=[str(dagster_home.PROJECT_ROOT / "workspace.yaml")])
+    with WorkspaceProcessContext(instance, target, code_server_log_level="ERROR") as process_context:
+        workspace = process_context.create_request_context()
+        (location_name,) = workspace.code_location_names
+        if workspace.has_code_location_error(location_name):
+            raise RuntimeError(f"the Dagster code location failed to load: {workspace.get_code_location_error(location_name)}")
+        location = workspace.get_code_location(location_name)
+        (repository,) = location.get_repositories().values()
+        remote_job = repository.get_full_job(JOB_NAME)
+        run = _create_run(
+            instance=instance, code_location=location, remote_repo=repository, remote_job=remote_job,
+            run_config=run_config or {}, tags=wave_tags(users, trigger), op_selection=None, run_id=None,
+        )
+        if daemon_is_running(instance):
+            instance.submit_run(run.run_id, workspace)
+        else:
+            instance.launch_run(run.run_id, workspace)
+        steps = len(run.step_keys_to_execute or []) or 1
+        _follow(instance, run.run_id, steps, f"refresh {users[0]}" if len(users) == 1 else f"refresh {len(users)} users",
+                progress)
+        finished = instance.get_run_by_id(run.run_id)
+    return RunOutcome(run_id=run.run_id, success=finished.status == dg.DagsterRunStatus.SUCCESS, steps=steps)
 
 
-def _show_progress(instance, run_id: str, worker: threading.Thread, total_steps: int, login: str) -> None:
-    """A progress bar over finished steps, fed by the run's event log."""
+def _follow(instance, run_id: str, total_steps: int, label: str, progress: bool) -> None:
+    """Waits for the run; with `progress`, a bar over its steps that names the running ones."""
     from dagster import DagsterEventType
     from tqdm import tqdm
 
+    running: list[str] = []
     done: set[str] = set()
     cursor = None
-    with tqdm(total=total_steps, desc=f"refresh {login}", unit="step", file=sys.stderr) as bar:
+    bar = tqdm(total=total_steps, desc=label, unit="step", file=sys.stderr, disable=not progress)
+    try:
         while True:
-            alive = worker.is_alive()
-            try:
-                connection = instance.get_records_for_run(run_id, cursor=cursor)
-            except Exception:  # the run may not be stored yet
-                connection = None
-            records = connection.records if connection else []
-            if records:
-                cursor = connection.cursor
-            for record in records:
+            finished = instance.get_run_by_id(run_id).is_finished
+            connection = instance.get_records_for_run(run_id, cursor=cursor)
+            cursor = connection.cursor
+            for record in connection.records:
                 event = record.event_log_entry.dagster_event
                 if event is None or event.step_key is None:
                     continue
-                if event.event_type in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE, DagsterEventType.STEP_SKIPPED):
-                    if event.step_key not in done:
-                        done.add(event.step_key)
-                        bar.set_postfix_str(event.step_key[-40:])
-                        bar.update(1)
-            if not alive:
+                step = event.step_key
+                if event.event_type == DagsterEventType.STEP_START and step not in running:
+                    running.append(step)
+                elif event.event_type in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE,
+                                          DagsterEventType.STEP_SKIPPED) and step not in done:
+                    done.add(step)
+                    if step in running:
+                        running.remove(step)
+                    bar.update(1)
+                bar.set_postfix_str(", ".join(s[-40:] for s in running) or "waiting")
+            if finished:
                 break
-            time.sleep(0.3)
+            time.sleep(0.5)
+    finally:
+        bar.close()
+
+
+def run_user_pipeline(login: str, progress: bool = False, tags: dict[str, str] | None = None) -> RunOutcome:
+    """A refresh wave for one user (`ghmetrics run --user`)."""
+    return refresh_users([login], progress=progress, trigger=(tags or {}).get("ghmetrics/trigger", "cli"))
 
 
 def run_dagster_command(args: list[str]) -> int:

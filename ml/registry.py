@@ -31,11 +31,39 @@ class RegistryError(RuntimeError):
     """A registry operation cannot be done; the message says what to do."""
 
 
+_initialised: set[str] = set()
+
+
+def ensure_store(tracking_uri: str) -> None:
+    """Creates and migrates an embedded (sqlite) store once, under a file lock.
+
+    MLflow creates and migrates a sqlite store the first time a process opens it; two
+    processes doing so at once fail ("duplicate column name"). `ghmetrics` calls this before
+    any run starts, and every process passes through the lock before its first use.
+    """
+    if tracking_uri in _initialised or not tracking_uri.startswith("sqlite:///"):
+        return
+    import fcntl
+
+    from mlflow import MlflowClient
+
+    database = Path(tracking_uri[len("sqlite:///"):])
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{database}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            MlflowClient(tracking_uri=tracking_uri).search_experiments(max_results=1)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    _initialised.add(tracking_uri)
+
+
 def client(tracking_uri: str):
     """An MlflowClient on `tracking_uri` (which is also the model registry)."""
     import mlflow
     from mlflow import MlflowClient
 
+    ensure_store(tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)

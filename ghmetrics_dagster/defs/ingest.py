@@ -40,6 +40,32 @@ def _tokens_for(login: str) -> list[str]:
     return tokens
 
 
+def _sync_users(context: dg.AssetExecutionContext, url: str, logins: list[str]) -> tuple[list, dict]:
+    """Syncs each user's repositories with that user's tokens; a repository shared by several
+    users of the wave is synced once. Returns the reports and, per user, their failures."""
+    done: set[str] = set()
+    reports, failures = [], {}
+    for login in logins:
+        client = GitHubClient(settings.github_api_url(), settings.github_graphql_url(), _tokens_for(login))
+        try:
+            repos = sync.resolve_user_repositories(url, client, login)
+        except Exception as exc:  # one user's lookup failing must not stop the wave
+            failures[login] = [f"cannot list the repositories: {exc}"]
+            context.log.warning(f"{login}: cannot list the repositories: {exc}")
+            continue
+        todo = [repo for repo in repos if repo.lower() not in done]
+        context.log.info(f"{login}: {len(repos)} repositories, {len(repos) - len(todo)} already synced in this wave")
+        if not todo:
+            continue
+        report = sync.sync_repositories(url, client, todo, progress=context.log.info)
+        context.log.info(report.summary())
+        reports.append(report)
+        done.update(repo.lower() for repo in todo)
+        if report.repositories and len(report.failed) == len(report.repositories):
+            failures[login] = [f"{r.repo}: {'; '.join(r.errors)}" for r in report.failed]
+    return reports, failures
+
+
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(raw_key(table), description=text, kinds={"github", "postgres"}, group_name="ingestion")
@@ -53,37 +79,51 @@ def _tokens_for(login: str) -> list[str]:
         )
     ],
     partitions_def=users_partitions,
+    # A wave covers a range of users in one run (defs/users.py).
+    backfill_policy=dg.BackfillPolicy.single_run(),
     pool="github_api",
-    description="Incremental, resumable sync of the user's repositories (GraphQL first, ETag checks).",
+    retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
+    description="Incremental, resumable sync of the users' repositories (GraphQL first, ETag checks); "
+    "a repository shared by several users of a wave is synced once.",
 )
 def github_raw_tables(context: dg.AssetExecutionContext):
-    login = context.partition_key
+    logins = list(context.partition_keys)
     url = warehouse.database_url()
     warehouse.migrate(url)
-    tokens = _tokens_for(login)
-    client = GitHubClient(settings.github_api_url(), settings.github_graphql_url(), tokens)
-    repos = sync.resolve_user_repositories(url, client, login)
-    context.log.info(f"{login}: syncing {len(repos)} repositories")
-    report = sync.sync_repositories(url, client, repos, progress=context.log.info)
-    context.log.info(report.summary())
-    if report.repositories and len(report.failed) == len(report.repositories):
-        first = report.failed[0]
-        raise dg.Failure(f"no repository of {login} could be synced; {first.repo}: {'; '.join(first.errors)}")
+    reports, failures = _sync_users(context, url, logins)
+    if len(failures) == len(logins):
+        login, errors = next(iter(failures.items()))
+        raise dg.Failure(f"no repository of {login} could be synced; {errors[0]}")
 
-    shared = report.metadata()
-    rows = shared.pop("rows_upserted")
-    errors = shared.pop("errors")
+    rows: dict[str, int] = {}
+    errors: dict[str, str] = {}
+    totals: dict = {}
+    repositories = 0
+    for report in reports:
+        shared = report.metadata()
+        for table, count in shared.pop("rows_upserted").items():
+            rows[table] = rows.get(table, 0) + count
+        errors.update(shared.pop("errors"))
+        repositories += len(report.repositories)
+        for key, value in shared.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                totals[key] = totals.get(key, 0) + value
+            else:
+                totals[key] = value
+    for login, reasons in failures.items():
+        errors.setdefault(f"user {login}", "; ".join(reasons))
     for table in RAW_TABLES:
         yield dg.MaterializeResult(
             asset_key=raw_key(table),
-            metadata={"rows_upserted": rows.get(table, 0), **{k: dg.MetadataValue.json(v) if isinstance(v, dict) else v for k, v in shared.items()}},
+            metadata={"rows_upserted": rows.get(table, 0), "users": len(logins),
+                      **{k: dg.MetadataValue.json(v) if isinstance(v, dict) else v for k, v in totals.items()}},
         )
     yield dg.AssetCheckResult(
         asset_key=raw_key("repositories"),
         check_name=SYNCED_CHECK,
-        passed=not report.failed,
+        passed=not errors,
         severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"failed": dg.MetadataValue.json(errors), "repositories": len(report.repositories)},
+        metadata={"failed": dg.MetadataValue.json(errors), "repositories": repositories},
         description="; ".join(f"{repo}: {error}" for repo, error in errors.items()) or None,
     )
 

@@ -24,6 +24,9 @@ from ml.features import FeatureError
 from ml.policy import TrainingPolicy
 
 FEATURES = dg.AssetKey(["marts", "ml_weekly_features"])
+# One training at a time across runs (pool limit 1); the advisory lock below also covers
+# trainings started outside Dagster.
+TRAINING_POOL = "mlflow_training"
 
 
 class TrainingConfig(dg.Config):
@@ -78,6 +81,7 @@ def _train(context: dg.AssetExecutionContext, config: TrainingConfig, model_name
     key=["ml", "performance_model"],
     deps=[FEATURES],
     output_required=False,
+    pool=TRAINING_POOL,
     kinds={"mlflow", "scikit-learn"},
     group_name="ml",
     description="Forecasts next week's median lead time and performance score per scope "
@@ -91,6 +95,7 @@ def performance_model(context: dg.AssetExecutionContext, config: TrainingConfig)
     key=["ml", "anomaly_model"],
     deps=[FEATURES],
     output_required=False,
+    pool=TRAINING_POOL,
     kinds={"mlflow", "scikit-learn"},
     group_name="ml",
     description="Flags anomalous weeks per scope and names the metric behind each flag "
@@ -104,16 +109,15 @@ def anomaly_model(context: dg.AssetExecutionContext, config: TrainingConfig):
     key=["ml", "insights"],
     deps=[FEATURES],
     partitions_def=users_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL),
     kinds={"postgres", "mlflow"},
     group_name="ml",
-    description="ml.insights for one user: forecasts and anomaly flags for the user's scope and "
-    "repositories, scored with the champion models.",
+    description="ml.insights for each user of the wave: forecasts and anomaly flags for the user's "
+    "scope and repositories, scored with the champion models.",
 )
 def ml_insights(context: dg.AssetExecutionContext, config: InsightsConfig) -> dg.MaterializeResult:
-    login = context.partition_key
     url = warehouse.database_url()
-    scopes = data.user_scopes(url, login)
-    frame = data.load_features(url, scopes)
     store = training.default_store()
     champions = insights.load_champions(store.tracking_uri)
     bootstrapped = []
@@ -135,15 +139,25 @@ def ml_insights(context: dg.AssetExecutionContext, config: InsightsConfig) -> dg
         champions = insights.load_champions(store.tracking_uri)
     for note in champions.notes:
         context.log.warning(note)
-    rows = insights.score(frame, champions, login, weeks=config.weeks)
-    written = data.replace_insights(url, login, rows)
-    flagged = rows[rows["is_anomaly"]]
+    written = scopes_total = 0
+    flagged_metrics: set[str] = set()
+    anomalies = 0
+    for login in context.partition_keys:
+        scopes = data.user_scopes(url, login)
+        rows = insights.score(data.load_features(url, scopes), champions, login, weeks=config.weeks)
+        written += data.replace_insights(url, login, rows)
+        scopes_total += len(scopes)
+        flagged = rows[rows["is_anomaly"]] if "is_anomaly" in rows else rows.iloc[0:0]
+        anomalies += len(flagged)
+        if "anomaly_metric" in flagged:
+            flagged_metrics.update(flagged["anomaly_metric"].dropna())
     return dg.MaterializeResult(
         metadata={
+            "users": len(context.partition_keys),
             "rows": written,
-            "scopes": len(scopes),
-            "anomalies": len(flagged),
-            "anomaly_metrics": ", ".join(sorted(set(flagged["anomaly_metric"].dropna()))) or "none",
+            "scopes": scopes_total,
+            "anomalies": anomalies,
+            "anomaly_metrics": ", ".join(sorted(flagged_metrics)) or "none",
             "model_version": champions.model_version or "no champions yet",
             "trained_before_scoring": ", ".join(bootstrapped) or "none",
         }
@@ -151,8 +165,3 @@ def ml_insights(context: dg.AssetExecutionContext, config: InsightsConfig) -> dg
 
 
 ASSETS = [performance_model, anomaly_model, ml_insights]
-ASSET_CHECKS: list = []
-SENSORS: list = []
-SCHEDULES: list = []
-JOBS: list = []
-RESOURCES: dict = {}

@@ -11,6 +11,8 @@ from ghmetrics_dagster.llm.service import summarise_user
 @dg.asset(
     key=["app", "user_summaries"],
     partitions_def=users_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL),
     deps=[
         dg.AssetKey(["marts", "fct_dora_weekly"]),
         dg.AssetKey(["marts", "fct_pull_requests"]),
@@ -24,14 +26,46 @@ from ghmetrics_dagster.llm.service import summarise_user
     ),
 )
 def user_summaries(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-    login = context.partition_key
-    outcome = summarise_user(
-        login,
-        warehouse.database_url(),
-        run_id=context.run.run_id,
-        reports_dir=settings.reports_dir(),
-        logger=context.log,
+    logins = list(context.partition_keys)
+    failed: dict[str, str] = {}
+    outcomes = []
+    for login in logins:
+        # One user's failure (a provider error, a write error) must not cost the others theirs.
+        try:
+            outcome = summarise_user(
+                login,
+                warehouse.database_url(),
+                run_id=context.run.run_id,
+                reports_dir=settings.reports_dir(),
+                logger=context.log,
+            )
+        except Exception as exc:  # noqa: BLE001 - reported below, the run fails after the others
+            context.log.error(f"{login}: no summary: {type(exc).__name__}: {exc}")
+            failed[login] = f"{type(exc).__name__}: {exc}"
+            continue
+        outcomes.append(outcome)
+        published = publish.publish_reports([outcome.html_path, outcome.json_path])
+        if outcome.result.budget_exhausted:
+            context.log.warning(f"{login}: LLM budget exhausted, rule-based summary used")
+        if len(logins) == 1:
+            return dg.MaterializeResult(metadata=_summary_metadata(outcome, published))
+    if failed:
+        raise dg.Failure(
+            f"no summary for {len(failed)} of {len(logins)} users: " + "; ".join(f"{k}: {v}" for k, v in failed.items()),
+            metadata={"failed": dg.MetadataValue.json(failed)},
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "users": len(outcomes),
+            "cost_usd": dg.MetadataValue.float(float(sum(o.result.cost_usd for o in outcomes))),
+            "grounded": sum(1 for o in outcomes if o.result.grounded),
+            "providers": ", ".join(sorted({o.result.provider for o in outcomes})),
+            "cache_hits": sum(1 for o in outcomes if o.result.cache_hit),
+        }
     )
+
+
+def _summary_metadata(outcome, published) -> dict:
     result = outcome.result
     cost = f"${result.cost_usd:.6f}"
     header = (
@@ -40,29 +74,24 @@ def user_summaries(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     )
     notes = "\n".join(f"- {note}" for note in result.notes)
     markdown = f"{header}\n\n{result.text}" + (f"\n\n{notes}" if notes else "")
-    published = publish.publish_reports([outcome.html_path, outcome.json_path])
-    if result.budget_exhausted:
-        context.log.warning(f"{login}: LLM budget exhausted, rule-based summary used")
-    return dg.MaterializeResult(
-        metadata={
-            "summary": dg.MetadataValue.md(markdown),
-            "provider": result.provider,
-            "model": result.model,
-            "cost_usd": dg.MetadataValue.float(float(result.cost_usd)),
-            "input_tokens": result.input_tokens,
-            "output_tokens": result.output_tokens,
-            "latency_ms": result.latency_ms,
-            "cache_hit": result.cache_hit,
-            "grounded": result.grounded,
-            "budget_exhausted": result.budget_exhausted,
-            "tier": result.tier,
-            "attempts": dg.MetadataValue.json([a.__dict__ for a in result.attempts]),
-            "summary_id": outcome.summary_id,
-            "report_html": dg.MetadataValue.path(str(outcome.html_path)),
-            "report_json": dg.MetadataValue.path(str(outcome.json_path)),
-            **({"report_s3": dg.MetadataValue.json(published)} if published else {}),
-        }
-    )
+    return {
+        "summary": dg.MetadataValue.md(markdown),
+        "provider": result.provider,
+        "model": result.model,
+        "cost_usd": dg.MetadataValue.float(float(result.cost_usd)),
+        "input_tokens": result.input_tokens,
+        "output_tokens": result.output_tokens,
+        "latency_ms": result.latency_ms,
+        "cache_hit": result.cache_hit,
+        "grounded": result.grounded,
+        "budget_exhausted": result.budget_exhausted,
+        "tier": result.tier,
+        "attempts": dg.MetadataValue.json([a.__dict__ for a in result.attempts]),
+        "summary_id": outcome.summary_id,
+        "report_html": dg.MetadataValue.path(str(outcome.html_path)),
+        "report_json": dg.MetadataValue.path(str(outcome.json_path)),
+        **({"report_s3": dg.MetadataValue.json(published)} if published else {}),
+    }
 
 
 ASSETS = [user_summaries]

@@ -65,8 +65,20 @@ def warehouse_dbt_env() -> dict[str, str]:
     return dbt_env(warehouse.database_url(), threads=DBT_THREADS)
 
 
-@functools.cache
-def dbt_models_assets() -> dg.AssetsDefinition:
+VIEWS_SELECTOR = "views"
+WAVE_SELECTOR = "wave"
+DBT_ASSETS_NAME = "ghmetrics_dbt_models"
+DBT_VIEWS_NAME = "ghmetrics_dbt_views"
+VIEWS_GROUP = "staging_views"  # left out of the refresh waves
+
+
+class DbtBuildConfig(dg.Config):
+    """Set by the nightly wave: rebuild the incremental marts from scratch."""
+
+    full_refresh: bool = False
+
+
+def _manifest_path():
     project = dbt_project()
     if not project.manifest_path.exists():
         project.prepare_if_dev()  # acts only under `dagster dev` / `dg dev`
@@ -75,19 +87,86 @@ def dbt_models_assets() -> dg.AssetsDefinition:
             f"the dbt manifest {project.manifest_path} is missing; run "
             "`python -m ghmetrics_dagster.defs.transform` (or call prepare_dbt_project()) first"
         )
+    return project.manifest_path
+
+
+def _translator() -> GhmetricsDbtTranslator:
+    return GhmetricsDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+
+
+def missing_views(url: str) -> list[str]:
+    """Views of the `views` selector that the warehouse lacks (a new database)."""
+    import json
+
+    manifest = json.loads(_manifest_path().read_text())
+    wanted = [
+        (node["schema"], node["name"])
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model" and node["config"].get("materialized") == "view"
+        and node["original_file_path"].startswith("models/staging")
+    ]
+    with warehouse.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("select schemaname, viewname from pg_views where schemaname = any(%s)",
+                    (sorted({schema for schema, _ in wanted}),))
+        present = set(cur.fetchall())
+    return [f"{schema}.{name}" for schema, name in wanted if (schema, name) not in present]
+
+
+def build_views(dbt: DbtCliResource, context=None):
+    """`dbt build --selector views` (the views and their tests); with a context, as Dagster events."""
+    invocation = dbt.cli(["build", "--selector", VIEWS_SELECTOR], context=context)
+    return invocation.stream() if context is not None else invocation.wait()
+
+
+@functools.cache
+def dbt_views_assets() -> dg.AssetsDefinition:
+    """The staging views: rebuilt when their SQL (code version) changes or they are missing,
+    by Dagster's automation, not by every wave."""
+
+    class ViewsTranslator(GhmetricsDbtTranslator):
+        def get_group_name(self, dbt_resource_props):
+            return VIEWS_GROUP
+
+        def get_automation_condition(self, dbt_resource_props):
+            return dg.AutomationCondition.on_missing() | dg.AutomationCondition.code_version_changed()
 
     @dbt_assets(
-        manifest=project.manifest_path,
-        project=project,
-        name="ghmetrics_dbt_models",
-        dagster_dbt_translator=GhmetricsDbtTranslator(
-            settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)
-        ),
+        manifest=_manifest_path(),
+        project=dbt_project(),
+        name=DBT_VIEWS_NAME,
+        selector=VIEWS_SELECTOR,
+        pool="dbt",
+        dagster_dbt_translator=ViewsTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
     )
-    def ghmetrics_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+    def ghmetrics_dbt_views(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+        os.environ.update(warehouse_dbt_env())
+        yield from build_views(dbt, context)
+
+    return ghmetrics_dbt_views
+
+
+@functools.cache
+def dbt_models_assets() -> dg.AssetsDefinition:
+    @dbt_assets(
+        manifest=_manifest_path(),
+        project=dbt_project(),
+        name=DBT_ASSETS_NAME,
+        selector=WAVE_SELECTOR,
+        # One dbt build at a time across all runs (pool limit 1 in dagster.yaml): two builds
+        # creating the same relations fail with "relation already exists".
+        pool="dbt",
+        retry_policy=dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL),
+        dagster_dbt_translator=_translator(),
+    )
+    def ghmetrics_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig):
         # The dbt subprocess inherits os.environ: give it the warehouse this run uses.
         os.environ.update(warehouse_dbt_env())
-        yield from dbt.cli(["build"], context=context).stream()
+        missing = missing_views(warehouse.database_url())
+        if missing:  # a new database: deploy the views first (outside this asset's events)
+            context.log.info(f"building {len(missing)} missing staging views first")
+            build_views(dbt)
+        args = ["build"] + (["--full-refresh"] if config.full_refresh else [])
+        yield from dbt.cli(args, context=context).stream()
 
     return ghmetrics_dbt_models
 
@@ -98,7 +177,7 @@ RESOURCES = {"dbt": DbtCliResource(project_dir=dbt_project(), dbt_executable=dbt
 def __getattr__(name: str):
     # Built on first access so that importing this module never needs the manifest.
     if name == "ASSETS":
-        return [dbt_models_assets()]
+        return [dbt_views_assets(), dbt_models_assets()]
     raise AttributeError(name)
 
 

@@ -1,24 +1,57 @@
-"""Refreshing users: the job over a user's partition, the login sensor, the nightly schedule."""
+"""Refresh waves: the job, the login sensor that coalesces logins into waves, the nightly wave.
+
+A wave is one `user_refresh` run over a contiguous range of the `users` partitions: it syncs
+the users' repositories (each repository once), builds the marts once, takes the training
+decisions once, then scores and summarises every user of the range. Why one run and not a
+run per user: a run costs a process that loads the definitions (seconds of CPU), and the
+marts must be built once per wave anyway; with a run per user, 100 logins on 2 cores spent
+most of their time starting processes and queueing behind each other's `dbt build`.
+
+Waves never overlap: the run queue admits one run tagged `ghmetrics/wave` at a time
+(dagster.yaml), and inside any run the dbt build and each training hold a pool slot of a
+pool limited to one. The sensor launches the next wave when the previous one has ended, so a
+burst of logins coalesces into a few waves.
+
+The sensor keeps its state in its cursor (JSON): the last login row read, the users waiting
+for a refresh, the waves it launched, and the failures of each user (retried with backoff).
+A user is fresh once `app.summaries` holds a summary generated after their login.
+"""
+
+from __future__ import annotations
 
 import datetime as dt
+import json
 import os
+import uuid
+from collections.abc import Iterable
 
 import dagster as dg
 
-from ghmetrics_dagster import warehouse
+from ghmetrics_dagster import warehouse, waves
 from ghmetrics_dagster.defs.partitions import users_partitions
+from ghmetrics_dagster.defs.transform import VIEWS_GROUP
 
+JOB_NAME = "user_refresh"
 USER_TAG = "ghmetrics/user"
-# The asset whose latest materialisation for a user says when that user was last refreshed.
-FRESHNESS_ASSET = dg.AssetKey(["raw", "pull_requests"])
+TRIGGER_TAG = "ghmetrics/trigger"
+WAVE_TAG = "ghmetrics/wave"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 
-# One run holds the user's ingestion partitions, the unpartitioned marts and the user's
-# insights and summary (DESIGN.md section 6), so a login ends with everything fresh.
+IN_PROGRESS = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
 user_refresh_job = dg.define_asset_job(
-    "user_refresh",
-    selection=dg.AssetSelection.all(),
+    JOB_NAME,
+    # The staging views are deployed, not rebuilt by every wave (defs/transform.py).
+    selection=dg.AssetSelection.all() - dg.AssetSelection.groups(VIEWS_GROUP),
     partitions_def=users_partitions,
-    description="Refresh one user: ingest their repositories, rebuild the marts, score and summarise.",
+    description="A refresh wave for one user or a range of users: sync their repositories, build "
+    "the marts once, take the training decisions, then score and summarise each user.",
 )
 
 
@@ -26,88 +59,217 @@ def refresh_ttl_minutes() -> float:
     return float(os.environ.get("GHMETRICS_REFRESH_TTL_MINUTES", "60"))
 
 
+def orphan_after() -> dt.timedelta:
+    """A running wave that wrote no event for this long has lost its process."""
+    return dt.timedelta(minutes=float(os.environ.get("GHMETRICS_ORPHAN_AFTER_MINUTES", "15")))
+
+
+def wave_tags(users: list[str] | tuple[str, ...], trigger: str, wave_id: str | None = None) -> dict[str, str]:
+    """The tags of a wave run over the partition range users[0]..users[-1]."""
+    tags = {WAVE_TAG: wave_id or uuid.uuid4().hex[:12], TRIGGER_TAG: trigger}
+    if len(users) == 1:
+        tags[USER_TAG] = users[0]
+        tags["dagster/partition"] = users[0]
+    else:
+        tags[RANGE_START_TAG] = users[0]
+        tags[RANGE_END_TAG] = users[-1]
+    return tags
+
+
+def run_users(run: dg.DagsterRun, ordered_users: list[str]) -> list[str]:
+    """The users a `user_refresh` run covers (its partition, or its partition range)."""
+    tags = run.tags
+    if "dagster/partition" in tags:
+        return [tags["dagster/partition"]]
+    start, end = tags.get(RANGE_START_TAG), tags.get(RANGE_END_TAG)
+    if start in ordered_users and end in ordered_users:
+        return ordered_users[ordered_users.index(start) : ordered_users.index(end) + 1]
+    return []
+
+
+def last_summaries(logins: Iterable[str]) -> dict[str, dt.datetime]:
+    """When each user's newest summary was generated: what "fresh" means to a user."""
+    logins = list(logins)
+    if not logins:
+        return {}
+    with warehouse.connect() as conn, conn.cursor() as cur:
+        cur.execute(
+            "select login, max(generated_at) from app.summaries where login = any(%s) group by login",
+            (logins,),
+        )
+        return dict(cur.fetchall())
+
+
+def _process_gone(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
+    """For runs launched on this machine: the run worker's pid (from its engine event) is dead."""
+    if type(instance.run_launcher).__name__ != "DefaultRunLauncher":
+        return False
+    records = instance.get_records_for_run(
+        run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT, limit=5
+    ).records
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        pid = getattr(event.event_specific_data, "metadata", {}).get("pid") if event else None
+        if pid is not None:
+            try:
+                with open(f"/proc/{int(pid.value)}/cmdline", "rb") as handle:
+                    return b"dagster" not in handle.read()
+            except (OSError, ValueError):
+                return True
+    return False
+
+
+def orphan_reason(instance: dg.DagsterInstance, run: dg.DagsterRun, now: dt.datetime) -> str | None:
+    """Why an in-progress run is in fact dead (its process is gone, or it wrote nothing for too
+    long), or None while it is alive. Queued runs are never orphans: the queue owns them."""
+    if run.status not in (dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED):
+        return None
+    if _process_gone(instance, run):
+        return "its process is gone"
+    records = instance.get_records_for_run(run.run_id, ascending=False, limit=1).records
+    if records:
+        last = dt.datetime.fromtimestamp(records[0].event_log_entry.timestamp, tz=dt.timezone.utc)
+        if now - last > orphan_after():
+            return f"no event for {waves.describe_age((now - last).total_seconds())}"
+    return None
+
+
+def active_waves(instance: dg.DagsterInstance, now: dt.datetime, log=None) -> list[dg.DagsterRun]:
+    """In-progress `user_refresh` runs; an orphaned one is marked failed (with the reason) and left out."""
+    alive = []
+    for run in instance.get_runs(filters=dg.RunsFilter(job_name=JOB_NAME, statuses=IN_PROGRESS)):
+        reason = orphan_reason(instance, run, now)
+        if reason:
+            instance.report_run_failed(run, f"orphaned refresh: {reason}; its users are refreshed again")
+            if log:
+                log.warning(f"run {run.run_id} marked failed: {reason}")
+            continue
+        alive.append(run)
+    return alive
+
+
 def _new_logins(after_id: int) -> list[tuple[int, str, dt.datetime]]:
     with warehouse.connect() as conn, conn.cursor() as cur:
         cur.execute(
-            "select id, login, logged_in_at from app.user_logins where id > %s order by id limit 1000",
+            "select id, login, logged_in_at from app.user_logins where id > %s order by id limit 5000",
             (after_id,),
         )
         return cur.fetchall()
 
 
-def _last_refresh(instance: dg.DagsterInstance, login: str) -> dt.datetime | None:
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=FRESHNESS_ASSET, asset_partitions=[login]), limit=1
-    ).records
-    if not records:
-        return None
-    return dt.datetime.fromtimestamp(records[0].timestamp, tz=dt.timezone.utc)
+def _load_state(cursor: str | None) -> dict:
+    if cursor and cursor.startswith("{"):
+        state = json.loads(cursor)
+    else:  # the cursor of earlier versions: the last login id
+        state = {"login_id": int(cursor or 0)}
+    for key in ("pending", "failures", "waves"):
+        state.setdefault(key, {})
+    return state
 
 
-def _has_active_run(instance: dg.DagsterInstance, login: str) -> bool:
-    active = instance.get_runs(
-        filters=dg.RunsFilter(
-            tags={USER_TAG: login},
-            statuses=[
-                dg.DagsterRunStatus.QUEUED,
-                dg.DagsterRunStatus.NOT_STARTED,
-                dg.DagsterRunStatus.STARTING,
-                dg.DagsterRunStatus.STARTED,
-            ],
-        ),
-        limit=1,
-    )
-    return bool(active)
+def _ts(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value)
+
+
+def _settle_waves(instance: dg.DagsterInstance, state: dict, now: dt.datetime, log) -> list[dg.DagsterRun]:
+    """Folds finished waves into the state (fresh users leave `pending`, the others count a
+    failure); returns the waves still running."""
+    running = {run.tags.get(WAVE_TAG): run for run in active_waves(instance, now, log)}
+    for wave_id, wave in list(state["waves"].items()):
+        if wave_id in running:
+            continue
+        runs = instance.get_runs(filters=dg.RunsFilter(tags={WAVE_TAG: wave_id}), limit=1)
+        if not runs and now - _ts(wave["at"]) < dt.timedelta(minutes=5):
+            continue  # requested but not created yet
+        reason = "the run was never created"
+        if runs:
+            reason = f"run {runs[0].run_id} ended {runs[0].status.value.lower()}"
+        fresh = last_summaries(wave["users"])
+        for login in wave["users"]:
+            since = state["pending"].get(login)
+            if since is None:
+                continue
+            if login in fresh and fresh[login] >= _ts(since):
+                state["pending"].pop(login)
+                state["failures"].pop(login, None)
+            else:
+                count = state["failures"].get(login, [0])[0] + 1
+                state["failures"][login] = [count, now.isoformat(), reason]
+        del state["waves"][wave_id]
+    return list(running.values())
 
 
 @dg.sensor(
     job=user_refresh_job,
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=5,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Refreshes a user's partition when they log in (rows of app.user_logins), "
-    "unless they were refreshed within GHMETRICS_REFRESH_TTL_MINUTES (default 60).",
+    description="Turns logins (rows of app.user_logins) into refresh waves: one wave at a time, "
+    "covering every user who logged in since the last one, unless refreshed within "
+    "GHMETRICS_REFRESH_TTL_MINUTES (default 60). Users of a failed wave are retried with backoff.",
 )
 def user_login_sensor(context: dg.SensorEvaluationContext):
-    after_id = int(context.cursor or 0)
-    rows = _new_logins(after_id)
-    if not rows:
-        return dg.SkipReason(f"no new logins after id {after_id}")
-
-    # The newest login of each user decides; older rows in the same batch add nothing.
-    latest: dict[str, int] = {}
-    for login_id, login, _ in rows:
-        latest[login] = login_id
-    new_cursor = str(rows[-1][0])
-
-    known = set(context.instance.get_dynamic_partitions(users_partitions.name))
-    unseen = [login for login in latest if login not in known]
-    ttl = refresh_ttl_minutes()
     now = dt.datetime.now(dt.timezone.utc)
-    run_requests, reasons = [], []
-    for login, login_id in latest.items():
-        if login in known:
-            if _has_active_run(context.instance, login):
+    state = _load_state(context.cursor)
+    instance = context.instance
+    known = list(instance.get_dynamic_partitions(users_partitions.name))
+    rows = _new_logins(state["login_id"])
+    unseen: list[str] = []
+    reasons: list[str] = []
+    running = _settle_waves(instance, state, now, context.log)
+
+    if rows:
+        state["login_id"] = rows[-1][0]
+        latest: dict[str, dt.datetime] = {}
+        for _, login, at in rows:
+            latest[login] = at
+        in_flight = {login for run in running for login in run_users(run, known)}
+        fresh = last_summaries(latest)
+        ttl = dt.timedelta(minutes=refresh_ttl_minutes())
+        for login, at in latest.items():
+            if login not in known and login not in unseen:
+                unseen.append(login)
+            if login in state["pending"]:
+                continue
+            if login in in_flight:
                 reasons.append(f"{login}: a refresh is already running")
-                continue
-            last = _last_refresh(context.instance, login)
-            if last is not None and now - last < dt.timedelta(minutes=ttl):
-                age = (now - last).total_seconds() / 60
-                reasons.append(f"{login}: refreshed {age:.0f} min ago (TTL {ttl:g} min)")
-                continue
-        run_requests.append(
-            dg.RunRequest(
-                run_key=f"login-{login_id}",
-                partition_key=login,
-                tags={USER_TAG: login, "ghmetrics/trigger": "login", "ghmetrics/login_id": str(login_id)},
-            )
-        )
+            elif login in fresh and now - fresh[login] < ttl:
+                age = waves.describe_age((now - fresh[login]).total_seconds())
+                reasons.append(f"{login}: refreshed {age} ago (TTL {ttl.total_seconds() / 60:g} min)")
+            else:
+                state["pending"][login] = at.isoformat()
+    ordered = known + unseen
+
+    eligible = set()
+    for login in state["pending"]:
+        count, failed_at, why = state["failures"].get(login, [0, None, ""])
+        wait_until = _ts(failed_at) + waves.retry_delay(count) if failed_at else now
+        if wait_until > now:
+            reasons.append(f"{login}: retry {count + 1} in {waves.describe_age((wait_until - now).total_seconds())} "
+                           f"(last try: {why})")
+        else:
+            eligible.add(login)
+
+    plan = None if running else waves.plan_wave(ordered, eligible)
+    if running and state["pending"]:
+        reasons.append(f"wave {running[0].run_id[:8]} is running; {len(state['pending'])} user(s) wait for the next")
+    run_requests = []
+    if plan:
+        wave_id = uuid.uuid4().hex[:12]
+        state["waves"][wave_id] = {"users": list(plan.users), "at": now.isoformat()}
+        run_requests.append(dg.RunRequest(
+            run_key=f"wave-{wave_id}",
+            partition_key=plan.first if len(plan.users) == 1 else None,
+            tags=wave_tags(plan.users, "login", wave_id),
+        ))
+        context.log.info(f"wave {wave_id}: {len(plan.users)} user(s) from {plan.first} to {plan.last}, "
+                         f"{len(plan.pending)} of them logged in")
     for reason in reasons:
         context.log.info(f"skipped {reason}")
     return dg.SensorResult(
         run_requests=run_requests,
-        skip_reason=None if run_requests else "; ".join(reasons),
+        skip_reason=None if run_requests else ("; ".join(reasons) or "no new logins"),
         dynamic_partitions_requests=[users_partitions.build_add_request(unseen)] if unseen else [],
-        cursor=new_cursor,
+        cursor=json.dumps(state, sort_keys=True),
     )
 
 
@@ -116,17 +278,40 @@ def user_login_sensor(context: dg.SensorEvaluationContext):
     cron_schedule="0 3 * * *",
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Refreshes every user nightly, so metrics stay fresh for people who do not log in.",
+    description="The nightly wave: every user's repositories once, a full refresh of the marts "
+    "(late corrections to old weeks land within a day), one training decision, every user scored.",
 )
 def nightly_refresh_schedule(context: dg.ScheduleEvaluationContext):
     logins = context.instance.get_dynamic_partitions(users_partitions.name)
     if not logins:
         return dg.SkipReason("no users yet")
     day = context.scheduled_execution_time.strftime("%Y-%m-%d")
-    return [
-        dg.RunRequest(run_key=f"nightly-{day}-{login}", partition_key=login, tags={USER_TAG: login, "ghmetrics/trigger": "nightly"})
-        for login in logins
-    ]
+    return dg.RunRequest(
+        run_key=f"nightly-{day}",
+        tags=wave_tags(logins, "nightly", f"nightly-{day}"),
+        run_config=full_refresh_run_config(),
+    )
+
+
+def full_refresh_run_config() -> dict:
+    from ghmetrics_dagster.defs.transform import DBT_ASSETS_NAME
+
+    return {"ops": {DBT_ASSETS_NAME: {"config": {"full_refresh": True}}}}
+
+
+def login_outcome(instance: dg.DagsterInstance, login: str, now: dt.datetime | None = None) -> str:
+    """What a login of `login` will lead to, in words (for `ghmetrics login`)."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    known = list(instance.get_dynamic_partitions(users_partitions.name))
+    for run in active_waves(instance, now):
+        if login in run_users(run, known):
+            return f"a refresh is already running (run {run.run_id[:8]})"
+    fresh = last_summaries([login]).get(login)
+    ttl = refresh_ttl_minutes()
+    if fresh is not None and now - fresh < dt.timedelta(minutes=ttl):
+        age = waves.describe_age((now - fresh).total_seconds())
+        return f"skipped: refreshed {age} ago (TTL {ttl:g} min); cached metrics are current"
+    return "refreshed now: the login sensor starts a wave within seconds"
 
 
 JOBS = [user_refresh_job]
