@@ -34,6 +34,13 @@ def _dagster_storage_url() -> str:
     return warehouse.sqlalchemy_url(urlunsplit(parts._replace(path="/" + DAGSTER_DATABASE)))
 
 
+def run_log_path() -> Path:
+    """Where the code server started by the CLI, and the runs it launches, write their output."""
+    logs = settings.home() / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    return logs / "runs.log"
+
+
 def prepare() -> Path:
     """Sets DAGSTER_HOME and the storage URL in this process's environment; returns the home."""
     if os.environ.get("DAGSTER_HOME") and os.environ.get("GHMETRICS_DAGSTER_PG_URL"):

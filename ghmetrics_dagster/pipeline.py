@@ -6,6 +6,7 @@ themselves live in `definitions.py`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -22,16 +23,6 @@ class RunOutcome:
     run_id: str
     success: bool
     steps: int
-
-
-def _definitions():
-    from ghmetrics_dagster.defs import transform
-
-    # dagster-dbt needs the manifest before the definitions are built (DESIGN.md section 6).
-    transform.prepare_dbt_project()
-    from ghmetrics_dagster.definitions import defs
-
-    return defs
 
 
 def ensure_user_partitions(instance, logins: list[str]) -> list[str]:
@@ -52,6 +43,57 @@ def daemon_is_running(instance, within_s: float = 60.0) -> bool:
     return beat is not None and time.time() - beat.timestamp < within_s
 
 
+@contextlib.contextmanager
+def code_location(instance):
+    """The project's code location, served by a code server this process starts (as
+    `dagster job launch` does); yields (workspace, location, repository)."""
+    from dagster._core.workspace.context import WorkspaceProcessContext
+    from dagster._core.workspace.load_target import WorkspaceFileTarget
+
+    target = WorkspaceFileTarget(paths=[str(dagster_home.PROJECT_ROOT / "workspace.yaml")])
+    with _output_to(dagster_home.run_log_path()), WorkspaceProcessContext(
+        instance, target, code_server_log_level="ERROR"
+    ) as process_context:
+        _restore_output()
+        workspace = process_context.create_request_context()
+        (location_name,) = workspace.code_location_names
+        if workspace.has_code_location_error(location_name):
+            raise RuntimeError(f"the Dagster code location failed to load: {workspace.get_code_location_error(location_name)}")
+        location = workspace.get_code_location(location_name)
+        (repository,) = location.get_repositories().values()
+        yield workspace, location, repository
+
+
+def create_wave_run(instance, served, users: list[str], trigger: str, run_config: dict | None = None):
+    """A `user_refresh` run over `users` (a contiguous range of partitions) with the code
+    location's origin, as the sensor's runs have; not yet launched."""
+    from dagster._cli.job import _create_run  # what `dagster job launch` uses to create a run
+
+    from ghmetrics_dagster.defs.users import JOB_NAME, wave_tags
+
+    _, location, repository = served
+    return _create_run(
+        instance=instance, code_location=location, remote_repo=repository,
+        remote_job=repository.get_full_job(JOB_NAME), run_config=run_config or {},
+        tags=wave_tags(users, trigger), op_selection=None, run_id=None,
+    )
+
+
+def prepare_instance():
+    """The shared Dagster instance, with the dbt manifest and the MLflow store ready for runs."""
+    import dagster as dg
+
+    from ghmetrics_dagster import warehouse
+    from ghmetrics_dagster.defs import transform
+    from ml import registry, training
+
+    dagster_home.prepare()
+    # The code server builds the definitions from the manifest.
+    transform.prepare_dbt_project(warehouse.database_url())
+    registry.ensure_store(training.default_store().tracking_uri)
+    return dg.DagsterInstance.get()
+
+
 def refresh_users(
     logins: list[str],
     progress: bool = False,
@@ -66,42 +108,54 @@ def refresh_users(
     process from the workspace's code server, not in this one.
     """
     import dagster as dg
-    from dagster._cli.job import _create_run  # what `dagster job launch` uses to create a run
-    from dagster._core.workspace.context import WorkspaceProcessContext
-    from dagster._core.workspace.load_target import WorkspaceFileTarget
 
-    from ghmetrics_dagster.defs.users import JOB_NAME, wave_tags
-    from ml import registry, training
-
-    dagster_home.prepare()
-    _definitions()
-    registry.ensure_store(training.default_store().tracking_uri)
-    instance = dg.DagsterInstance.get()
+    instance = prepare_instance()
     ordered = ensure_user_partitions(instance, logins)
     positions = sorted(ordered.index(login) for login in logins)
     users = ordered[positions[0] : positions[-1] + 1]
-    target = WorkspaceFileTarget(paths=[str(dagster_home.PROJECT_ROOT / "workspace.yaml")])
-    with WorkspaceProcessContext(instance, target, code_server_log_level="ERROR") as process_context:
-        workspace = process_context.create_request_context()
-        (location_name,) = workspace.code_location_names
-        if workspace.has_code_location_error(location_name):
-            raise RuntimeError(f"the Dagster code location failed to load: {workspace.get_code_location_error(location_name)}")
-        location = workspace.get_code_location(location_name)
-        (repository,) = location.get_repositories().values()
-        remote_job = repository.get_full_job(JOB_NAME)
-        run = _create_run(
-            instance=instance, code_location=location, remote_repo=repository, remote_job=remote_job,
-            run_config=run_config or {}, tags=wave_tags(users, trigger), op_selection=None, run_id=None,
-        )
+    if progress:  # the terminal shows the bar; the run's events stay in the UI and its logs
+        run_config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+    with code_location(instance) as served:
+        run = create_wave_run(instance, served, users, trigger, run_config)
         if daemon_is_running(instance):
-            instance.submit_run(run.run_id, workspace)
+            instance.submit_run(run.run_id, served[0])
         else:
-            instance.launch_run(run.run_id, workspace)
+            instance.launch_run(run.run_id, served[0])
         steps = len(run.step_keys_to_execute or []) or 1
-        _follow(instance, run.run_id, steps, f"refresh {users[0]}" if len(users) == 1 else f"refresh {len(users)} users",
-                progress)
+        label = f"refresh {users[0]}" if len(users) == 1 else f"refresh {len(users)} users"
+        _follow(instance, run.run_id, steps, label, progress)
         finished = instance.get_run_by_id(run.run_id)
     return RunOutcome(run_id=run.run_id, success=finished.status == dg.DagsterRunStatus.SUCCESS, steps=steps)
+
+
+_saved_fds: list[int] = []
+
+
+@contextlib.contextmanager
+def _output_to(path):
+    """Points this process's stdout and stderr at `path` while the code server starts, so that
+    it and the runs it launches write Dagster's and dbt's output there (and to the run's logs in
+    the UI) instead of the terminal; `_restore_output` gives the terminal back to this process."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with open(path, "a") as log:
+        _saved_fds[:] = [os.dup(1), os.dup(2)]
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            _restore_output()
+
+
+def _restore_output() -> None:
+    if _saved_fds:
+        out, err = _saved_fds
+        os.dup2(out, 1)
+        os.dup2(err, 2)
+        os.close(out)
+        os.close(err)
+        _saved_fds.clear()
 
 
 def _follow(instance, run_id: str, total_steps: int, label: str, progress: bool) -> None:
@@ -148,8 +202,10 @@ def run_dagster_command(args: list[str]) -> int:
     """Runs the `dagster` CLI on the shared instance, with the dbt manifest prepared."""
     from ghmetrics_dagster.defs import transform
 
+    from ghmetrics_dagster import warehouse
+
     dagster_home.prepare()
-    transform.prepare_dbt_project()
+    transform.prepare_dbt_project(warehouse.database_url())
     command = [os.path.join(os.path.dirname(sys.executable), "dagster"), *args]
     try:
         return subprocess.run(command, cwd=dagster_home.PROJECT_ROOT, check=False).returncode

@@ -35,13 +35,17 @@ def dbt_executable() -> str:
     return beside if os.path.exists(beside) else (shutil.which("dbt") or "dbt")
 
 
-def prepare_dbt_project() -> str:
+def prepare_dbt_project(database_url: str | None = None) -> str:
     """Parses the dbt project into target/manifest.json; returns the manifest path.
 
     What `DbtProject.preparer.prepare` does (the project has no packages), with the dbt
-    executable found even when the virtualenv is not activated.
+    executable found even when the virtualenv is not activated. Given the warehouse URL the
+    runs will use, the parse is made with the same profile, so that each run's dbt reuses it
+    (partial parsing) instead of parsing the whole project again (4 s).
     """
     project = dbt_project()
+    if database_url:
+        os.environ.update(dbt_env(database_url, threads=DBT_THREADS))
     DbtCliResource(project_dir=project, dbt_executable=dbt_executable()).cli(
         ["parse", "--quiet"], target_path=project.target_path
     ).wait()
