@@ -23,6 +23,23 @@ class RunOutcome:
     run_id: str
     success: bool
     steps: int
+    failure: str = ""  # the first failed step and its error, in one line
+
+
+def failure_reason(instance, run_id: str) -> str:
+    """The first failed step of a run and the innermost error, in one line."""
+    from dagster import DagsterEventType
+
+    for event_type in (DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE):
+        records = instance.get_records_for_run(run_id, of_type=event_type, limit=1).records
+        if records:
+            entry = records[0].event_log_entry
+            error = getattr(entry.dagster_event.event_specific_data, "error", None) if entry.dagster_event else None
+            while error is not None and error.cause is not None:
+                error = error.cause
+            message = (error.message if error is not None else entry.user_message or "").strip()
+            return f"{entry.step_key or 'run'}: {message.splitlines()[0] if message else 'failed'}"
+    return ""
 
 
 def ensure_user_partitions(instance, logins: list[str]) -> list[str]:
@@ -125,7 +142,9 @@ def refresh_users(
         label = f"refresh {users[0]}" if len(users) == 1 else f"refresh {len(users)} users"
         _follow(instance, run.run_id, steps, label, progress)
         finished = instance.get_run_by_id(run.run_id)
-    return RunOutcome(run_id=run.run_id, success=finished.status == dg.DagsterRunStatus.SUCCESS, steps=steps)
+    success = finished.status == dg.DagsterRunStatus.SUCCESS
+    return RunOutcome(run_id=run.run_id, success=success, steps=steps,
+                      failure="" if success else failure_reason(instance, run.run_id))
 
 
 _saved_fds: list[int] = []

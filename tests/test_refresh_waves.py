@@ -170,7 +170,7 @@ def test_a_cli_run_is_listed_under_the_job_with_its_origin(dagster_instance, san
     (login,) = _people(org, 1)
     _register(database_url, org, [login])
     outcome = pipeline.refresh_users([login])
-    assert outcome.success
+    assert outcome.success, outcome.failure
     run = dagster_instance.get_run_by_id(outcome.run_id)
     origin = run.remote_job_origin
     assert origin is not None and origin.job_name == JOB_NAME

@@ -61,10 +61,15 @@ def _train(context: dg.AssetExecutionContext, config: TrainingConfig, model_name
     policy = TrainingPolicy(
         min_new_samples=config.min_new_samples, max_age_days=config.max_age_days, force=config.force
     )
-    with _training_lock(model_name):
-        frame = data.load_features(warehouse.database_url())
-        outcome = _TRAINERS[model_name](frame, training.default_store(), policy=policy,
-                                        promotion_margin=config.promotion_margin, run_id=context.run.run_id)
+    try:
+        with _training_lock(model_name):
+            frame = data.load_features(warehouse.database_url())
+            outcome = _TRAINERS[model_name](frame, training.default_store(), policy=policy,
+                                            promotion_margin=config.promotion_margin, run_id=context.run.run_id)
+    except FeatureError as exc:  # a young organisation: nothing to learn from yet, not a failure
+        context.log.info(f"{model_name}: not training: {exc}")
+        context.log_event(dg.AssetObservation(asset_key=context.asset_key, metadata={"decision": f"not enough data: {exc}"}))
+        return
     metadata = outcome.as_metadata()
     if not outcome.trained:
         context.log.info(f"{outcome.model_name}: not training: {outcome.decision.reason}")

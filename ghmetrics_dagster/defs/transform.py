@@ -118,7 +118,8 @@ def missing_views(url: str) -> list[str]:
 
 def build_views(dbt: DbtCliResource, context=None):
     """`dbt build --selector views` (the views and their tests); with a context, as Dagster events."""
-    invocation = dbt.cli(["build", "--selector", VIEWS_SELECTOR], context=context)
+    # Cautious: a test that also reads a wave model (a relationship) waits for the wave.
+    invocation = dbt.cli(["build", "--selector", VIEWS_SELECTOR, "--indirect-selection", "cautious"], context=context)
     return invocation.stream() if context is not None else invocation.wait()
 
 
