@@ -167,12 +167,26 @@ def login(login: str) -> None:
     """Record that LOGIN signed in (what a web front end does); the login sensor refreshes them."""
     from ghmetrics_dagster import warehouse
 
+    import dagster as dg
+
+    from ghmetrics_dagster import dagster_home, pipeline
+    from ghmetrics_dagster.defs.users import login_outcome
+
     url = _migrated_url()
     with warehouse.connect(url) as conn, conn.cursor() as cur:
         _require_user(cur, login)
+    dagster_home.prepare()
+    with dg.DagsterInstance.get() as instance:
+        # Decided before the row exists, as the sensor will decide when it reads it.
+        outcome = login_outcome(instance, login)
+        daemon = pipeline.daemon_is_running(instance)
+    with warehouse.connect(url) as conn, conn.cursor() as cur:
         cur.execute("insert into app.user_logins (login) values (%s) returning id, logged_in_at", (login,))
         login_id, at = cur.fetchone()
-    click.echo(f"login {login_id} recorded for {login} at {at:%Y-%m-%d %H:%M:%S} UTC")
+    click.echo(f"login {login_id} recorded for {login} at {at:%Y-%m-%d %H:%M:%S} UTC: {outcome}")
+    if not daemon and outcome.startswith("refreshed now"):
+        click.echo("note: no Dagster daemon is running, so nothing reads logins; start one with "
+                   f"`ghmetrics ui`, or refresh now with `ghmetrics run --user {login}`")
 
 
 # --- pipeline ------------------------------------------------------------------------------
@@ -187,10 +201,10 @@ def run(login: str) -> None:
     url = _migrated_url()
     with warehouse.connect(url) as conn, conn.cursor() as cur:
         _require_user(cur, login)
-    result = pipeline.run_user_pipeline(login, progress=True)
-    click.echo(f"run {result.run_id} {'succeeded' if result.success else 'failed'} for {login}")
+    result = pipeline.refresh_users([login], progress=True)
     if not result.success:
-        sys.exit(1)
+        fail(f"run {result.run_id} failed for {login}: {result.failure}; the Dagster UI (`ghmetrics ui`) has its logs")
+    click.echo(f"run {result.run_id} succeeded for {login}")
 
 
 @main.command()

@@ -116,11 +116,12 @@ def run_demo(seed: int, repos: int, prs: int, serve_ui: bool, port: int) -> None
              f"({len(org.repositories)} repositories, seed {seed})")
         users = _demo_users(org)
         _register(url, users, org)
-        for login, user_repos in users:
-            _say(f"refreshing {login} ({len(user_repos)} repositories) ...")
-            outcome = pipeline.run_user_pipeline(login, progress=True, tags={"ghmetrics/trigger": "demo"})
-            if not outcome.success:
-                raise click.ClickException(f"the run for {login} failed; open the Dagster UI (make ui) and look at run {outcome.run_id}")
+        _say(f"refreshing {', '.join(login for login, _ in users)} in one wave "
+             f"({len({repo for _, repos in users for repo in repos})} repositories) ...")
+        outcome = pipeline.refresh_users([login for login, _ in users], progress=True, trigger="demo")
+        if not outcome.success:
+            raise click.ClickException(f"the refresh failed: {outcome.failure}; open the Dagster UI (make ui) "
+                                       f"and look at run {outcome.run_id}")
         stats = sandbox.stats(sandbox.tokens[0])
         _print_counts(url)
         _say(f"  GitHub cost: {stats['rest_used']} REST units, {stats['graphql_used']} GraphQL points, "

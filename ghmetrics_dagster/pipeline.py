@@ -212,11 +212,6 @@ def _follow(instance, run_id: str, total_steps: int, label: str, progress: bool)
         bar.close()
 
 
-def run_user_pipeline(login: str, progress: bool = False, tags: dict[str, str] | None = None) -> RunOutcome:
-    """A refresh wave for one user (`ghmetrics run --user`)."""
-    return refresh_users([login], progress=progress, trigger=(tags or {}).get("ghmetrics/trigger", "cli"))
-
-
 def run_dagster_command(args: list[str]) -> int:
     """Runs the `dagster` CLI on the shared instance, with the dbt manifest prepared."""
     from ghmetrics_dagster.defs import transform

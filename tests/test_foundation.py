@@ -46,6 +46,7 @@ def test_users_add_list_and_login(database_url):
     assert "alice" in result.output and "Alice" in result.output
     result = invoke("login", "alice")
     assert result.exit_code == 0 and "recorded for alice" in result.output
+    assert "refreshed now" in result.output and "no Dagster daemon is running" in result.output
     with warehouse.connect(database_url) as conn, conn.cursor() as cur:
         cur.execute("select login from app.user_logins")
         assert cur.fetchall() == [("alice",)]

@@ -119,11 +119,9 @@ def _process_gone(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
         event = record.event_log_entry.dagster_event
         pid = getattr(event.event_specific_data, "metadata", {}).get("pid") if event else None
         if pid is not None:
-            try:
-                with open(f"/proc/{int(pid.value)}/cmdline", "rb") as handle:
-                    return b"dagster" not in handle.read()
-            except (OSError, ValueError):
-                return True
+            # The launcher starts run workers with multiprocessing, so their command line does
+            # not name dagster; a pid that no longer exists is the evidence.
+            return not os.path.exists(f"/proc/{int(pid.value)}")
     return False
 
 
@@ -224,13 +222,13 @@ def user_login_sensor(context: dg.SensorEvaluationContext):
     unseen: list[str] = []
     reasons: list[str] = []
     running = _settle_waves(instance, state, now, context.log)
+    in_flight = {login for run in running for login in run_users(run, known)}
 
     if rows:
         state["login_id"] = rows[-1][0]
         latest: dict[str, dt.datetime] = {}
         for _, login, at in rows:
             latest[login] = at
-        in_flight = {login for run in running for login in run_users(run, known)}
         fresh = last_summaries(latest)
         ttl = dt.timedelta(minutes=refresh_ttl_minutes())
         for login, at in latest.items():
@@ -258,8 +256,10 @@ def user_login_sensor(context: dg.SensorEvaluationContext):
             eligible.add(login)
 
     plan = None if running else waves.plan_wave(ordered, eligible)
-    if running and state["pending"]:
-        reasons.append(f"wave {running[0].run_id[:8]} is running; {len(state['pending'])} user(s) wait for the next")
+    if running:
+        waiting = [login for login in state["pending"] if login not in in_flight]
+        reasons.append(f"wave {running[0].run_id[:8]} is refreshing {len(in_flight)} user(s)"
+                       + (f"; {len(waiting)} wait for the next" if waiting else ""))
     run_requests = []
     if plan:
         wave_id = uuid.uuid4().hex[:12]
