@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# bench/dbt.py would shadow the dbt package that dagster-dbt imports.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
 from ghmetrics_dagster import warehouse  # noqa: E402
@@ -51,10 +53,11 @@ def assign_repositories(org, users: int, seed: int) -> dict[str, list[str]]:
     return {login: sorted(rng.sample(names, rng.randint(2, min(6, len(names))))) for login in logins}
 
 
-def register(url: str, memberships: dict[str, list[str]]) -> None:
+def register(url: str, org) -> None:
     with warehouse.connect(url) as conn, conn.cursor() as cur:
-        for login, repos in memberships.items():
-            cur.execute("insert into app.users (login) values (%s)", (login,))
+        for login, repos in org.memberships.items():
+            user = org.users.get(login)
+            cur.execute("insert into app.users (login, display_name) values (%s, %s)", (login, user.name if user else login))
             cur.executemany("insert into app.user_repositories values (%s, %s)", [(login, r) for r in repos])
 
 
@@ -155,7 +158,7 @@ def main() -> int:
         })
         from ghmetrics_dagster import pipeline
 
-        register(url, org.memberships)
+        register(url, org)
         instance = pipeline.prepare_instance()
         log = open(home / "daemon.log", "w")
         daemon = subprocess.Popen(
@@ -182,7 +185,17 @@ def main() -> int:
 
             import dagster as dg
 
+            from ghmetrics_dagster.defs.users import IN_PROGRESS
+
+            while instance.get_runs(filters=dg.RunsFilter(job_name="user_refresh", statuses=IN_PROGRESS)):
+                time.sleep(1)  # the last wave is writing its last events
             runs = instance.get_runs(filters=dg.RunsFilter(job_name="user_refresh"))
+            for run in reversed(runs):
+                steps = ", ".join(f"{s.step_key} {s.end_time - s.start_time:.1f}s"
+                                  for s in instance.get_run_step_stats(run.run_id) if s.end_time and s.start_time)
+                say(f"  run {run.run_id[:8]} {run.status.value.lower()}: {steps}")
+                if run.status != dg.DagsterRunStatus.SUCCESS:
+                    say(f"    {pipeline.failure_reason(instance, run.run_id)}")
             storm_runs = len(runs)
             runs_failed = sum(1 for run in runs if run.status != dg.DagsterRunStatus.SUCCESS)
             dbt_builds = sum(1 for run in runs for s in instance.get_run_step_stats(run.run_id) if s.step_key == DBT_STEP)
@@ -193,6 +206,12 @@ def main() -> int:
             single = {quiet_user: log_in(url, quiet_user)}
             single_done = wait_fresh(url, single, timeout_s=300, daemon=daemon)
             single_s = (single_done[quiet_user] - single[quiet_user]).total_seconds() if single_done else None
+            quiet_run = instance.get_runs(filters=dg.RunsFilter(job_name="user_refresh"), limit=1)[0]
+            stats = instance.get_run_stats(quiet_run.run_id)
+            say(f"  quiet wave: queued {stats.enqueued_time - single[quiet_user].timestamp():.1f} s after the login, "
+                f"launched +{stats.launch_time - stats.enqueued_time:.1f} s, started +{stats.start_time - stats.launch_time:.1f} s; "
+                + ", ".join(f"{s.step_key} {s.end_time - s.start_time:.1f}s" for s in instance.get_run_step_stats(quiet_run.run_id)
+                            if s.end_time and s.start_time))
         finally:
             os.killpg(daemon.pid, 15)
             daemon.wait(timeout=60)

@@ -40,6 +40,18 @@ def plan_wave(ordered_users: list[str], pending: set[str], max_users: int = 500)
     return WavePlan(users[0], users[-1], users, tuple(u for u in users if u in pending))
 
 
+def hold_for_more_logins(
+    logins_at: list[dt.datetime], now: dt.datetime, settle_s: float = 2.0, max_wait_s: float = 10.0
+) -> str | None:
+    """Why the next wave should wait a moment, or None to start it now. While a burst is
+    arriving (two or more logins within the last `settle_s`) the wave waits for it to settle,
+    so the burst shares one wave; a lone login never waits, and nobody waits over `max_wait_s`."""
+    recent = [at for at in logins_at if (now - at).total_seconds() < settle_s]
+    if len(recent) >= 2 and (now - min(logins_at)).total_seconds() < max_wait_s:
+        return f"waiting for more logins before the next wave ({len(logins_at)} user(s) so far)"
+    return None
+
+
 def retry_delay(failures: int, base_s: float = 60.0, cap_s: float = 3600.0) -> dt.timedelta:
     """How long after its `failures`-th failed wave a user waits before the next try."""
     if failures <= 0:

@@ -54,7 +54,8 @@ def _scalar(url: str, sql: str, params: tuple = ()):
         return cur.fetchone()[0]
 
 
-def test_login_refreshes_the_user_once_within_the_ttl(definitions, sandbox, database_url, tmp_path):
+def test_login_refreshes_the_user_once_within_the_ttl(definitions, sandbox, database_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("GHMETRICS_WAVE_SETTLE_SECONDS", "0")  # tick right after the login
     login, repos = _user_with_most_repositories(sandbox.org)
     token = sandbox.tokens[1]
     # The user's own token, stored encrypted: the run must use it and never reveal it.

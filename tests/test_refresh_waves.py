@@ -47,6 +47,21 @@ def test_a_wave_covers_a_range_where_most_users_asked():
     assert len(waves.plan_wave(users, set(users), max_users=4).users) == 4
 
 
+def test_a_burst_of_logins_is_held_briefly_to_share_one_wave():
+    now = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.timezone.utc)
+    ago = lambda s: now - dt.timedelta(seconds=s)  # noqa: E731
+    assert "waiting for more logins" in waves.hold_for_more_logins([ago(5), ago(1.5), ago(1)], now)
+    assert waves.hold_for_more_logins([ago(0.5)], now) is None  # a lone login never waits
+    assert waves.hold_for_more_logins([ago(5), ago(3), ago(2.5)], now) is None  # the burst has settled
+    assert waves.hold_for_more_logins([ago(12), ago(1), ago(0.5)], now) is None  # nobody waits over 10 s
+
+
+@pytest.fixture(autouse=True)
+def no_settling(monkeypatch):
+    """The sensor tests tick right after the logins; a burst's short hold is tested above."""
+    monkeypatch.setenv("GHMETRICS_WAVE_SETTLE_SECONDS", "0")
+
+
 def test_retry_waits_double_up_to_an_hour():
     assert waves.retry_delay(0) == dt.timedelta(0)
     assert [waves.retry_delay(n, 60).total_seconds() for n in (1, 2, 3)] == [60, 120, 240]

@@ -19,7 +19,7 @@ import dagster as dg
 
 from ghmetrics_dagster import warehouse
 from ghmetrics_dagster.defs.partitions import users_partitions
-from ml import data, insights, registry, training
+from ml import data, registry
 from ml.features import FeatureError
 from ml.policy import TrainingPolicy
 
@@ -54,7 +54,18 @@ def _training_lock(model_name: str):
             cur.execute("select pg_advisory_unlock(%s)", (key,))
 
 
-_TRAINERS = {registry.PERFORMANCE: training.train_performance, registry.ANOMALY: training.train_anomaly}
+def _trainer(model_name: str):
+    # ml.training and ml.insights import scikit-learn (2 s): every run process loads these
+    # definitions, but only the ML steps need it.
+    from ml import training
+
+    return {registry.PERFORMANCE: training.train_performance, registry.ANOMALY: training.train_anomaly}[model_name]
+
+
+def _store():
+    from ml import training
+
+    return training.default_store()
 
 
 def _train(context: dg.AssetExecutionContext, config: TrainingConfig, model_name: str):
@@ -64,7 +75,7 @@ def _train(context: dg.AssetExecutionContext, config: TrainingConfig, model_name
     try:
         with _training_lock(model_name):
             frame = data.load_features(warehouse.database_url())
-            outcome = _TRAINERS[model_name](frame, training.default_store(), policy=policy,
+            outcome = _trainer(model_name)(frame, _store(), policy=policy,
                                             promotion_margin=config.promotion_margin, run_id=context.run.run_id)
     except FeatureError as exc:  # a young organisation: nothing to learn from yet, not a failure
         context.log.info(f"{model_name}: not training: {exc}")
@@ -123,7 +134,9 @@ def anomaly_model(context: dg.AssetExecutionContext, config: TrainingConfig):
 )
 def ml_insights(context: dg.AssetExecutionContext, config: InsightsConfig) -> dg.MaterializeResult:
     url = warehouse.database_url()
-    store = training.default_store()
+    from ml import insights
+
+    store = _store()
     champions = insights.load_champions(store.tracking_uri)
     bootstrapped = []
     for model_name in champions.missing:
@@ -131,7 +144,7 @@ def ml_insights(context: dg.AssetExecutionContext, config: InsightsConfig) -> dg
         # that was trained but never beat its baseline is not retried until new data arrives.
         try:
             with _training_lock(model_name):
-                outcome = _TRAINERS[model_name](data.load_features(url), store, run_id=context.run.run_id)
+                outcome = _trainer(model_name)(data.load_features(url), store, run_id=context.run.run_id)
         except FeatureError as exc:  # too little history yet: score without this model
             context.log.warning(f"{model_name}: cannot train yet: {exc}")
             bootstrapped.append(f"{model_name}:not enough data")
