@@ -21,6 +21,7 @@ No token ever appears in a log line, an exception or `stats`; see `token_fingerp
 from __future__ import annotations
 
 import contextlib
+import json
 import contextvars
 import datetime as dt
 import hashlib
@@ -427,7 +428,7 @@ class GitHubClient:
             raise errors.NotFound(f"GitHub has no {self._describe(response.url)} (404) or the token cannot see it")
         if status in (409, 451):
             raise errors.RepositoryUnavailable(
-                f"GitHub cannot serve {self._describe(response.url)} ({status}: {_message(response)})"
+                f"GitHub cannot serve {self._describe(response.url)} ({status}: {self.redact(_message(response))})"
             )
         if status >= 500:
             if resource == "graphql" and status in (502, 504) and page is not None and page.shrink():
@@ -436,7 +437,7 @@ class GitHubClient:
             raise _Retry(f"HTTP {status}")
         if status >= 400:
             raise errors.GitHubError(
-                f"GitHub answered {status} to {self._describe(response.url)}: {_message(response)}"
+                f"GitHub answered {status} to {self._describe(response.url)}: {self.redact(_message(response))}"
             )
         try:
             payload = response.json()
@@ -483,7 +484,7 @@ class GitHubClient:
         if allow_partial:
             return data, gql_errors
         if gql_errors:
-            raise graphql_error(gql_errors)
+            raise graphql_error(gql_errors, self.redact)
         return data
 
     def rest(self, path: str, params: dict | None = None, *, etag: str | None = None,
@@ -514,8 +515,11 @@ def _message(response: requests.Response) -> str:
     return " ".join(str(message).split())[:200] or response.reason or ""
 
 
-def graphql_error(gql_errors: list[dict]) -> errors.GitHubError:
-    first = gql_errors[0]
+def graphql_error(gql_errors: list[dict], redactor: Callable[[str], str]) -> errors.GitHubError:
+    """The error for a GraphQL `errors` list; `redactor` (the client's `redact`) masks its tokens
+    in the message and in the errors kept on the exception, since GitHub may echo a credential."""
+    gql_errors = json.loads(redactor(json.dumps(gql_errors, default=str)))
+    first = gql_errors[0] if isinstance(gql_errors[0], dict) else {"message": str(gql_errors[0])}
     kind = first.get("type")
     message = " ".join(str(first.get("message", "")).split())[:300]
     if kind == "NOT_FOUND":

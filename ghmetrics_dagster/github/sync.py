@@ -728,7 +728,7 @@ def _fetch_repositories(client: GitHubClient, names: list[str]) -> dict[str, dic
             if path:
                 by_alias[str(path[0])] = error
             elif not data:
-                raise graphql_error(gql_errors)
+                raise graphql_error(gql_errors, client.redact)
         for i, full_name in enumerate(batch):
             node = (data or {}).get(f"r{i}")
             if node:
