@@ -108,14 +108,15 @@ def users_add(login: str, repos: tuple[str, ...], display_name: str | None, toke
     for repo in repos:
         if not REPO_NAME.match(repo):
             fail(f"'{repo}' is not a repository name; use OWNER/NAME, e.g. octocat/hello-world")
-    ciphertext = None
+    token = None
     if token_stdin:
         token = sys.stdin.readline().strip()
         if not token:
             fail("--token-stdin was given but standard input had no token")
-        ciphertext = secrets.encrypt(token)
     url = _migrated_url()
     with warehouse.connect(url) as conn, conn.cursor() as cur:
+        # The cursor lets encrypt refuse to create a new key while tokens are stored under another.
+        ciphertext = secrets.encrypt(token, cur) if token else None
         cur.execute(
             """insert into app.users (login, display_name, token_ciphertext) values (%s, %s, %s)
                on conflict (login) do update set
@@ -269,8 +270,10 @@ def _attach_commands() -> None:
     from ghmetrics_dagster.models_cli import models
     from ghmetrics_dagster.repos_cli import repos_set
     from ghmetrics_dagster.sandbox.cli import sandbox
+    from ghmetrics_dagster.secrets_cli import secrets_group
 
     repos.add_command(repos_set)
+    main.add_command(secrets_group)
     main.add_command(models)
     main.add_command(sandbox)
 
