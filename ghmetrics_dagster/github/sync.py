@@ -104,7 +104,7 @@ class Options:
 @dataclass
 class StreamResult:
     stream: str
-    status: str = "pending"  # ok, unchanged, failed, skipped
+    status: str = "pending"  # ok, unchanged, failed, postponed (rate limited past the caps), skipped
     rows: dict[str, int] = field(default_factory=dict)
     pages: int = 0
     error: str | None = None
@@ -121,7 +121,14 @@ class RepositoryResult:
 
     @property
     def ok(self) -> bool:
-        return self.error is None and all(s.status != "failed" for s in self.streams.values())
+        return self.error is None and all(s.status not in ("failed", "postponed") for s in self.streams.values())
+
+    @property
+    def postponed(self) -> bool:
+        """Rate limited past the client's waiting caps: nothing is wrong with it, it waits for the next run."""
+        return any(s.status == "postponed" for s in self.streams.values()) or bool(
+            self.error and self.error.startswith("postponed")
+        )
 
     @property
     def errors(self) -> list[str]:
@@ -158,6 +165,7 @@ class SyncReport:
         return {
             "repositories": len(self.repositories),
             "repositories_failed": len(self.failed),
+            "repositories_postponed": sorted(r.repo for r in self.repositories if r.postponed),
             "rows_upserted": self.rows_upserted(),
             **self.stats.as_dict(),
             "rate_limit_remaining": self.rate_limit_remaining,
@@ -167,9 +175,11 @@ class SyncReport:
 
     def summary(self) -> str:
         rows = sum(self.rows_upserted().values())
+        postponed = sum(r.postponed for r in self.repositories)
         return (
             f"{len(self.repositories) - len(self.failed)}/{len(self.repositories)} repositories synced, "
-            f"{rows} rows upserted, {self.stats.requests} requests, {self.stats.graphql_points} GraphQL points, "
+            + (f"{postponed} postponed (rate limits), " if postponed else "")
+            + f"{rows} rows upserted, {self.stats.requests} requests, {self.stats.graphql_points} GraphQL points, "
             f"{self.stats.rest_units} REST units, {self.stats.not_modified} not modified, "
             f"{self.stats.retries} retries in {self.duration_s:.1f} s"
         )
@@ -695,8 +705,9 @@ def _run_stream(url: str, client: GitHubClient, repo: _Repo, stream: str, progre
                     _STREAM_FUNCTIONS[stream](job, conn)
                 except Exception as exc:
                     conn.rollback()
-                    job.result.status = "failed"
-                    job.result.error = _one_line(exc, client)
+                    postponed = isinstance(exc, errors.RateLimitExhausted)
+                    job.result.status = "postponed" if postponed else "failed"
+                    job.result.error = ("postponed: " if postponed else "") + _one_line(exc, client)
                     with conn.cursor() as cur:
                         _save_state(cur, repo.full_name, stream, last_error=job.result.error)
                     conn.commit()
@@ -775,7 +786,7 @@ def sync_repositories(
             try:
                 nodes = _fetch_repositories(client, valid)
             except Exception as exc:
-                message = _one_line(exc, client)
+                message = ("postponed: " if isinstance(exc, errors.RateLimitExhausted) else "") + _one_line(exc, client)
                 nodes = {n.lower(): message for n in valid}
             found_rows = [node for node in nodes.values() if isinstance(node, dict)]
             if "repositories" in streams and found_rows:

@@ -95,6 +95,7 @@ class Scripted:
     filler_bytes: int = 0
     times: int | None = 1
     method: str | None = None
+    omit_length: bool = False  # no Content-Length: the body ends when the connection closes
 
 
 class SandboxServer:
@@ -370,7 +371,9 @@ class SandboxServer:
         body = scripted.body if isinstance(scripted.body, bytes) else scripted.body.encode()
         body = body.replace(b"{authorization}", authorization.encode("latin-1", "replace"))
         total = len(body) + scripted.filler_bytes
-        headers = {"Content-Type": "application/json; charset=utf-8", **scripted.headers, "Content-Length": str(total)}
+        headers = {"Content-Type": "application/json; charset=utf-8", **scripted.headers, "Connection": "close"}
+        if not scripted.omit_length:
+            headers["Content-Length"] = str(total)
         head = [f"HTTP/1.1 {scripted.status} {_REASONS.get(scripted.status, 'Status')}", "Server: GitHub.com"]
         head += [f"{k}: {v}" for k, v in headers.items()]
         handler.close_connection = True
