@@ -52,7 +52,7 @@ import psycopg2
 import psycopg2.extras
 
 from ghmetrics_dagster import warehouse
-from ghmetrics_dagster.github import errors, queries
+from ghmetrics_dagster.github import errors, queries, validate
 from ghmetrics_dagster.github.client import GitHubClient, PageSize, Stats, format_time, graphql_error, parse_time
 
 log = logging.getLogger("ghmetrics.github.sync")
@@ -84,6 +84,7 @@ _TABLES = {
     "releases": (["id", "repo_full_name", "data", "updated_at"], ["id"]),
     "workflow_runs": (["id", "repo_full_name", "data", "updated_at"], ["id"]),
     "issues": (["id", "repo_full_name", "data", "updated_at"], ["id"]),
+    "quarantine": (["repo_full_name", "stream", "object_key", "reason", "data"], ["repo_full_name", "stream", "object_key"]),
 }
 
 TERMINAL_DEPLOYMENT_STATES = {"SUCCESS", "FAILURE", "ERROR", "INACTIVE"}
@@ -110,6 +111,7 @@ class StreamResult:
     error: str | None = None
     stats: Stats = field(default_factory=Stats)
     duration_s: float = 0.0
+    quarantined: int = 0  # malformed objects set aside in raw.quarantine
 
 
 @dataclass
@@ -167,6 +169,7 @@ class SyncReport:
             "repositories_failed": len(self.failed),
             "repositories_postponed": sorted(r.repo for r in self.repositories if r.postponed),
             "rows_upserted": self.rows_upserted(),
+            "rows_quarantined": sum(s.quarantined for r in self.repositories for s in r.streams.values()),
             **self.stats.as_dict(),
             "rate_limit_remaining": self.rate_limit_remaining,
             "duration_s": round(self.duration_s, 3),
@@ -235,6 +238,10 @@ def _save_state(cur, repo: str, stream: str, *, rows: int = 0, **values) -> None
 
 def _jsonb(value) -> psycopg2.extras.Json:
     return psycopg2.extras.Json(value)
+
+
+def quarantine_rows(repo: str, kind: str, bad: list[tuple[str, str, object]]) -> list[tuple]:
+    return [(repo, kind, key, reason[:500], _jsonb(obj)) for key, reason, obj in bad]
 
 
 # -- row shapes (docs/contracts.md) ----------------------------------------------------------
@@ -334,9 +341,18 @@ class _StreamJob:
                 log.exception("progress callback failed")
 
     def add_rows(self, written: dict[str, int]) -> int:
+        """Counts the rows written; returns those of the stream's own tables (not quarantined)."""
+        self.result.quarantined += written.pop("quarantine", 0)
         for table, count in written.items():
             self.result.rows[table] = self.result.rows.get(table, 0) + count
         return sum(written.values())
+
+    def quarantine(self, kind: str, objects: list) -> tuple[list[dict], list[tuple]]:
+        """(valid objects, quarantine rows) of `objects`, logging each one set aside."""
+        good, bad = validate.split(kind, objects)
+        for key, reason, _ in bad:
+            log.warning("%s %s: %s %s quarantined: %s", self.repo.full_name, self.stream, kind, key, reason)
+        return good, quarantine_rows(self.repo.full_name, kind, bad)
 
     def vars(self, **extra) -> dict:
         return {"owner": self.repo.owner, "name": self.repo.name, **extra}
@@ -404,11 +420,15 @@ def _graphql_stream(
         repository = data.get("repository")
         if repository is None:
             raise errors.RepositoryNotFound(f"repository {repo} is gone or the token lost access to it")
-        listing = repository[connection]
-        nodes = [n for n in listing["nodes"] if n]
+        listing = repository.get(connection) if isinstance(repository, dict) else None
+        if validate.problem({"nodes": "list", "pageInfo": ({"hasNextPage": "bool", "endCursor": "str?"}, False)}, listing):
+            raise errors.MalformedResponse(f"GitHub's {connection} page of {repo} is malformed; try again later")
+        nodes, quarantined = job.quarantine(job.stream, [n for n in listing["nodes"] if n])
         kept = [n for n in nodes if since is None or parse_time(n[time_field]) >= since]
+        # A page cut short by quarantine still ends the pass only on an old object or the last page.
         done = len(kept) < len(nodes) or not listing["pageInfo"]["hasNextPage"]
         rows = rows_of(kept)
+        rows["quarantine"] = rows.get("quarantine", []) + quarantined
         acc = fold(acc, kept)
         job.result.pages += 1
         with conn.cursor() as cur:
@@ -467,7 +487,7 @@ def _sync_pull_requests(job: _StreamJob, conn) -> None:
             )
             stored = dict(cur.fetchall())
         nodes = [n for n in nodes if stored.get(n["id"]) != parse_time(n["updatedAt"])]
-        prs, reviews, commits = [], [], []
+        prs, reviews, commits, quarantined = [], [], [], []
         for node in nodes:
             prs.append((node["id"], repo, node["number"], _jsonb(_pull_request_data(node)), node["updatedAt"]))
             review_nodes = list(node["reviews"]["nodes"])
@@ -476,9 +496,13 @@ def _sync_pull_requests(job: _StreamJob, conn) -> None:
             commit_nodes = list(node["commits"]["nodes"])
             if node["commits"]["pageInfo"]["hasNextPage"]:
                 commit_nodes += _overflow(job, queries.PULL_REQUEST_COMMITS, node["id"], "commits", node["commits"]["pageInfo"]["endCursor"])
-            reviews += _review_rows(repo, node, [r for r in review_nodes if r])
-            commits += _commit_rows(repo, node, [c for c in commit_nodes if c])
-        return {"pull_requests": prs, "pull_request_reviews": reviews, "pull_request_commits": commits}
+            review_nodes, bad_reviews = job.quarantine("pull_request_reviews", [r for r in review_nodes if r])
+            commit_nodes, bad_commits = job.quarantine("pull_request_commits", [c for c in commit_nodes if c])
+            reviews += _review_rows(repo, node, review_nodes)
+            commits += _commit_rows(repo, node, commit_nodes)
+            quarantined += bad_reviews + bad_commits
+        return {"pull_requests": prs, "pull_request_reviews": reviews, "pull_request_commits": commits,
+                "quarantine": quarantined}
 
     def unchanged(state: dict) -> bool:
         # The repositories query brought the newest updatedAt: nothing newer, nothing to read.
@@ -519,13 +543,15 @@ def _sync_deployments(job: _StreamJob, conn) -> None:
     lookback = job.options.lookback
 
     def rows_of(nodes: list[dict]) -> dict[str, list[tuple]]:
-        rows = []
+        rows, quarantined = [], []
         for node in nodes:
             statuses = list(node["statuses"]["nodes"])
             if node["statuses"]["pageInfo"]["hasNextPage"]:
                 statuses += _overflow(job, queries.DEPLOYMENT_STATUSES_PAGE, node["id"], "statuses", node["statuses"]["pageInfo"]["endCursor"])
-            rows.append((node["id"], repo, _jsonb(_deployment_data(node, [s for s in statuses if s])), node.get("updatedAt") or node["createdAt"]))
-        return {"deployments": rows}
+            statuses, bad = job.quarantine("deployment_statuses", [s for s in statuses if s])
+            quarantined += bad
+            rows.append((node["id"], repo, _jsonb(_deployment_data(node, statuses)), node.get("updatedAt") or node["createdAt"]))
+        return {"deployments": rows, "quarantine": quarantined}
 
     def fold(acc: dict, nodes: list[dict]) -> dict:
         acc = _max_time(acc, nodes, "createdAt")
@@ -641,7 +667,10 @@ def _sync_workflow_runs(job: _StreamJob, conn) -> None:
     while True:
         if response is None:
             response = job.client.rest(path, {"per_page": 100, "page": page_number})
-        runs = [r for r in (response.data or {}).get("workflow_runs", []) if r]
+        listing = response.data.get("workflow_runs") if isinstance(response.data, dict) else None
+        if not isinstance(listing, list):
+            raise errors.MalformedResponse(f"GitHub's workflow runs page of {repo} is malformed; try again later")
+        runs, quarantined = job.quarantine("workflow_runs", [r for r in listing if r])
         kept = [r for r in runs if since is None or parse_time(r["created_at"]) >= since]
         total_count = (response.data or {}).get("total_count")
         more = response.next_url is not None or (isinstance(total_count, int) and total_count > page_number * 100)
@@ -653,7 +682,10 @@ def _sync_workflow_runs(job: _StreamJob, conn) -> None:
         if open_times:
             acc["open"] = min(open_times, key=parse_time)
         job.result.pages += 1
-        rows = {"workflow_runs": [(str(r["id"]), repo, _jsonb(_workflow_run_data(r)), r.get("updated_at") or r["created_at"]) for r in kept]}
+        rows = {
+            "workflow_runs": [(str(r["id"]), repo, _jsonb(_workflow_run_data(r)), r.get("updated_at") or r["created_at"]) for r in kept],
+            "quarantine": quarantined,
+        }
         with conn.cursor() as cur:
             written = job.add_rows(_write(cur, rows))
             if done:
@@ -741,8 +773,8 @@ def _fetch_repositories(client: GitHubClient, names: list[str]) -> dict[str, dic
             elif not data:
                 raise graphql_error(gql_errors, client.redact)
         for i, full_name in enumerate(batch):
-            node = (data or {}).get(f"r{i}")
-            if node:
+            node = data.get(f"r{i}") if isinstance(data, dict) else None
+            if node is not None and node != {}:  # any other shape is checked, then quarantined
                 found[full_name.lower()] = node
                 continue
             error = by_alias.get(f"r{i}", {})
@@ -788,11 +820,18 @@ def sync_repositories(
             except Exception as exc:
                 message = ("postponed: " if isinstance(exc, errors.RateLimitExhausted) else "") + _one_line(exc, client)
                 nodes = {n.lower(): message for n in valid}
-            found_rows = [node for node in nodes.values() if isinstance(node, dict)]
-            if "repositories" in streams and found_rows:
+            quarantined = []
+            for name, node in nodes.items():
+                reason = validate.problem(validate.SPECS["repositories"], node) if isinstance(node, dict) else None
+                if reason:
+                    log.warning("repository %s quarantined: %s", name, reason)
+                    quarantined += quarantine_rows(name, "repositories", [(validate.object_key(node), reason, node)])
+                    nodes[name] = f"GitHub returned a malformed repository object ({reason}); quarantined in raw.quarantine"
+            stored = [n for n in nodes.values() if isinstance(n, dict)] if "repositories" in streams else []
+            if quarantined or stored:
                 with warehouse.connect(url) as conn, conn.cursor() as cur:
-                    _write(cur, {"repositories": [_repository_row(n) for n in found_rows]})
-                    for node in found_rows:
+                    _write(cur, {"quarantine": quarantined, "repositories": [_repository_row(n) for n in stored]})
+                    for node in stored:
                         _save_state(cur, node["nameWithOwner"], "repositories", rows=1,
                                     last_success_at=dt.datetime.now(dt.UTC), last_error=None)
         _add(total, stats)
@@ -802,6 +841,8 @@ def sync_repositories(
             result = results[full_name]
             if isinstance(node, str):
                 result.error = node
+                if node.endswith("quarantined in raw.quarantine"):
+                    result.streams["repositories"] = StreamResult("repositories", status="failed", quarantined=1)
                 if progress:
                     progress(f"{full_name}: {node}")
                 continue
