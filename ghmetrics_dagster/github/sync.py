@@ -828,8 +828,14 @@ def sync_repositories(
                     quarantined += quarantine_rows(name, "repositories", [(validate.object_key(node), reason, node)])
                     nodes[name] = f"GitHub returned a malformed repository object ({reason}); quarantined in raw.quarantine"
             stored = [n for n in nodes.values() if isinstance(n, dict)] if "repositories" in streams else []
-            if quarantined or stored:
+            renames = {
+                given: nodes[given.lower()]["nameWithOwner"]
+                for given in valid
+                if isinstance(nodes[given.lower()], dict) and nodes[given.lower()]["nameWithOwner"] != given
+            }
+            if quarantined or stored or renames:
                 with warehouse.connect(url) as conn, conn.cursor() as cur:
+                    canonicalise_registrations(cur, renames)
                     _write(cur, {"quarantine": quarantined, "repositories": [_repository_row(n) for n in stored]})
                     for node in stored:
                         _save_state(cur, node["nameWithOwner"], "repositories", rows=1,
@@ -891,6 +897,24 @@ def sync_repositories(
     if progress:
         progress(report.summary())
     return report
+
+
+def canonicalise_registrations(cur, renames: dict[str, str]) -> None:
+    """Registrations written as `ACME/API` (or under a repository's old name) take GitHub's
+    spelling, the one the raw tables use, so the user's scope is not silently empty."""
+    for given, canonical in renames.items():
+        # A user registered under both spellings keeps one row.
+        cur.execute(
+            "delete from app.user_repositories r where repo_full_name = %s and exists ("
+            " select 1 from app.user_repositories c where c.login = r.login and c.repo_full_name = %s)",
+            (given, canonical),
+        )
+        cur.execute("update app.user_repositories set repo_full_name = %s where repo_full_name = %s", (canonical, given))
+        cur.execute(
+            "update app.repository_settings set repo_full_name = %s where repo_full_name = %s"
+            " and not exists (select 1 from app.repository_settings where repo_full_name = %s)",
+            (canonical, given, canonical),
+        )
 
 
 def _add(total: Stats, part: Stats) -> None:
