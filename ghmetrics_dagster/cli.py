@@ -1,7 +1,7 @@
 """The `ghmetrics` command line.
 
-Every command turns known failures into one line on stderr and a non-zero exit; `--debug`
-(or GHMETRICS_DEBUG=1) shows the traceback instead.
+Every command turns known failures into one line on stderr and a non-zero exit; `--verbose`
+(or `--debug`, or GHMETRICS_DEBUG=1) shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def fail(message: str) -> None:
 
 
 @click.group(cls=GhmetricsGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.option("--debug", "--verbose", "debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
     """ghmetrics: DORA metrics, cycle times, forecasts and summaries from GitHub."""

@@ -26,11 +26,13 @@ No token ever appears in a log line, an exception or `stats`; see `token_fingerp
 from __future__ import annotations
 
 import contextlib
-import json
 import contextvars
 import datetime as dt
 import hashlib
+import ipaddress
+import json
 import logging
+import os
 import random
 import threading
 import time
@@ -192,6 +194,7 @@ class GitHubClient:
         max_secondary_waits: int = 20,
         user_agent: str = "ghmetrics",
         sleep: Callable[[float], None] = time.sleep,
+        allow_insecure_http: bool | None = None,
     ):
         tokens = [t.strip() for t in tokens if t and t.strip()]
         if not tokens:
@@ -205,6 +208,8 @@ class GitHubClient:
             self.graphql_url = self.api_url[: -len("/v3")] + "/graphql"
         else:
             self.graphql_url = self.api_url + "/graphql"
+        for url in (self.api_url, self.graphql_url):
+            require_safe_transport(url, allow_insecure_http)
         self._tokens = [_Token(t, i, max_concurrency) for i, t in enumerate(dict.fromkeys(tokens))]
         self._secrets = tuple(t.secret for t in self._tokens)
         self.timeout = timeout
@@ -566,6 +571,33 @@ class GitHubClient:
             token_fingerprint=token.fingerprint,
             next_url=next_url,
         )
+
+
+INSECURE_HTTP_VAR = "GHMETRICS_ALLOW_INSECURE_HTTP"
+
+
+def require_safe_transport(url: str, allow_insecure_http: bool | None = None) -> None:
+    """Tokens go only over https, or plain http to this machine (the sandbox); anything else
+    needs an explicit opt-in, since the Authorization header would cross the network in clear."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return
+    if parts.scheme != "http":
+        raise errors.GitHubError(f"GitHub API URL {url!r} must be https://; check GHMETRICS_GITHUB_API_URL")
+    host = (parts.hostname or "").lower()
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if allow_insecure_http is None:
+        allow_insecure_http = os.environ.get(INSECURE_HTTP_VAR, "") in ("1", "true", "yes")
+    if not loopback and not allow_insecure_http:
+        raise errors.GitHubError(
+            f"GitHub API URL {redact(url)} is plain http: tokens would be sent in clear; "
+            f"use https://, or set {INSECURE_HTTP_VAR}=1 if this network is trusted"
+        )
+    if not loopback:
+        log.warning("GitHub API URL %s is plain http (%s=1): tokens are sent in clear", redact(url), INSECURE_HTTP_VAR)
 
 
 def _message(response: requests.Response) -> str:

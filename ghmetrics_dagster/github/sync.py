@@ -224,16 +224,29 @@ def _load_state(cur, repo: str, stream: str) -> dict:
     return dict(zip(keys, row)) if row else dict.fromkeys(keys)
 
 
-def _save_state(cur, repo: str, stream: str, *, rows: int = 0, **values) -> None:
+def _save_state(cur, repo: str, stream: str, *, rows: int = 0, stored: bool = False, **values) -> None:
+    """With `stored`, rows_total becomes the number of rows the stream's tables hold for the
+    repository (what a pass leaves behind), not a sum of rows written, which counts re-reads."""
     columns = ["repo_full_name", "stream", *values, "rows_total", "updated_at"]
     placeholders = ", ".join(["%s"] * (len(columns) - 1) + ["now()"])
     updates = ", ".join(f"{c} = excluded.{c}" for c in values)
+    total = "excluded.rows_total" if stored else "raw.sync_state.rows_total + excluded.rows_total"
     sql = (
         f"insert into raw.sync_state ({', '.join(columns)}) values ({placeholders}) "
         f"on conflict (repo_full_name, stream) do update set "
-        f"{updates + ', ' if updates else ''}rows_total = raw.sync_state.rows_total + excluded.rows_total, updated_at = now()"
+        f"{updates + ', ' if updates else ''}rows_total = {total}, updated_at = now()"
     )
+    if stored:
+        counts = " + ".join(f"(select count(*) from raw.{t} where repo_full_name = %s)" for t in STREAM_TABLES[stream])
+        cur.execute(f"select {counts}", [repo] * len(STREAM_TABLES[stream]))
+        rows = cur.fetchone()[0]
     cur.execute(sql, (repo, stream, *values.values(), rows))
+
+
+def _never_back(old: dt.datetime | None, new: dt.datetime) -> dt.datetime:
+    """A watermark moves forward only: a pass that read nothing new must not re-apply the
+    look-back to a watermark that already includes it (each empty page cost 7 more days)."""
+    return max(old, new) if old is not None else new
 
 
 def _jsonb(value) -> psycopg2.extras.Json:
@@ -441,11 +454,11 @@ def _graphql_stream(
                 }
                 watermark = finish(acc, state)
                 if watermark is not None:
-                    values["watermark"] = watermark
+                    values["watermark"] = _never_back(state["watermark"], watermark)
                 if etag_response is not None and not etag_response.not_modified:
                     values["etag"] = etag_response.etag
                     values["etag_token_fingerprint"] = etag_response.token_fingerprint
-                _save_state(cur, repo, job.stream, rows=written, **values)
+                _save_state(cur, repo, job.stream, stored=True, **values)
             else:
                 after = listing["pageInfo"]["endCursor"]
                 _save_state(cur, repo, job.stream, rows=written, cursor=json.dumps({"after": after, "acc": acc}))
@@ -695,11 +708,11 @@ def _sync_workflow_runs(job: _StreamJob, conn) -> None:
                     candidates = [newest - job.options.lookback]
                     if acc.get("open"):
                         candidates.append(parse_time(acc["open"]))
-                    values["watermark"] = min(candidates)
+                    values["watermark"] = _never_back(state["watermark"], min(candidates))
                 if not first.not_modified:
                     values["etag"] = first.etag
                     values["etag_token_fingerprint"] = first.token_fingerprint
-                _save_state(cur, repo, job.stream, rows=written, **values)
+                _save_state(cur, repo, job.stream, stored=True, **values)
             else:
                 page_number += 1
                 _save_state(cur, repo, job.stream, rows=written, cursor=json.dumps({"page": page_number, "acc": acc}))
@@ -838,7 +851,7 @@ def sync_repositories(
                     canonicalise_registrations(cur, renames)
                     _write(cur, {"quarantine": quarantined, "repositories": [_repository_row(n) for n in stored]})
                     for node in stored:
-                        _save_state(cur, node["nameWithOwner"], "repositories", rows=1,
+                        _save_state(cur, node["nameWithOwner"], "repositories", stored=True,
                                     last_success_at=dt.datetime.now(dt.UTC), last_error=None)
         _add(total, stats)
         seen: dict[str, str] = {}
