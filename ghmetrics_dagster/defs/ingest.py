@@ -4,7 +4,7 @@ import dagster as dg
 
 from ghmetrics_dagster import secrets, settings, warehouse
 from ghmetrics_dagster.defs.partitions import users_partitions
-from ghmetrics_dagster.github import sync
+from ghmetrics_dagster.github import access, sync
 from ghmetrics_dagster.github.client import GitHubClient
 
 RAW_TABLES = {
@@ -63,6 +63,9 @@ def github_raw_tables(context: dg.AssetExecutionContext):
     tokens = _tokens_for(login)
     client = GitHubClient(settings.github_api_url(), settings.github_graphql_url(), tokens)
     repos = sync.resolve_user_repositories(url, client, login)
+    scope = access.record_access(url, login, repos)  # the user's own token decides the scope
+    context.log.info(scope.summary())
+    repos = scope.readable
     context.log.info(f"{login}: syncing {len(repos)} repositories")
     report = sync.sync_repositories(url, client, repos, progress=context.log.info)
     context.log.info(report.summary())

@@ -767,7 +767,7 @@ def _run_stream(url: str, client: GitHubClient, repo: _Repo, stream: str, progre
     return job.result
 
 
-def _fetch_repositories(client: GitHubClient, names: list[str]) -> dict[str, dict | str]:
+def fetch_repositories(client: GitHubClient, names: list[str]) -> dict[str, dict | str]:
     """name (lower case) -> repository node, or an error message."""
     found: dict[str, dict | str] = {}
     for start in range(0, len(names), queries.REPOSITORY_BATCH):
@@ -829,7 +829,7 @@ def sync_repositories(
     if valid:
         with client.scope() as stats:
             try:
-                nodes = _fetch_repositories(client, valid)
+                nodes = fetch_repositories(client, valid)
             except Exception as exc:
                 message = ("postponed: " if isinstance(exc, errors.RateLimitExhausted) else "") + _one_line(exc, client)
                 nodes = {n.lower(): message for n in valid}

@@ -121,6 +121,7 @@ table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding
 <h2>Summary</h2>
 <div class="summary">{_summary_html(summary['text'])}</div>
 <p class="meta">Written by {source}.</p>
+{f'<p class="meta">{html.escape(data.scope_note)}</p>' if data.scope_note else ''}
 <h2>Grades (trailing 12 weeks)</h2><ul>{grades or '<li>No grades yet.</li>'}</ul>
 <h2>Weekly trends</h2>{trends}
 <h2>Cycle-time breakdown</h2>{cycle}

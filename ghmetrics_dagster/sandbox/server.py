@@ -96,6 +96,7 @@ class Scripted:
     times: int | None = 1
     method: str | None = None
     omit_length: bool = False  # no Content-Length: the body ends when the connection closes
+    token: str | None = None  # only requests made with this token (e.g. a user's, who cannot see a repository)
 
 
 class SandboxServer:
@@ -161,7 +162,7 @@ class SandboxServer:
         if reply is not None:  # refused before admission (401): GitHub still sends the limit headers
             reply.resource = "graphql" if is_graphql else "core"
             self._limit_headers(reply, "anonymous")
-        scripted = self._take_scripted(method, path, body) if reply is None else None
+        scripted = self._take_scripted(method, path, body, token) if reply is None else None
         if scripted is not None:
             self._send_scripted(handler, scripted, handler.headers.get("Authorization") or "")
             return
@@ -353,10 +354,10 @@ class SandboxServer:
         except OSError:
             handler.close_connection = True
 
-    def _take_scripted(self, method: str, path: str, body: bytes) -> Scripted | None:
+    def _take_scripted(self, method: str, path: str, body: bytes, token: str | None) -> Scripted | None:
         with self._log_lock:
             for scripted in self.scripted:
-                if scripted.method not in (None, method):
+                if scripted.method not in (None, method) or scripted.token not in (None, token):
                     continue
                 if scripted.match not in path and scripted.match.encode() not in body:
                     continue
