@@ -63,9 +63,8 @@ def github_raw_tables(context: dg.AssetExecutionContext):
     tokens = _tokens_for(login)
     client = GitHubClient(settings.github_api_url(), settings.github_graphql_url(), tokens)
     repos = sync.resolve_user_repositories(url, client, login)
-    scope = access.record_access(url, login, repos)  # the user's own token decides the scope
-    context.log.info(scope.summary())
-    repos = scope.readable
+    # The user's own token decides the scope; syncing the rest still reports their errors.
+    context.log.info(access.record_access(url, login, repos).summary())
     context.log.info(f"{login}: syncing {len(repos)} repositories")
     report = sync.sync_repositories(url, client, repos, progress=context.log.info)
     context.log.info(report.summary())
