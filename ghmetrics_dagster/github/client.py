@@ -451,6 +451,9 @@ class GitHubClient:
                     raise errors.MalformedResponse(too_large)
                 chunks.append(chunk)
             response._content = b"".join(chunks)  # what requests' .json()/.text read
+            # Read to the end: close() returns the connection to the pool (keep-alive) instead
+            # of closing it, as it does for a body abandoned above.
+            response._content_consumed = True
         except (urllib3.exceptions.ReadTimeoutError, TimeoutError):
             raise requests.Timeout() from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
