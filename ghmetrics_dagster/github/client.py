@@ -30,7 +30,6 @@ import contextvars
 import datetime as dt
 import hashlib
 import ipaddress
-import json
 import logging
 import os
 import random
@@ -614,7 +613,7 @@ def _message(response: requests.Response) -> str:
 def graphql_error(gql_errors: list[dict], redactor: Callable[[str], str]) -> errors.GitHubError:
     """The error for a GraphQL `errors` list; `redactor` (the client's `redact`) masks its tokens
     in the message and in the errors kept on the exception, since GitHub may echo a credential."""
-    gql_errors = json.loads(redactor(json.dumps(gql_errors, default=str)))
+    gql_errors = _redact_strings(gql_errors, redactor)
     first = gql_errors[0] if isinstance(gql_errors[0], dict) else {"message": str(gql_errors[0])}
     kind = first.get("type")
     message = " ".join(str(first.get("message", "")).split())[:300]
@@ -623,6 +622,17 @@ def graphql_error(gql_errors: list[dict], redactor: Callable[[str], str]) -> err
     if kind == "FORBIDDEN":
         return errors.Forbidden(f"GitHub: {message} (FORBIDDEN); give the token read access")
     return errors.GraphQLError(f"GitHub GraphQL error: {message} ({kind or 'no type'})", gql_errors)
+
+
+def _redact_strings(value, redactor: Callable[[str], str]):
+    """`value` (parsed JSON) with every string passed through `redactor`."""
+    if isinstance(value, str):
+        return redactor(value)
+    if isinstance(value, list):
+        return [_redact_strings(v, redactor) for v in value]
+    if isinstance(value, dict):
+        return {k: _redact_strings(v, redactor) for k, v in value.items()}
+    return value
 
 
 def parse_time(value: str | None) -> dt.datetime | None:
