@@ -34,7 +34,7 @@ _NUMBER_WORDS = re.compile(
     r"\b(?:zero|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen"
     r"|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety"
     r"|hundreds?|thousands?|millions?|billions?|dozens?|half|twice|thrice"
-    r"|one(?=-|\s*(?:%|percent|per cent|hours?|days?|minutes?|weeks?)\b))\b",
+    r"|one(?=-(?:third|quarter|fifth|tenth|half)|\s*(?:%|percent|per cent|hours?|days?|minutes?|weeks?)\b))\b",
     re.IGNORECASE,
 )
 
