@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test ui mlflow-ui bench install validate clean
+.PHONY: demo test ui mlflow-ui bench install validate clean audit
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,5 +34,9 @@ mlflow-ui: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
 
+# `pip check` offline, then pip-audit where its advisory database is reachable (deploy/audit.sh).
+audit: $(STAMP)
+	bash deploy/audit.sh $(VENV)
+
 clean:
-	rm -rf $(VENV) .ghmetrics dbt_project/target dbt_project/logs
+	rm -rf $(VENV) .venv-audit .ghmetrics dbt_project/target dbt_project/logs

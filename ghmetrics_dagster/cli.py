@@ -1,7 +1,7 @@
 """The `ghmetrics` command line.
 
-Every command turns known failures into one line on stderr and a non-zero exit; `--debug`
-(or GHMETRICS_DEBUG=1) shows the traceback instead.
+Every command turns known failures into one line on stderr and a non-zero exit; `--verbose`
+(or `--debug`, or GHMETRICS_DEBUG=1) shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def fail(message: str) -> None:
 
 
 @click.group(cls=GhmetricsGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.option("--debug", "--verbose", "debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
     """ghmetrics: DORA metrics, cycle times, forecasts and summaries from GitHub."""
@@ -108,14 +108,15 @@ def users_add(login: str, repos: tuple[str, ...], display_name: str | None, toke
     for repo in repos:
         if not REPO_NAME.match(repo):
             fail(f"'{repo}' is not a repository name; use OWNER/NAME, e.g. octocat/hello-world")
-    ciphertext = None
+    token = None
     if token_stdin:
         token = sys.stdin.readline().strip()
         if not token:
             fail("--token-stdin was given but standard input had no token")
-        ciphertext = secrets.encrypt(token)
     url = _migrated_url()
     with warehouse.connect(url) as conn, conn.cursor() as cur:
+        # The cursor lets encrypt refuse to create a new key while tokens are stored under another.
+        ciphertext = secrets.encrypt(token, cur) if token else None
         cur.execute(
             """insert into app.users (login, display_name, token_ciphertext) values (%s, %s, %s)
                on conflict (login) do update set
@@ -283,8 +284,10 @@ def _attach_commands() -> None:
     from ghmetrics_dagster.models_cli import models
     from ghmetrics_dagster.repos_cli import repos_set
     from ghmetrics_dagster.sandbox.cli import sandbox
+    from ghmetrics_dagster.secrets_cli import secrets_group
 
     repos.add_command(repos_set)
+    main.add_command(secrets_group)
     main.add_command(models)
     main.add_command(sandbox)
 

@@ -46,7 +46,8 @@ def prepare() -> Path:
     if os.environ.get("DAGSTER_HOME") and os.environ.get("GHMETRICS_DAGSTER_PG_URL"):
         return Path(os.environ["DAGSTER_HOME"])
     dagster_home = settings.home() / "dagster"
-    dagster_home.mkdir(parents=True, exist_ok=True)
+    dagster_home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    settings.private_dir(dagster_home)  # compute logs and event logs live below it
     shutil.copyfile(PROJECT_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     os.environ.setdefault("GHMETRICS_DAGSTER_PG_URL", _dagster_storage_url())

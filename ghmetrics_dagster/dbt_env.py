@@ -8,11 +8,14 @@ this maps the URL (TCP, or the embedded server's unix-socket form
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 # The Docker image installs the package and keeps the dbt project elsewhere.
 DBT_PROJECT_DIR = Path(os.environ.get("GHMETRICS_DBT_PROJECT_DIR") or Path(__file__).resolve().parent.parent / "dbt_project")
+
+DEFAULT_STATEMENT_TIMEOUT = "15min"
 
 # dbt scrubs the values of DBT_ENV_SECRET_* variables from its logs.
 PASSWORD_VAR = "DBT_ENV_SECRET_GHMETRICS_DBT_PASSWORD"
@@ -48,6 +51,13 @@ def dbt_env(url: str, threads: int | None = None) -> dict[str, str]:
     }
     if threads is not None:
         env["GHMETRICS_DBT_THREADS"] = str(threads)
+    # libpq reads PGOPTIONS: no dbt statement (a hostile rule regex, a runaway join) runs forever.
+    timeout = os.environ.get("GHMETRICS_DBT_STATEMENT_TIMEOUT", DEFAULT_STATEMENT_TIMEOUT)
+    if not re.fullmatch(r"\d+(ms|s|min|h)?", timeout):
+        raise DbtEnvError(
+            f"GHMETRICS_DBT_STATEMENT_TIMEOUT {timeout!r} is not a duration; use e.g. 900s or 15min (0 disables)"
+        )
+    env["PGOPTIONS"] = f"-c statement_timeout={timeout}"
     return env
 
 

@@ -11,6 +11,10 @@ _SECRET_PATTERNS = [
     re.compile(r"\b(sk-[A-Za-z0-9_\-]{16,})\b"),
     re.compile(r"(?i)(authorization:\s*(?:bearer|token)\s+)(\S+)"),
     re.compile(r"(?i)(://[^:/@\s]+:)([^@\s]+)(@)"),
+    # Database passwords in a URL's query (`?password=`), a libpq keyword string
+    # (`password='a b'`) or an environment-style assignment.
+    re.compile(r"(?i)((?:^|(?<=[\s?&;,(]))[\w.-]*(?:password|passwd|pwd|secret)\s*=\s*)('(?:[^'\\]|\\.)*'|\"[^\"]*\"|[^\s&;,)]+)"),
+    re.compile(r'(?i)("[\w.-]*(?:password|passwd|secret|token)"\s*:\s*)("(?:[^"\\]|\\.)*")'),
 ]
 
 
@@ -34,3 +38,9 @@ def redact(text: str, secrets: list[str] | tuple[str, ...] = ()) -> str:
         else:
             text = pattern.sub("***", text)
     return text
+
+
+def mask_database_url(url: str) -> str:
+    """A database URL or libpq keyword string for messages: every password masked, whatever
+    the form (`user:pass@`, `?password=`, `password=` keyword)."""
+    return redact(url)

@@ -76,7 +76,37 @@ def validate_regex(field: str, regex: str) -> str:
         re.compile(pattern)
     except re.error as exc:
         raise SettingsError(f"{option} {regex!r} is not a valid regex ({exc}); fix the pattern") from None
+    refused = _engine_mismatch(pattern)
+    if refused:
+        raise SettingsError(f"{option} {regex!r}: {refused}")
     return regex
+
+
+# Escapes the two engines read differently, and back-references, which Postgres runs by
+# backtracking (seconds per row on a hostile pattern).
+_ESCAPE_PROBLEMS = {
+    "b": "\\b is a word boundary in Python but a backspace in Postgres; use (^|[^A-Za-z0-9_]) and ([^A-Za-z0-9_]|$), which both read alike",
+    "B": "\\B is a non-boundary in Python but a backslash in Postgres; remove it",
+}
+_BACKREFERENCE = "back-references are refused (Postgres may take seconds per row on them); rewrite the pattern without them"
+
+
+def _engine_mismatch(pattern: str) -> str | None:
+    """Why `pattern` would not mean the same, or not run safely, in Postgres; None if fine."""
+    if "(?P=" in pattern or "\\k<" in pattern:
+        return _BACKREFERENCE
+    i = 0
+    while i < len(pattern) - 1:
+        if pattern[i] == "\\":
+            escaped = pattern[i + 1]
+            if escaped in _ESCAPE_PROBLEMS:
+                return _ESCAPE_PROBLEMS[escaped]
+            if escaped.isdigit() and escaped != "0":
+                return _BACKREFERENCE
+            i += 2  # `\\b` is a backslash then a b
+            continue
+        i += 1
+    return None
 
 
 def validate(

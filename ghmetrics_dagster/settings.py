@@ -14,7 +14,17 @@ DEFAULT_GITHUB_API_URL = "https://api.github.com"
 def home() -> Path:
     """Where ghmetrics keeps its embedded state (Postgres, MLflow, keys, reports)."""
     path = Path(os.environ.get("GHMETRICS_HOME", ".ghmetrics")).expanduser().resolve()
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return private_dir(path)
+
+
+def private_dir(path: Path) -> Path:
+    """Makes a directory of ours owner-only (0700): it holds keys, reports and compute logs."""
+    try:
+        if path.stat().st_uid == os.getuid() and path.stat().st_mode & 0o077:
+            path.chmod(0o700)
+    except OSError:  # not ours to change: leave it
+        pass
     return path
 
 

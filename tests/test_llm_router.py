@@ -314,3 +314,17 @@ def test_a_connection_error_fails_over(fakes):
     result = router.summarise(sample_input())
     assert "connection failed" in result.attempts[0].detail
     assert result.provider == "anthropic" and result.grounded
+
+
+def test_provider_markup_is_stripped_before_it_is_stored_or_shown(fakes):
+    openai_fake, _ = fakes
+    openai_fake.script(
+        Reply(
+            "text",
+            text="alice shipped [3 deployments](https://evil.example/?q=1). ![x](https://evil.example/p.gif)"
+            "<script>alert(1)</script> Review coverage 85.7%.",
+        )
+    )
+    result = make_router(fakes).summarise(sample_input())
+    assert result.provider == "openai" and result.grounded
+    assert result.text == "alice shipped 3 deployments. Review coverage 85.7%."

@@ -4,7 +4,7 @@ import dagster as dg
 
 from ghmetrics_dagster import secrets, settings, warehouse
 from ghmetrics_dagster.defs.partitions import users_partitions
-from ghmetrics_dagster.github import sync
+from ghmetrics_dagster.github import access, sync
 from ghmetrics_dagster.github.client import GitHubClient
 
 RAW_TABLES = {
@@ -40,24 +40,42 @@ def _tokens_for(login: str) -> list[str]:
     return tokens
 
 
+def _check_access(context: dg.AssetExecutionContext, url: str, repos_by_user: dict[str, list[str]]) -> None:
+    """Records which registered repositories each user may see (their scope, github/access.py):
+    a user's own token decides for them; users without one share one check with the service
+    tokens for the whole wave, so the check costs a query per token holder, not per user."""
+    shared = [login for login in repos_by_user if not access.own_token(url, login)]
+    nodes = {}
+    if shared and settings.github_tokens():
+        wanted = sorted({repo for login in shared for repo in repos_by_user[login]}, key=str.lower)
+        client = GitHubClient(settings.github_api_url(), settings.github_graphql_url(), settings.github_tokens())
+        nodes = sync.fetch_repositories(client, wanted)
+    for login, repos in repos_by_user.items():
+        checked = access.record_access(url, login, repos, nodes=nodes if login in shared else None)
+        context.log.info(checked.summary())
+
+
 def _sync_users(context: dg.AssetExecutionContext, url: str, logins: list[str]) -> tuple[list, dict]:
     """Syncs each user's repositories with that user's tokens; a repository shared by several
     users of the wave is synced once. Returns the reports and, per user, their failures."""
-    done: set[str] = set()
-    reports, failures = [], {}
+    failures: dict[str, list[str]] = {}
+    clients, repos_by_user = {}, {}
     for login in logins:
-        client = GitHubClient(settings.github_api_url(), settings.github_graphql_url(), _tokens_for(login))
+        clients[login] = GitHubClient(settings.github_api_url(), settings.github_graphql_url(), _tokens_for(login))
         try:
-            repos = sync.resolve_user_repositories(url, client, login)
+            repos_by_user[login] = sync.resolve_user_repositories(url, clients[login], login)
         except Exception as exc:  # one user's lookup failing must not stop the wave
             failures[login] = [f"cannot list the repositories: {exc}"]
             context.log.warning(f"{login}: cannot list the repositories: {exc}")
-            continue
+    _check_access(context, url, repos_by_user)
+    done: set[str] = set()
+    reports = []
+    for login, repos in repos_by_user.items():
         todo = [repo for repo in repos if repo.lower() not in done]
         context.log.info(f"{login}: {len(repos)} repositories, {len(repos) - len(todo)} already synced in this wave")
         if not todo:
             continue
-        report = sync.sync_repositories(url, client, todo, progress=context.log.info)
+        report = sync.sync_repositories(url, clients[login], todo, progress=context.log.info)
         context.log.info(report.summary())
         reports.append(report)
         done.update(repo.lower() for repo in todo)

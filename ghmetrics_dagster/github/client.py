@@ -4,13 +4,18 @@
   returns a `RestResponse` (with `not_modified` for a conditional request answered 304).
 - Rate limits: `X-RateLimit-*` is tracked per token and resource (`core`, `graphql`); each
   request goes to the token with the most remaining; when every token is exhausted the client
-  sleeps until the earliest reset if that is within `max_rate_limit_wait`, else raises
+  sleeps until the earliest reset if that is within the waiting caps (below), else raises
   `RateLimitExhausted`. Secondary limits (403/429 with Retry-After, or "secondary rate limit")
   wait as told. GraphQL `RATE_LIMITED` marks the token exhausted and rotates.
 - Failures: 5xx, timeouts, connection errors and malformed JSON are retried `max_retries`
   times with exponential backoff and full jitter. A GraphQL 502/504 also halves the page size
   (`PageSize`, minimum 5), which the caller restores after successes.
 - 401 drops that token (named by fingerprint only) and retries with the others.
+- Bounded I/O: each request has an overall `request_deadline` (a server dripping bytes cannot
+  hold it past that, give or take one read `timeout`), its body is streamed and refused past
+  `max_body_bytes`, and rate-limit waiting is capped per request (`max_rate_limit_wait`) and per
+  client (`max_total_rate_limit_wait`): past a cap `RateLimitExhausted` is raised at once, so the
+  caller postpones the work instead of sleeping on a pool slot.
 - Concurrency: at most `max_concurrency` requests in flight per token.
 - Accounting: `stats` counts requests, GraphQL points, REST rate-limit units, 304s and retries;
   `scope()` collects the same for one piece of work (e.g. one repository) in this thread.
@@ -24,7 +29,9 @@ import contextlib
 import contextvars
 import datetime as dt
 import hashlib
+import ipaddress
 import logging
+import os
 import random
 import threading
 import time
@@ -33,6 +40,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
 from ghmetrics_dagster import settings
 from ghmetrics_dagster.github import errors
@@ -177,11 +185,15 @@ class GitHubClient:
         max_retries: int = 6,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
-        max_rate_limit_wait: float = 900.0,
+        max_rate_limit_wait: float = 300.0,
+        max_total_rate_limit_wait: float = 900.0,
+        request_deadline: float = 120.0,
+        max_body_bytes: int = 64 * 1024 * 1024,
         secondary_limit_wait: float = 60.0,
         max_secondary_waits: int = 20,
         user_agent: str = "ghmetrics",
         sleep: Callable[[float], None] = time.sleep,
+        allow_insecure_http: bool | None = None,
     ):
         tokens = [t.strip() for t in tokens if t and t.strip()]
         if not tokens:
@@ -195,6 +207,8 @@ class GitHubClient:
             self.graphql_url = self.api_url[: -len("/v3")] + "/graphql"
         else:
             self.graphql_url = self.api_url + "/graphql"
+        for url in (self.api_url, self.graphql_url):
+            require_safe_transport(url, allow_insecure_http)
         self._tokens = [_Token(t, i, max_concurrency) for i, t in enumerate(dict.fromkeys(tokens))]
         self._secrets = tuple(t.secret for t in self._tokens)
         self.timeout = timeout
@@ -203,6 +217,10 @@ class GitHubClient:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.max_rate_limit_wait = max_rate_limit_wait
+        self.max_total_rate_limit_wait = max_total_rate_limit_wait
+        self.request_deadline = request_deadline
+        self.max_body_bytes = max_body_bytes
+        self._rate_limit_waited = 0.0  # over the client's life, for max_total_rate_limit_wait
         self.secondary_limit_wait = secondary_limit_wait
         self.max_secondary_waits = max_secondary_waits
         self._sleep = sleep
@@ -276,8 +294,8 @@ class GitHubClient:
             self._local.session = session
         return session
 
-    def _pick_token(self, resource: str, prefer: str | None = None) -> _Token:
-        waited = 0.0
+    def _pick_token(self, resource: str, prefer: str | None = None, budget: list[float] | None = None) -> _Token:
+        budget = budget if budget is not None else [0.0]
         while True:
             with self._lock:
                 live = [t for t in self._tokens if not t.dropped]
@@ -295,16 +313,27 @@ class GitHubClient:
                     # unknown remaining (None) first: it is a fresh token
                     return max(usable, key=lambda t: float("inf") if t.remaining[resource] is None else t.remaining[resource])
                 wait = max(0.0, min(t.reset_at[resource] for t in live) - now) + 1.0
-            if waited + wait > self.max_rate_limit_wait:
-                reset = dt.datetime.fromtimestamp(time.time() + wait, dt.UTC).strftime("%H:%M:%S UTC")
-                raise errors.RateLimitExhausted(
-                    f"all {len(live)} GitHub token(s) are out of {resource} rate limit until {reset}; "
-                    "wait, add tokens to GITHUB_TOKEN, or raise max_rate_limit_wait"
-                )
-            log.warning("all tokens out of %s rate limit; waiting %.0f s for the reset", resource, wait)
-            self._count(rate_limit_waits_s=wait)
-            self._sleep(wait)
-            waited += wait
+            reset = dt.datetime.fromtimestamp(time.time() + wait, dt.UTC).strftime("%H:%M:%S UTC")
+            self._rate_limit_sleep(wait, budget, f"all {len(live)} GitHub token(s) are out of {resource} rate limit until {reset}")
+
+    def _rate_limit_sleep(self, wait: float, budget: list[float], why: str) -> None:
+        """Sleeps `wait` s for a rate limit unless that would pass the request's or the client's
+        cap; then raises at once, without sleeping, so the caller can postpone the work."""
+        with self._lock:
+            over_request = budget[0] + wait > self.max_rate_limit_wait
+            over_client = self._rate_limit_waited + wait > self.max_total_rate_limit_wait
+            if not (over_request or over_client):
+                self._rate_limit_waited += wait
+        if over_request or over_client:
+            cap = "max_rate_limit_wait" if over_request else "max_total_rate_limit_wait"
+            raise errors.RateLimitExhausted(
+                f"{why}; waiting {wait:.0f} s more would pass {cap}: postponed to the next run "
+                "(add tokens to GITHUB_TOKEN or use fewer workers)"
+            )
+        log.warning("%s; waiting %.0f s", why, wait)
+        self._count(rate_limit_waits_s=wait)
+        self._sleep(wait)
+        budget[0] += wait
 
     def _update_limits(self, token: _Token, resource: str, headers) -> None:
         remaining = headers.get("X-RateLimit-Remaining")
@@ -337,8 +366,9 @@ class GitHubClient:
         failures = 0
         secondary = 0
         last_reason = ""
+        budget = [0.0]  # rate-limit seconds waited for this request
         while True:
-            token = self._pick_token(resource, prefer)
+            token = self._pick_token(resource, prefer, budget)
             headers = {
                 "Authorization": f"bearer {token.secret}",
                 "Accept": "application/vnd.github+json",
@@ -353,8 +383,10 @@ class GitHubClient:
                 with token.slots:
                     try:
                         response = self._session().request(
-                            method, url, params=params, json=body, headers=headers, timeout=self.timeout
+                            method, url, params=params, json=body, headers=headers, timeout=self.timeout,
+                            stream=True,
                         )
+                        self._read_body(response, time.monotonic() + self.request_deadline)
                     except requests.Timeout:
                         raise _Retry(f"timed out after {self.timeout:g} s") from None
                     except requests.RequestException as exc:
@@ -386,10 +418,47 @@ class GitHubClient:
                             f"({secondary} waits, last: {last_reason}); try again later with fewer workers"
                         ) from None
                 self._count(retries=1)
+                if not retry.counts and retry.wait:  # a rate limit: capped waiting
+                    self._rate_limit_sleep(
+                        retry.wait, budget, f"GitHub rate limited {method} {self._describe(url)} ({last_reason})"
+                    )
+                    continue
                 wait = retry.wait if retry.wait is not None else self._backoff(failures)
                 log.info("retrying %s %s in %.2f s: %s", method, self._describe(url), wait, last_reason)
                 if wait > 0:
                     self._sleep(wait)
+
+    def _read_body(self, response: requests.Response, deadline: float) -> None:
+        """Reads the streamed body into `response` within `deadline` and `max_body_bytes`."""
+        too_large = (
+            f"GitHub's answer to {self._describe(response.url)} is larger than {self.max_body_bytes} bytes; "
+            "refused (a page this big is not GitHub's; check GHMETRICS_GITHUB_API_URL)"
+        )
+        try:
+            length = response.headers.get("Content-Length")
+            if length and length.isdigit() and int(length) > self.max_body_bytes:
+                raise errors.MalformedResponse(too_large)
+            chunks, size = [], 0
+            while True:
+                if time.monotonic() > deadline:
+                    raise _Retry(f"no complete answer within the {self.request_deadline:g} s deadline")
+                chunk = response.raw.read1(65536)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > self.max_body_bytes:  # decoded size: a compressed bomb counts in full
+                    raise errors.MalformedResponse(too_large)
+                chunks.append(chunk)
+            response._content = b"".join(chunks)  # what requests' .json()/.text read
+            # Read to the end: close() returns the connection to the pool (keep-alive) instead
+            # of closing it, as it does for a body abandoned above.
+            response._content_consumed = True
+        except (urllib3.exceptions.ReadTimeoutError, TimeoutError):
+            raise requests.Timeout() from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise requests.ConnectionError(type(exc).__name__) from None
+        finally:
+            response.close()
 
     def _describe(self, url: str) -> str:
         return redact(urlsplit(url).path or url, self._secrets)
@@ -411,7 +480,7 @@ class GitHubClient:
                     wait = float(retry_after)
                 except ValueError:
                     wait = self.secondary_limit_wait
-                raise _Retry(f"secondary rate limit, Retry-After {retry_after}", wait=min(wait, self.max_rate_limit_wait), counts=False)
+                raise _Retry(f"secondary rate limit, Retry-After {retry_after}", wait=wait, counts=False)
             if response.headers.get("X-RateLimit-Remaining") == "0":
                 with self._lock:
                     token.remaining[resource] = 0
@@ -427,7 +496,7 @@ class GitHubClient:
             raise errors.NotFound(f"GitHub has no {self._describe(response.url)} (404) or the token cannot see it")
         if status in (409, 451):
             raise errors.RepositoryUnavailable(
-                f"GitHub cannot serve {self._describe(response.url)} ({status}: {_message(response)})"
+                f"GitHub cannot serve {self._describe(response.url)} ({status}: {self.redact(_message(response))})"
             )
         if status >= 500:
             if resource == "graphql" and status in (502, 504) and page is not None and page.shrink():
@@ -436,7 +505,7 @@ class GitHubClient:
             raise _Retry(f"HTTP {status}")
         if status >= 400:
             raise errors.GitHubError(
-                f"GitHub answered {status} to {self._describe(response.url)}: {_message(response)}"
+                f"GitHub answered {status} to {self._describe(response.url)}: {self.redact(_message(response))}"
             )
         try:
             payload = response.json()
@@ -483,7 +552,7 @@ class GitHubClient:
         if allow_partial:
             return data, gql_errors
         if gql_errors:
-            raise graphql_error(gql_errors)
+            raise graphql_error(gql_errors, self.redact)
         return data
 
     def rest(self, path: str, params: dict | None = None, *, etag: str | None = None,
@@ -506,6 +575,33 @@ class GitHubClient:
         )
 
 
+INSECURE_HTTP_VAR = "GHMETRICS_ALLOW_INSECURE_HTTP"
+
+
+def require_safe_transport(url: str, allow_insecure_http: bool | None = None) -> None:
+    """Tokens go only over https, or plain http to this machine (the sandbox); anything else
+    needs an explicit opt-in, since the Authorization header would cross the network in clear."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return
+    if parts.scheme != "http":
+        raise errors.GitHubError(f"GitHub API URL {url!r} must be https://; check GHMETRICS_GITHUB_API_URL")
+    host = (parts.hostname or "").lower()
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if allow_insecure_http is None:
+        allow_insecure_http = os.environ.get(INSECURE_HTTP_VAR, "") in ("1", "true", "yes")
+    if not loopback and not allow_insecure_http:
+        raise errors.GitHubError(
+            f"GitHub API URL {redact(url)} is plain http: tokens would be sent in clear; "
+            f"use https://, or set {INSECURE_HTTP_VAR}=1 if this network is trusted"
+        )
+    if not loopback:
+        log.warning("GitHub API URL %s is plain http (%s=1): tokens are sent in clear", redact(url), INSECURE_HTTP_VAR)
+
+
 def _message(response: requests.Response) -> str:
     try:
         message = response.json().get("message", "")
@@ -514,8 +610,11 @@ def _message(response: requests.Response) -> str:
     return " ".join(str(message).split())[:200] or response.reason or ""
 
 
-def graphql_error(gql_errors: list[dict]) -> errors.GitHubError:
-    first = gql_errors[0]
+def graphql_error(gql_errors: list[dict], redactor: Callable[[str], str]) -> errors.GitHubError:
+    """The error for a GraphQL `errors` list; `redactor` (the client's `redact`) masks its tokens
+    in the message and in the errors kept on the exception, since GitHub may echo a credential."""
+    gql_errors = _redact_strings(gql_errors, redactor)
+    first = gql_errors[0] if isinstance(gql_errors[0], dict) else {"message": str(gql_errors[0])}
     kind = first.get("type")
     message = " ".join(str(first.get("message", "")).split())[:300]
     if kind == "NOT_FOUND":
@@ -523,6 +622,17 @@ def graphql_error(gql_errors: list[dict]) -> errors.GitHubError:
     if kind == "FORBIDDEN":
         return errors.Forbidden(f"GitHub: {message} (FORBIDDEN); give the token read access")
     return errors.GraphQLError(f"GitHub GraphQL error: {message} ({kind or 'no type'})", gql_errors)
+
+
+def _redact_strings(value, redactor: Callable[[str], str]):
+    """`value` (parsed JSON) with every string passed through `redactor`."""
+    if isinstance(value, str):
+        return redactor(value)
+    if isinstance(value, list):
+        return [_redact_strings(v, redactor) for v in value]
+    if isinstance(value, dict):
+        return {k: _redact_strings(v, redactor) for k, v in value.items()}
+    return value
 
 
 def parse_time(value: str | None) -> dt.datetime | None:

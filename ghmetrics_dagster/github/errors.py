@@ -6,9 +6,15 @@ Messages never contain a token; a token is named only by its fingerprint
 
 from __future__ import annotations
 
+from ghmetrics_dagster.redact import redact
+
 
 class GitHubError(RuntimeError):
-    """Base class of everything the client raises."""
+    """Base class of everything the client raises. Anything shaped like a credential is masked
+    here, where every message is built; the client also masks its own tokens whatever their shape."""
+
+    def __init__(self, message: str = "", *args):
+        super().__init__(redact(str(message)), *args)
 
 
 class BadCredentials(GitHubError):
@@ -48,7 +54,7 @@ class GraphQLError(GitHubError):
 
     def __init__(self, message: str, errors: list[dict] | None = None):
         super().__init__(message)
-        self.errors = errors or []
+        self.errors = errors or []  # already redacted by the client (graphql_error)
 
 
 class InvalidRepositoryName(GitHubError):

@@ -52,7 +52,7 @@ import psycopg2
 import psycopg2.extras
 
 from ghmetrics_dagster import warehouse
-from ghmetrics_dagster.github import errors, queries
+from ghmetrics_dagster.github import errors, queries, validate
 from ghmetrics_dagster.github.client import GitHubClient, PageSize, Stats, format_time, graphql_error, parse_time
 
 log = logging.getLogger("ghmetrics.github.sync")
@@ -84,6 +84,7 @@ _TABLES = {
     "releases": (["id", "repo_full_name", "data", "updated_at"], ["id"]),
     "workflow_runs": (["id", "repo_full_name", "data", "updated_at"], ["id"]),
     "issues": (["id", "repo_full_name", "data", "updated_at"], ["id"]),
+    "quarantine": (["repo_full_name", "stream", "object_key", "reason", "data"], ["repo_full_name", "stream", "object_key"]),
 }
 
 TERMINAL_DEPLOYMENT_STATES = {"SUCCESS", "FAILURE", "ERROR", "INACTIVE"}
@@ -104,12 +105,13 @@ class Options:
 @dataclass
 class StreamResult:
     stream: str
-    status: str = "pending"  # ok, unchanged, failed, skipped
+    status: str = "pending"  # ok, unchanged, failed, postponed (rate limited past the caps), skipped
     rows: dict[str, int] = field(default_factory=dict)
     pages: int = 0
     error: str | None = None
     stats: Stats = field(default_factory=Stats)
     duration_s: float = 0.0
+    quarantined: int = 0  # malformed objects set aside in raw.quarantine
 
 
 @dataclass
@@ -121,7 +123,14 @@ class RepositoryResult:
 
     @property
     def ok(self) -> bool:
-        return self.error is None and all(s.status != "failed" for s in self.streams.values())
+        return self.error is None and all(s.status not in ("failed", "postponed") for s in self.streams.values())
+
+    @property
+    def postponed(self) -> bool:
+        """Rate limited past the client's waiting caps: nothing is wrong with it, it waits for the next run."""
+        return any(s.status == "postponed" for s in self.streams.values()) or bool(
+            self.error and self.error.startswith("postponed")
+        )
 
     @property
     def errors(self) -> list[str]:
@@ -158,7 +167,9 @@ class SyncReport:
         return {
             "repositories": len(self.repositories),
             "repositories_failed": len(self.failed),
+            "repositories_postponed": sorted(r.repo for r in self.repositories if r.postponed),
             "rows_upserted": self.rows_upserted(),
+            "rows_quarantined": sum(s.quarantined for r in self.repositories for s in r.streams.values()),
             **self.stats.as_dict(),
             "rate_limit_remaining": self.rate_limit_remaining,
             "duration_s": round(self.duration_s, 3),
@@ -167,9 +178,11 @@ class SyncReport:
 
     def summary(self) -> str:
         rows = sum(self.rows_upserted().values())
+        postponed = sum(r.postponed for r in self.repositories)
         return (
             f"{len(self.repositories) - len(self.failed)}/{len(self.repositories)} repositories synced, "
-            f"{rows} rows upserted, {self.stats.requests} requests, {self.stats.graphql_points} GraphQL points, "
+            + (f"{postponed} postponed (rate limits), " if postponed else "")
+            + f"{rows} rows upserted, {self.stats.requests} requests, {self.stats.graphql_points} GraphQL points, "
             f"{self.stats.rest_units} REST units, {self.stats.not_modified} not modified, "
             f"{self.stats.retries} retries in {self.duration_s:.1f} s"
         )
@@ -211,20 +224,37 @@ def _load_state(cur, repo: str, stream: str) -> dict:
     return dict(zip(keys, row)) if row else dict.fromkeys(keys)
 
 
-def _save_state(cur, repo: str, stream: str, *, rows: int = 0, **values) -> None:
+def _save_state(cur, repo: str, stream: str, *, rows: int = 0, stored: bool = False, **values) -> None:
+    """With `stored`, rows_total becomes the number of rows the stream's tables hold for the
+    repository (what a pass leaves behind), not a sum of rows written, which counts re-reads."""
     columns = ["repo_full_name", "stream", *values, "rows_total", "updated_at"]
     placeholders = ", ".join(["%s"] * (len(columns) - 1) + ["now()"])
     updates = ", ".join(f"{c} = excluded.{c}" for c in values)
+    total = "excluded.rows_total" if stored else "raw.sync_state.rows_total + excluded.rows_total"
     sql = (
         f"insert into raw.sync_state ({', '.join(columns)}) values ({placeholders}) "
         f"on conflict (repo_full_name, stream) do update set "
-        f"{updates + ', ' if updates else ''}rows_total = raw.sync_state.rows_total + excluded.rows_total, updated_at = now()"
+        f"{updates + ', ' if updates else ''}rows_total = {total}, updated_at = now()"
     )
+    if stored:
+        counts = " + ".join(f"(select count(*) from raw.{t} where repo_full_name = %s)" for t in STREAM_TABLES[stream])
+        cur.execute(f"select {counts}", [repo] * len(STREAM_TABLES[stream]))
+        rows = cur.fetchone()[0]
     cur.execute(sql, (repo, stream, *values.values(), rows))
+
+
+def _never_back(old: dt.datetime | None, new: dt.datetime) -> dt.datetime:
+    """A watermark moves forward only: a pass that read nothing new must not re-apply the
+    look-back to a watermark that already includes it (each empty page cost 7 more days)."""
+    return max(old, new) if old is not None else new
 
 
 def _jsonb(value) -> psycopg2.extras.Json:
     return psycopg2.extras.Json(value)
+
+
+def quarantine_rows(repo: str, kind: str, bad: list[tuple[str, str, object]]) -> list[tuple]:
+    return [(repo, kind, key, reason[:500], _jsonb(obj)) for key, reason, obj in bad]
 
 
 # -- row shapes (docs/contracts.md) ----------------------------------------------------------
@@ -324,9 +354,18 @@ class _StreamJob:
                 log.exception("progress callback failed")
 
     def add_rows(self, written: dict[str, int]) -> int:
+        """Counts the rows written; returns those of the stream's own tables (not quarantined)."""
+        self.result.quarantined += written.pop("quarantine", 0)
         for table, count in written.items():
             self.result.rows[table] = self.result.rows.get(table, 0) + count
         return sum(written.values())
+
+    def quarantine(self, kind: str, objects: list) -> tuple[list[dict], list[tuple]]:
+        """(valid objects, quarantine rows) of `objects`, logging each one set aside."""
+        good, bad = validate.split(kind, objects)
+        for key, reason, _ in bad:
+            log.warning("%s %s: %s %s quarantined: %s", self.repo.full_name, self.stream, kind, key, reason)
+        return good, quarantine_rows(self.repo.full_name, kind, bad)
 
     def vars(self, **extra) -> dict:
         return {"owner": self.repo.owner, "name": self.repo.name, **extra}
@@ -394,11 +433,15 @@ def _graphql_stream(
         repository = data.get("repository")
         if repository is None:
             raise errors.RepositoryNotFound(f"repository {repo} is gone or the token lost access to it")
-        listing = repository[connection]
-        nodes = [n for n in listing["nodes"] if n]
+        listing = repository.get(connection) if isinstance(repository, dict) else None
+        if validate.problem({"nodes": "list", "pageInfo": ({"hasNextPage": "bool", "endCursor": "str?"}, False)}, listing):
+            raise errors.MalformedResponse(f"GitHub's {connection} page of {repo} is malformed; try again later")
+        nodes, quarantined = job.quarantine(job.stream, [n for n in listing["nodes"] if n])
         kept = [n for n in nodes if since is None or parse_time(n[time_field]) >= since]
+        # A page cut short by quarantine still ends the pass only on an old object or the last page.
         done = len(kept) < len(nodes) or not listing["pageInfo"]["hasNextPage"]
         rows = rows_of(kept)
+        rows["quarantine"] = rows.get("quarantine", []) + quarantined
         acc = fold(acc, kept)
         job.result.pages += 1
         with conn.cursor() as cur:
@@ -411,11 +454,11 @@ def _graphql_stream(
                 }
                 watermark = finish(acc, state)
                 if watermark is not None:
-                    values["watermark"] = watermark
+                    values["watermark"] = _never_back(state["watermark"], watermark)
                 if etag_response is not None and not etag_response.not_modified:
                     values["etag"] = etag_response.etag
                     values["etag_token_fingerprint"] = etag_response.token_fingerprint
-                _save_state(cur, repo, job.stream, rows=written, **values)
+                _save_state(cur, repo, job.stream, stored=True, **values)
             else:
                 after = listing["pageInfo"]["endCursor"]
                 _save_state(cur, repo, job.stream, rows=written, cursor=json.dumps({"after": after, "acc": acc}))
@@ -457,7 +500,7 @@ def _sync_pull_requests(job: _StreamJob, conn) -> None:
             )
             stored = dict(cur.fetchall())
         nodes = [n for n in nodes if stored.get(n["id"]) != parse_time(n["updatedAt"])]
-        prs, reviews, commits = [], [], []
+        prs, reviews, commits, quarantined = [], [], [], []
         for node in nodes:
             prs.append((node["id"], repo, node["number"], _jsonb(_pull_request_data(node)), node["updatedAt"]))
             review_nodes = list(node["reviews"]["nodes"])
@@ -466,9 +509,13 @@ def _sync_pull_requests(job: _StreamJob, conn) -> None:
             commit_nodes = list(node["commits"]["nodes"])
             if node["commits"]["pageInfo"]["hasNextPage"]:
                 commit_nodes += _overflow(job, queries.PULL_REQUEST_COMMITS, node["id"], "commits", node["commits"]["pageInfo"]["endCursor"])
-            reviews += _review_rows(repo, node, [r for r in review_nodes if r])
-            commits += _commit_rows(repo, node, [c for c in commit_nodes if c])
-        return {"pull_requests": prs, "pull_request_reviews": reviews, "pull_request_commits": commits}
+            review_nodes, bad_reviews = job.quarantine("pull_request_reviews", [r for r in review_nodes if r])
+            commit_nodes, bad_commits = job.quarantine("pull_request_commits", [c for c in commit_nodes if c])
+            reviews += _review_rows(repo, node, review_nodes)
+            commits += _commit_rows(repo, node, commit_nodes)
+            quarantined += bad_reviews + bad_commits
+        return {"pull_requests": prs, "pull_request_reviews": reviews, "pull_request_commits": commits,
+                "quarantine": quarantined}
 
     def unchanged(state: dict) -> bool:
         # The repositories query brought the newest updatedAt: nothing newer, nothing to read.
@@ -509,13 +556,15 @@ def _sync_deployments(job: _StreamJob, conn) -> None:
     lookback = job.options.lookback
 
     def rows_of(nodes: list[dict]) -> dict[str, list[tuple]]:
-        rows = []
+        rows, quarantined = [], []
         for node in nodes:
             statuses = list(node["statuses"]["nodes"])
             if node["statuses"]["pageInfo"]["hasNextPage"]:
                 statuses += _overflow(job, queries.DEPLOYMENT_STATUSES_PAGE, node["id"], "statuses", node["statuses"]["pageInfo"]["endCursor"])
-            rows.append((node["id"], repo, _jsonb(_deployment_data(node, [s for s in statuses if s])), node.get("updatedAt") or node["createdAt"]))
-        return {"deployments": rows}
+            statuses, bad = job.quarantine("deployment_statuses", [s for s in statuses if s])
+            quarantined += bad
+            rows.append((node["id"], repo, _jsonb(_deployment_data(node, statuses)), node.get("updatedAt") or node["createdAt"]))
+        return {"deployments": rows, "quarantine": quarantined}
 
     def fold(acc: dict, nodes: list[dict]) -> dict:
         acc = _max_time(acc, nodes, "createdAt")
@@ -631,7 +680,10 @@ def _sync_workflow_runs(job: _StreamJob, conn) -> None:
     while True:
         if response is None:
             response = job.client.rest(path, {"per_page": 100, "page": page_number})
-        runs = [r for r in (response.data or {}).get("workflow_runs", []) if r]
+        listing = response.data.get("workflow_runs") if isinstance(response.data, dict) else None
+        if not isinstance(listing, list):
+            raise errors.MalformedResponse(f"GitHub's workflow runs page of {repo} is malformed; try again later")
+        runs, quarantined = job.quarantine("workflow_runs", [r for r in listing if r])
         kept = [r for r in runs if since is None or parse_time(r["created_at"]) >= since]
         total_count = (response.data or {}).get("total_count")
         more = response.next_url is not None or (isinstance(total_count, int) and total_count > page_number * 100)
@@ -643,7 +695,10 @@ def _sync_workflow_runs(job: _StreamJob, conn) -> None:
         if open_times:
             acc["open"] = min(open_times, key=parse_time)
         job.result.pages += 1
-        rows = {"workflow_runs": [(str(r["id"]), repo, _jsonb(_workflow_run_data(r)), r.get("updated_at") or r["created_at"]) for r in kept]}
+        rows = {
+            "workflow_runs": [(str(r["id"]), repo, _jsonb(_workflow_run_data(r)), r.get("updated_at") or r["created_at"]) for r in kept],
+            "quarantine": quarantined,
+        }
         with conn.cursor() as cur:
             written = job.add_rows(_write(cur, rows))
             if done:
@@ -653,11 +708,11 @@ def _sync_workflow_runs(job: _StreamJob, conn) -> None:
                     candidates = [newest - job.options.lookback]
                     if acc.get("open"):
                         candidates.append(parse_time(acc["open"]))
-                    values["watermark"] = min(candidates)
+                    values["watermark"] = _never_back(state["watermark"], min(candidates))
                 if not first.not_modified:
                     values["etag"] = first.etag
                     values["etag_token_fingerprint"] = first.token_fingerprint
-                _save_state(cur, repo, job.stream, rows=written, **values)
+                _save_state(cur, repo, job.stream, stored=True, **values)
             else:
                 page_number += 1
                 _save_state(cur, repo, job.stream, rows=written, cursor=json.dumps({"page": page_number, "acc": acc}))
@@ -695,8 +750,9 @@ def _run_stream(url: str, client: GitHubClient, repo: _Repo, stream: str, progre
                     _STREAM_FUNCTIONS[stream](job, conn)
                 except Exception as exc:
                     conn.rollback()
-                    job.result.status = "failed"
-                    job.result.error = _one_line(exc, client)
+                    postponed = isinstance(exc, errors.RateLimitExhausted)
+                    job.result.status = "postponed" if postponed else "failed"
+                    job.result.error = ("postponed: " if postponed else "") + _one_line(exc, client)
                     with conn.cursor() as cur:
                         _save_state(cur, repo.full_name, stream, last_error=job.result.error)
                     conn.commit()
@@ -711,7 +767,7 @@ def _run_stream(url: str, client: GitHubClient, repo: _Repo, stream: str, progre
     return job.result
 
 
-def _fetch_repositories(client: GitHubClient, names: list[str]) -> dict[str, dict | str]:
+def fetch_repositories(client: GitHubClient, names: list[str]) -> dict[str, dict | str]:
     """name (lower case) -> repository node, or an error message."""
     found: dict[str, dict | str] = {}
     for start in range(0, len(names), queries.REPOSITORY_BATCH):
@@ -728,10 +784,10 @@ def _fetch_repositories(client: GitHubClient, names: list[str]) -> dict[str, dic
             if path:
                 by_alias[str(path[0])] = error
             elif not data:
-                raise graphql_error(gql_errors)
+                raise graphql_error(gql_errors, client.redact)
         for i, full_name in enumerate(batch):
-            node = (data or {}).get(f"r{i}")
-            if node:
+            node = data.get(f"r{i}") if isinstance(data, dict) else None
+            if node is not None and node != {}:  # any other shape is checked, then quarantined
                 found[full_name.lower()] = node
                 continue
             error = by_alias.get(f"r{i}", {})
@@ -773,16 +829,29 @@ def sync_repositories(
     if valid:
         with client.scope() as stats:
             try:
-                nodes = _fetch_repositories(client, valid)
+                nodes = fetch_repositories(client, valid)
             except Exception as exc:
-                message = _one_line(exc, client)
+                message = ("postponed: " if isinstance(exc, errors.RateLimitExhausted) else "") + _one_line(exc, client)
                 nodes = {n.lower(): message for n in valid}
-            found_rows = [node for node in nodes.values() if isinstance(node, dict)]
-            if "repositories" in streams and found_rows:
+            quarantined = []
+            for name, node in nodes.items():
+                reason = validate.problem(validate.SPECS["repositories"], node) if isinstance(node, dict) else None
+                if reason:
+                    log.warning("repository %s quarantined: %s", name, reason)
+                    quarantined += quarantine_rows(name, "repositories", [(validate.object_key(node), reason, node)])
+                    nodes[name] = f"GitHub returned a malformed repository object ({reason}); quarantined in raw.quarantine"
+            stored = [n for n in nodes.values() if isinstance(n, dict)] if "repositories" in streams else []
+            renames = {
+                given: nodes[given.lower()]["nameWithOwner"]
+                for given in valid
+                if isinstance(nodes[given.lower()], dict) and nodes[given.lower()]["nameWithOwner"] != given
+            }
+            if quarantined or stored or renames:
                 with warehouse.connect(url) as conn, conn.cursor() as cur:
-                    _write(cur, {"repositories": [_repository_row(n) for n in found_rows]})
-                    for node in found_rows:
-                        _save_state(cur, node["nameWithOwner"], "repositories", rows=1,
+                    canonicalise_registrations(cur, renames)
+                    _write(cur, {"quarantine": quarantined, "repositories": [_repository_row(n) for n in stored]})
+                    for node in stored:
+                        _save_state(cur, node["nameWithOwner"], "repositories", stored=True,
                                     last_success_at=dt.datetime.now(dt.UTC), last_error=None)
         _add(total, stats)
         seen: dict[str, str] = {}
@@ -791,6 +860,8 @@ def sync_repositories(
             result = results[full_name]
             if isinstance(node, str):
                 result.error = node
+                if node.endswith("quarantined in raw.quarantine"):
+                    result.streams["repositories"] = StreamResult("repositories", status="failed", quarantined=1)
                 if progress:
                     progress(f"{full_name}: {node}")
                 continue
@@ -839,6 +910,24 @@ def sync_repositories(
     if progress:
         progress(report.summary())
     return report
+
+
+def canonicalise_registrations(cur, renames: dict[str, str]) -> None:
+    """Registrations written as `ACME/API` (or under a repository's old name) take GitHub's
+    spelling, the one the raw tables use, so the user's scope is not silently empty."""
+    for given, canonical in renames.items():
+        # A user registered under both spellings keeps one row.
+        cur.execute(
+            "delete from app.user_repositories r where repo_full_name = %s and exists ("
+            " select 1 from app.user_repositories c where c.login = r.login and c.repo_full_name = %s)",
+            (given, canonical),
+        )
+        cur.execute("update app.user_repositories set repo_full_name = %s where repo_full_name = %s", (canonical, given))
+        cur.execute(
+            "update app.repository_settings set repo_full_name = %s where repo_full_name = %s"
+            " and not exists (select 1 from app.repository_settings where repo_full_name = %s)",
+            (canonical, given, canonical),
+        )
 
 
 def _add(total: Stats, part: Stats) -> None:

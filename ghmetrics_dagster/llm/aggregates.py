@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from ghmetrics_dagster import contracts
+from ghmetrics_dagster.github import access
 
 WINDOW_WEEKS = 12
 MAX_REPOSITORIES = 10  # the busiest ones; keeps the prompt short for users with many repositories
@@ -57,6 +58,7 @@ class SummaryInput:
     anomalies: list[Anomaly] = dataclasses.field(default_factory=list)
     predictions: dict[str, float | None] = dataclasses.field(default_factory=dict)
     weeks: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # for the report only
+    scope_note: str | None = None  # which token's visibility made the scope (report only)
 
     @property
     def has_data(self) -> bool:
@@ -250,7 +252,7 @@ def load_summary_input(conn, login: str, history_weeks: int = 26) -> SummaryInpu
         names = [d[0] for d in cur.description]
         rows = [{n: _plain(v) for n, v in zip(names, row)} for row in cur.fetchall()]
         rows.reverse()
-        data = SummaryInput(login=login, weeks=rows)
+        data = SummaryInput(login=login, weeks=rows, scope_note=access.scope_note(cur, login))
         if not rows:
             return data
 
@@ -275,11 +277,8 @@ def load_summary_input(conn, login: str, history_weeks: int = 26) -> SummaryInpu
         # Weeks start at midnight UTC whatever the session's time zone.
         window_start_utc = dt.datetime.fromisoformat(window_start).replace(tzinfo=dt.timezone.utc)
 
-        cur.execute(
-            "select repo_full_name from app.user_repositories where login = %s order by repo_full_name",
-            (login,),
-        )
-        repos = [r[0] for r in cur.fetchall()]
+        # Registered and readable by the user's own token only (app.user_scope).
+        repos = access.scope_repositories(cur, login)
 
         if prs is not None and repos:
             # Pooled medians over the user's repositories, like the user-scope rows of the mart.

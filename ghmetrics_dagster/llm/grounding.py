@@ -1,9 +1,14 @@
-"""The grounding check: every number in an answer must be one of the input's numbers.
+"""The grounding check: every number in an answer must be one of the input's numbers, for
+the metric the sentence says it is about.
 
 A number matches a fact when it equals the fact's value, in a unit the answer names (hours
 may be quoted as days or minutes, a ratio as a percentage), rounded to the precision the
-answer shows, or within 2% of it. Dates must be dates of the input. Digits inside untrusted
-names quoted back (repository `acme/api-v2`) are ignored, never counted as evidence.
+answer shows, or within 2% of it. When the sentence names a metric (the word right after the
+number, else the nearest one before it in the sentence), only that metric's facts count, so
+a review coverage of 45% cannot be passed off as a change failure rate. Numbers written as
+words are rejected, since they cannot be checked. Dates must be dates of the input. Untrusted
+names quoted back (repository `acme/api-v2`) are ignored as whole tokens, never cut out of a
+longer number. Links, images and HTML are stripped from the answer before anything else.
 """
 
 from __future__ import annotations
@@ -23,6 +28,101 @@ _UNIT = re.compile(
 )
 RELATIVE_TOLERANCE = 0.02
 
+# Number words cannot be checked against the input. "one" is also a pronoun ("one of the
+# repositories"), so it counts only next to a unit or in a compound ("one-third").
+_NUMBER_WORDS = re.compile(
+    r"\b(?:zero|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen"
+    r"|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety"
+    r"|hundreds?|thousands?|millions?|billions?|dozens?|half|twice|thrice"
+    r"|one(?=-(?:third|quarter|fifth|tenth|half)|\s*(?:%|percent|per cent|hours?|days?|minutes?|weeks?)\b))\b",
+    re.IGNORECASE,
+)
+
+# Markup a provider may return: none of it is stored or shown.
+_SCRIPT_BLOCK = re.compile(r"<(script|style|iframe|object|svg)\b.*?(?:</\1\s*>|$)", re.IGNORECASE | re.DOTALL)
+_HTML_TAG = re.compile(r"</?[A-Za-z!?][^>]*>?")
+_MD_IMAGE = re.compile(r"!\[([^\]]*)\]\s*(?:\([^)]*\)|\[[^\]]*\])")
+_MD_LINK = re.compile(r"\[([^\]]*)\]\s*(?:\([^)]*\)|\[[^\]]*\])")
+_MD_REFERENCE = re.compile(r"^\s*\[[^\]]+\]:\s*\S+.*$", re.MULTILINE)
+_URL = re.compile(r"\b(?:https?|ftp|data|javascript|file)\s*:[^\s)]*", re.IGNORECASE)
+
+# Words naming a metric -> the metric families (see _family) they may refer to.
+_METRIC_WORDS: dict[str, tuple[str, ...]] = {
+    "change failure rate": ("change_failure_rate",),
+    "failure rate": ("change_failure_rate",),
+    "cfr": ("change_failure_rate",),
+    "time to restore": ("time_to_restore",),
+    "time to recovery": ("time_to_restore",),
+    "restore time": ("time_to_restore",),
+    "recovery": ("time_to_restore",),
+    "restore": ("time_to_restore",),
+    "mttr": ("time_to_restore",),
+    "lead time": ("lead_time",),
+    "lead times": ("lead_time",),
+    "deployment days": ("deployment_days",),
+    "deployment day": ("deployment_days",),
+    "days with deployments": ("deployment_days",),
+    "days with a deployment": ("deployment_days",),
+    "deployments": ("deployments",),
+    "deployment": ("deployments",),
+    "deploys": ("deployments",),
+    "releases": ("deployments",),
+    "incidents": ("incidents",),
+    "incident": ("incidents",),
+    "outages": ("incidents",),
+    "pull request size": ("pr_size",),
+    "pr size": ("pr_size",),
+    "lines": ("pr_size",),
+    "size": ("pr_size",),
+    "pull requests": ("merged_prs",),
+    "pull request": ("merged_prs",),
+    "prs": ("merged_prs",),
+    "merged": ("merged_prs",),
+    "merges": ("merged_prs",),
+    "review coverage": ("review_coverage",),
+    "coverage": ("review_coverage",),
+    "reviewed": ("review_coverage",),
+    "performance score": ("performance_score",),
+    "performance": ("performance_score",),
+    "anomaly score": ("anomaly_score",),
+    "anomaly": ("anomaly_score",),
+    "score": ("performance_score", "anomaly_score"),
+    "scores": ("performance_score", "anomaly_score"),
+    "cycle time": ("cycle_coding", "cycle_pickup", "cycle_review", "cycle_deploy"),
+    "coding": ("cycle_coding",),
+    "pickup": ("cycle_pickup",),
+    "pick-up": ("cycle_pickup",),
+    "review time": ("cycle_review",),
+    "review": ("cycle_review",),
+    "deploy time": ("cycle_deploy",),
+    "deploy": ("cycle_deploy", "deployments"),
+}
+# Longest first: "review coverage" is one metric, not "review" then "coverage".
+_METRIC_ALTERNATIVES = "|".join(re.escape(w) for w in sorted(_METRIC_WORDS, key=len, reverse=True))
+_METRIC = re.compile(rf"\b(?:{_METRIC_ALTERNATIVES})\b", re.IGNORECASE)
+# The metric a number is about when it comes right after it: "12 incidents", "7 pull requests".
+_FOLLOWING_METRIC = re.compile(rf"[ \t]*(?:[A-Za-z]+[ \t]+){{0,2}}?({_METRIC_ALTERNATIVES})\b", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"[.;!?](?=\s|$)|\n")
+
+_FIELD_FAMILY = {
+    "window_weeks": "window",
+    "deployments": "deployments",
+    "deployments_12w": "deployments",
+    "deployment_days": "deployment_days",
+    "median_weekly_deployment_days": "deployment_days",
+    "median_lead_time_hours": "lead_time",
+    "predicted_lead_time_hours": "lead_time",
+    "change_failure_rate": "change_failure_rate",
+    "incidents": "incidents",
+    "median_time_to_restore_hours": "time_to_restore",
+    "merged_prs": "merged_prs",
+    "review_coverage": "review_coverage",
+    "median_pr_size": "pr_size",
+    "performance_score": "performance_score",
+    "predicted_performance_score": "performance_score",
+    "score": "anomaly_score",
+}
+
 
 @dataclasses.dataclass
 class GroundingResult:
@@ -31,8 +131,19 @@ class GroundingResult:
     reasons: list[str]
 
 
+def _family(fact: Fact) -> str:
+    parts = fact.key.split(".")
+    if parts[0] == "cycle":
+        return f"cycle_{parts[1]}"
+    return _FIELD_FAMILY.get(parts[-1], parts[-1])
+
+
+_UNITS = ("percent", "hours", "days", "minutes", "weeks", "plain")
+
+
 def _candidates(fact_list: list[Fact]) -> dict[str, list[float]]:
-    by_unit: dict[str, list[float]] = {"percent": [], "hours": [], "days": [], "minutes": [], "weeks": [], "plain": []}
+    """The values of `fact_list` in each unit an answer may quote them in."""
+    by_unit: dict[str, list[float]] = {unit: [] for unit in _UNITS}
     for fact in fact_list:
         v = fact.value
         if fact.unit == "hours":
@@ -55,6 +166,49 @@ def _candidates(fact_list: list[Fact]) -> dict[str, list[float]]:
     return by_unit
 
 
+def sanitize(text: str) -> str:
+    """Provider text without HTML, scripts, images, links or URLs (a link keeps its words)."""
+    text = _SCRIPT_BLOCK.sub(" ", text)
+    text = _HTML_TAG.sub(" ", text)
+    text = _MD_IMAGE.sub(" ", text)
+    text = _MD_LINK.sub(r"\1", text)
+    text = _MD_REFERENCE.sub(" ", text)
+    text = _URL.sub(" ", text)
+    # Leftover brackets could still open a tag or a link in a later renderer.
+    text = text.replace("<", " ").replace(">", " ")
+    return "\n".join(" ".join(line.split()) for line in text.splitlines()).strip()
+
+
+def _scrub_names(text: str, names: list[str]) -> str:
+    """Blanks quoted untrusted names, only where they stand as whole tokens: the login `9` is
+    not cut out of `999`, and a name that reads as a number followed by a unit stays a claim."""
+    for name in sorted(set(names), key=len, reverse=True):  # a name containing another goes whole
+        pattern = re.compile(rf"(?<![A-Za-z0-9_.]){re.escape(name)}(?![A-Za-z0-9_]|\.\d)")
+        numeric = _NUMBER.fullmatch(name) is not None
+
+        def blank(match: re.Match) -> str:
+            if numeric and _UNIT.match(text, match.end()):
+                return match.group(0)
+            return " " * len(match.group(0))  # same length: positions stay comparable
+
+        text = pattern.sub(blank, text)
+    return text
+
+
+def _metric_families(text: str, start: int, end: int) -> set[str]:
+    """The metric the number at text[start:end] (unit included) is about, or empty if unnamed."""
+    following = _FOLLOWING_METRIC.match(text, end)
+    if following:
+        return set(_METRIC_WORDS[following.group(1).lower()])
+    sentence_start = max((m.end() for m in _SENTENCE_END.finditer(text, 0, start)), default=0)
+    before = list(_METRIC.finditer(text, sentence_start, start))
+    if before:
+        return set(_METRIC_WORDS[before[-1].group(0).lower()])
+    sentence_end = _SENTENCE_END.search(text, end)
+    after = _METRIC.search(text, end, sentence_end.start() if sentence_end else len(text))
+    return set(_METRIC_WORDS[after.group(0).lower()]) if after else set()
+
+
 def _matches(number: float, decimals: int, values: list[float]) -> bool:
     half_step = 0.5 * 10 ** (-decimals) + 1e-9
     for value in values:
@@ -74,25 +228,27 @@ def _bound(text: str, limit: int) -> str:
 
 
 def check(answer: str, data: SummaryInput, limit: int = MAX_SUMMARY_CHARS) -> GroundingResult:
-    text = _bound(answer or "", limit)
+    text = _bound(sanitize(answer or ""), limit)
     reasons: list[str] = []
     if not text:
         return GroundingResult(False, text, ["the answer is empty"])
-    if "<aggregates>" in text or "untrusted-data>" in text:
+    if "<aggregates>" in (answer or "") or "untrusted-data>" in (answer or ""):
         reasons.append("the answer echoes the prompt's fences")
 
-    scrubbed = text
-    # Longest first, so a name containing another name is removed whole.
-    for name in sorted(set(untrusted_names(data)), key=len, reverse=True):
-        scrubbed = scrubbed.replace(name, " ")
+    scrubbed = _scrub_names(text, untrusted_names(data))
 
     known_dates = input_dates(data)
     for date in _DATE.findall(scrubbed):
         if date not in known_dates:
             reasons.append(f"date {date} is not in the input")
-    scrubbed = _DATE.sub(" ", scrubbed)
+    scrubbed = _DATE.sub(lambda m: " " * len(m.group(0)), scrubbed)
 
-    by_unit = _candidates(facts(data))
+    for word in _NUMBER_WORDS.finditer(scrubbed):
+        reasons.append(f"number written as a word {word.group(0)!r} cannot be checked; use digits")
+
+    all_facts = facts(data)
+    families = {fact: _family(fact) for fact in all_facts}
+    window = _candidates([f for f in all_facts if families[f] == "window"])
     for match in _NUMBER.finditer(scrubbed):
         whole, fraction = match.group(1), match.group(2) or ""
         number = float(whole.replace(",", "") + fraction)
@@ -101,10 +257,15 @@ def check(answer: str, data: SummaryInput, limit: int = MAX_SUMMARY_CHARS) -> Gr
         if unit_match is None:
             unit = "plain"
         else:
-            unit = ("percent", "hours", "days", "minutes", "weeks")[
-                next(i for i, g in enumerate(unit_match.groups()) if g)
-            ]
-        if not _matches(number, decimals, by_unit[unit]):
+            unit = _UNITS[next(i for i, g in enumerate(unit_match.groups()) if g)]
+        end = unit_match.end() if unit_match else match.end()
+        named = _metric_families(scrubbed, match.start(), end)
+        relevant = [f for f in all_facts if families[f] in named] if named else all_facts
+        values = _candidates(relevant)[unit]
+        if unit == "weeks":  # "over the last 12 weeks" is the window, whatever the metric
+            values = values + window["weeks"]
+        if not _matches(number, decimals, values):
             shown = match.group(0) + (unit_match.group(0) if unit_match else "")
-            reasons.append(f"number {shown.strip()!r} matches no input value")
+            about = f" for {' or '.join(sorted(named)).replace('_', ' ')}" if named else ""
+            reasons.append(f"number {shown.strip()!r} matches no input value{about}")
     return GroundingResult(not reasons, text, reasons)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
+import os
 import re
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import plotly.offline
 from plotly.subplots import make_subplots
 
 from ghmetrics_dagster.llm.aggregates import CYCLE_STAGES, SummaryInput
+from ghmetrics_dagster.settings import private_dir
 from ghmetrics_dagster.llm.prompts import sanitize_untrusted
 
 _TRENDS = (
@@ -119,6 +121,7 @@ table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding
 <h2>Summary</h2>
 <div class="summary">{_summary_html(summary['text'])}</div>
 <p class="meta">Written by {source}.</p>
+{f'<p class="meta">{html.escape(data.scope_note)}</p>' if data.scope_note else ''}
 <h2>Grades (trailing 12 weeks)</h2><ul>{grades or '<li>No grades yet.</li>'}</ul>
 <h2>Weekly trends</h2>{trends}
 <h2>Cycle-time breakdown</h2>{cycle}
@@ -131,7 +134,9 @@ table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding
 def write_report(data: SummaryInput, summary: dict, directory: str | Path) -> tuple[Path, Path]:
     """Writes <login>.html and <login>.json under `directory`; returns both paths."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    # Reports hold a person's metrics: owner only.
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_dir(directory)
     summary = dict(summary)
     summary.setdefault("generated_at", dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
     stem = report_stem(data.login)
@@ -142,6 +147,8 @@ def write_report(data: SummaryInput, summary: dict, directory: str | Path) -> tu
         (json_path, json.dumps({"aggregates": data.to_dict(), "summary": summary}, indent=2, default=str)),
     ):
         tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(content, encoding="utf-8")
+        tmp.unlink(missing_ok=True)
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as handle:
+            handle.write(content)
         tmp.replace(path)
     return html_path, json_path

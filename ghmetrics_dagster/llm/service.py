@@ -61,10 +61,18 @@ def summarise_user(
     with warehouse.connect(url) as conn:
         data = load_summary_input(conn, login)
     result = router.summarise(data)
-    with warehouse.connect(url) as conn:
-        summary_id, generated_at = save_summary(conn, result, run_id)
-    summary = result.to_dict() | {"id": summary_id, "generated_at": generated_at.isoformat(timespec="seconds")}
-    html_path, json_path = write_report(data, summary, reports_dir or settings.reports_dir())
+    # The row is committed only once its report is written: a failed write leaves neither.
+    written: list[Path] = []
+    try:
+        with warehouse.connect(url) as conn:
+            summary_id, generated_at = save_summary(conn, result, run_id)
+            summary = result.to_dict() | {"id": summary_id, "generated_at": generated_at.isoformat(timespec="seconds")}
+            written = list(write_report(data, summary, reports_dir or settings.reports_dir()))
+    except BaseException:
+        for path in written:  # the commit failed after the write
+            path.unlink(missing_ok=True)
+        raise
+    html_path, json_path = written
     return UserSummary(data, result, summary_id, html_path, json_path)
 
 

@@ -25,6 +25,9 @@ GitHub behaviour implemented (see rest.py and graphql_api.py for shapes and caps
   requests per minute, both with Retry-After.
 - Faults (FaultConfig, seeded, in request order): 5xx, hangs past the client's timeout
   (then 504), truncated JSON bodies, and 502 for GraphQL queries above a node count.
+- Scripted replies (`SandboxHandle.script`): a test's own answer to the next matching
+  requests, e.g. an error that echoes the credential, a body that drips one byte at a time,
+  a huge body, or a malformed object, to prove the client survives them.
 """
 
 from __future__ import annotations
@@ -76,6 +79,26 @@ class _Reply:
     operation: str | None = None
 
 
+@dataclasses.dataclass
+class Scripted:
+    """One scripted answer. `body` may contain `{authorization}` (the request's credential, as a
+    careless server would echo it). `drip_s` sends the body one byte per interval;
+    `filler_bytes` appends that many bytes of JSON whitespace, streamed; `times` is how many
+    matching requests get it (None: all). `match` is a substring of the path (or of a GraphQL
+    request's body)."""
+
+    match: str
+    status: int = 200
+    body: str | bytes = b""
+    headers: dict = dataclasses.field(default_factory=dict)
+    drip_s: float = 0.0
+    filler_bytes: int = 0
+    times: int | None = 1
+    method: str | None = None
+    omit_length: bool = False  # no Content-Length: the body ends when the connection closes
+    token: str | None = None  # only requests made with this token (e.g. a user's, who cannot see a repository)
+
+
 class SandboxServer:
     """The HTTP server and its state; use `run_sandbox` rather than this class directly."""
 
@@ -96,6 +119,7 @@ class SandboxServer:
         self._entries: list[dict] = []
         self._log_file = open(request_log, "a", encoding="utf-8") if request_log else None  # noqa: SIM115
         self._seq = 0
+        self.scripted: list[Scripted] = []
         self._connections: set = set()
         self.httpd = _HTTPServer(("127.0.0.1", port), _Handler)
         self.httpd.sandbox = self
@@ -138,6 +162,10 @@ class SandboxServer:
         if reply is not None:  # refused before admission (401): GitHub still sends the limit headers
             reply.resource = "graphql" if is_graphql else "core"
             self._limit_headers(reply, "anonymous")
+        scripted = self._take_scripted(method, path, body, token) if reply is None else None
+        if scripted is not None:
+            self._send_scripted(handler, scripted, handler.headers.get("Authorization") or "")
+            return
         try:
             if reply is None:
                 if path == "/rate_limit" and method == "GET":
@@ -326,6 +354,48 @@ class SandboxServer:
         except OSError:
             handler.close_connection = True
 
+    def _take_scripted(self, method: str, path: str, body: bytes, token: str | None) -> Scripted | None:
+        with self._log_lock:
+            for scripted in self.scripted:
+                if scripted.method not in (None, method) or scripted.token not in (None, token):
+                    continue
+                if scripted.match not in path and scripted.match.encode() not in body:
+                    continue
+                if scripted.times is not None:
+                    scripted.times -= 1
+                    if scripted.times <= 0:
+                        self.scripted.remove(scripted)
+                return scripted
+        return None
+
+    def _send_scripted(self, handler: BaseHTTPRequestHandler, scripted: Scripted, authorization: str) -> None:
+        body = scripted.body if isinstance(scripted.body, bytes) else scripted.body.encode()
+        body = body.replace(b"{authorization}", authorization.encode("latin-1", "replace"))
+        total = len(body) + scripted.filler_bytes
+        headers = {"Content-Type": "application/json; charset=utf-8", **scripted.headers, "Connection": "close"}
+        if not scripted.omit_length:
+            headers["Content-Length"] = str(total)
+        head = [f"HTTP/1.1 {scripted.status} {_REASONS.get(scripted.status, 'Status')}", "Server: GitHub.com"]
+        head += [f"{k}: {v}" for k, v in headers.items()]
+        handler.close_connection = True
+        try:
+            handler.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+            if scripted.drip_s:
+                for i in range(len(body)):
+                    handler.wfile.write(body[i : i + 1])
+                    handler.wfile.flush()
+                    if self.stopping.wait(scripted.drip_s):
+                        return
+            else:
+                handler.wfile.write(body)
+            chunk = b" " * 65536
+            left = scripted.filler_bytes
+            while left > 0 and not self.stopping.is_set():
+                handler.wfile.write(chunk[: min(left, len(chunk))])
+                left -= len(chunk)
+        except OSError:  # the client gave up, as it should
+            pass
+
     def _record(self, seq, method, url, reply: _Reply, key: str, started: float, cpu_started: float) -> None:
         if reply.fault:
             self.limits.count(key, fault=reply.fault)
@@ -460,6 +530,11 @@ class SandboxHandle:
         config = dataclasses.replace(base, **changes) if changes else base
         self._server.injector = FaultInjector(config)
         return config
+
+    def script(self, *replies: Scripted) -> None:
+        """The next requests matching each reply get it instead of the sandbox's answer."""
+        with self._server._log_lock:
+            self._server.scripted.extend(replies)
 
     def revoke(self, token: str) -> None:
         """The token now gets 401 Bad credentials."""

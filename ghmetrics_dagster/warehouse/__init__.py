@@ -17,6 +17,7 @@ import psycopg2
 import psycopg2.extras
 
 from ghmetrics_dagster import settings
+from ghmetrics_dagster.redact import mask_database_url, redact
 
 
 class WarehouseError(RuntimeError):
@@ -42,8 +43,21 @@ def database_url() -> str:
     """A libpq URL (psql and psycopg2 accept it) for the current warehouse."""
     external = settings.external_database_url()
     if external:
-        return to_libpq_url(external)
+        return to_libpq_url(require_postgres_url(external))
     return _embedded_server().get_uri()
+
+
+def require_postgres_url(url: str) -> str:
+    """`url` if it is a Postgres URL or a libpq keyword string; else a one-line error that
+    names only the scheme, since the rest may hold a password."""
+    if "://" in url:
+        scheme = urlsplit(url).scheme.split("+", 1)[0].lower()
+        if scheme not in ("postgresql", "postgres"):
+            raise WarehouseError(
+                f"GHMETRICS_DATABASE_URL is a {scheme or 'scheme-less'}:// URL; ghmetrics needs Postgres: "
+                "use postgresql://USER@HOST:PORT/DB (password in ~/.pgpass or PGPASSWORD)"
+            )
+    return url
 
 
 def to_libpq_url(url: str) -> str:
@@ -62,12 +76,8 @@ def sqlalchemy_url(url: str | None = None) -> str:
 
 
 def display_url(url: str) -> str:
-    """The URL with any password masked, for messages."""
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(":" + parts.password + "@", ":***@")
-        parts = parts._replace(netloc=netloc)
-    return urlunsplit(parts)
+    """The URL (or keyword string) with every password masked, for messages."""
+    return mask_database_url(url)
 
 
 @contextlib.contextmanager
@@ -79,7 +89,7 @@ def connect(url: str | None = None) -> Iterator[psycopg2.extensions.connection]:
     except psycopg2.OperationalError as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WarehouseError(
-            f"cannot connect to the warehouse at {display_url(url)} ({first_line}); "
+            f"cannot connect to the warehouse at {display_url(url)} ({redact(first_line, [url])}); "
             "check GHMETRICS_DATABASE_URL or unset it to use the embedded Postgres"
         ) from None
     try:

@@ -1,4 +1,5 @@
 select
     login,
     repo_full_name
-from {{ source('app', 'user_repositories') }}
+-- app.user_scope: registered and not recorded unreadable by the user's own token.
+from {{ source('app', 'user_scope') }}

@@ -7,7 +7,7 @@ renamed as (
         source.id as deployment_id,
         source.repo_full_name,
         source.data ->> 'environment' as environment,
-        (source.data ->> 'createdAt')::timestamptz as created_at,
+        raw.try_timestamptz(source.data ->> 'createdAt') as created_at,
         source.data ->> 'commitOid' as commit_oid,
         coalesce(outcome.last_state in ('FAILURE', 'ERROR'), false) as is_failed,
         case
@@ -26,9 +26,9 @@ renamed as (
         from (
             select
                 status.value ->> 'state' as state,
-                (status.value ->> 'createdAt')::timestamptz as created_at,
+                raw.try_timestamptz(status.value ->> 'createdAt') as created_at,
                 status.position
-            from jsonb_array_elements(coalesce(source.data -> 'statuses', '[]'::jsonb))
+            from jsonb_array_elements(case when jsonb_typeof(source.data -> 'statuses') = 'array' then source.data -> 'statuses' else '[]'::jsonb end)
                 with ordinality as status (value, position)
             where status.value ->> 'state' <> 'INACTIVE'
         ) as statuses

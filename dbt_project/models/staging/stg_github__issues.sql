@@ -6,14 +6,14 @@ renamed as (
     select
         id as issue_id,
         repo_full_name,
-        (data ->> 'number')::integer as number,
+        raw.try_integer(data ->> 'number') as number,
         data ->> 'title' as title,
         data ->> 'state' as state,
-        (data ->> 'createdAt')::timestamptz as created_at,
-        (data ->> 'closedAt')::timestamptz as closed_at,
+        raw.try_timestamptz(data ->> 'createdAt') as created_at,
+        raw.try_timestamptz(data ->> 'closedAt') as closed_at,
         array(
             select label ->> 'name'
-            from jsonb_array_elements(coalesce(data -> 'labels', '[]'::jsonb)) as label
+            from jsonb_array_elements(case when jsonb_typeof(data -> 'labels') = 'array' then data -> 'labels' else '[]'::jsonb end) as label
         ) as labels,
         ingested_at
     from source

@@ -8,7 +8,7 @@ renamed as (
         repo_full_name,
         pull_request_number,
         sha,
-        (data ->> 'authoredDate')::timestamptz as authored_at,
+        raw.try_timestamptz(data ->> 'authoredDate') as authored_at,
         ingested_at
     from source
 )

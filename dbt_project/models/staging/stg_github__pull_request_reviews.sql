@@ -8,7 +8,7 @@ renamed as (
         pull_request_id,
         repo_full_name,
         data ->> 'state' as state,
-        (data ->> 'submittedAt')::timestamptz as submitted_at,
+        raw.try_timestamptz(data ->> 'submittedAt') as submitted_at,
         -- kept null for the deleted user: a review by nobody known counts as someone else's
         {{ actor_login("data -> 'author'") }} as author_login,
         ingested_at

@@ -8,10 +8,10 @@ renamed as (
         repo_full_name,
         data ->> 'name' as name,
         data ->> 'tagName' as tag_name,
-        coalesce((data ->> 'isDraft')::boolean, false) as is_draft,
-        coalesce((data ->> 'isPrerelease')::boolean, false) as is_prerelease,
-        (data ->> 'createdAt')::timestamptz as created_at,
-        (data ->> 'publishedAt')::timestamptz as published_at,
+        coalesce(raw.try_boolean(data ->> 'isDraft'), false) as is_draft,
+        coalesce(raw.try_boolean(data ->> 'isPrerelease'), false) as is_prerelease,
+        raw.try_timestamptz(data ->> 'createdAt') as created_at,
+        raw.try_timestamptz(data ->> 'publishedAt') as published_at,
         ingested_at
     from source
 )

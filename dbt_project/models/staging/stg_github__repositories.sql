@@ -10,9 +10,9 @@ renamed as (
         data -> 'owner' ->> 'login' as owner_login,
         -- null for an empty repository
         data -> 'defaultBranchRef' ->> 'name' as default_branch,
-        coalesce((data ->> 'isArchived')::boolean, false) as is_archived,
-        coalesce((data ->> 'isFork')::boolean, false) as is_fork,
-        (data ->> 'createdAt')::timestamptz as created_at,
+        coalesce(raw.try_boolean(data ->> 'isArchived'), false) as is_archived,
+        coalesce(raw.try_boolean(data ->> 'isFork'), false) as is_fork,
+        raw.try_timestamptz(data ->> 'createdAt') as created_at,
         ingested_at
     from source
 )

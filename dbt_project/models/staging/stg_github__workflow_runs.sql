@@ -12,9 +12,9 @@ renamed as (
         data ->> 'head_sha' as head_sha,
         data ->> 'status' as status,
         data ->> 'conclusion' as conclusion,
-        (data ->> 'created_at')::timestamptz as created_at,
+        raw.try_timestamptz(data ->> 'created_at') as created_at,
         -- the completion time of a completed run
-        (data ->> 'updated_at')::timestamptz as completed_at,
+        raw.try_timestamptz(data ->> 'updated_at') as completed_at,
         ingested_at
     from source
 )
