@@ -218,8 +218,11 @@ def run_dagster_command(args: list[str]) -> int:
 
     from ghmetrics_dagster import warehouse
 
+    from ml import registry, training
+
     dagster_home.prepare()
     transform.prepare_dbt_project(warehouse.database_url())
+    registry.ensure_store(training.default_store().tracking_uri)  # before any run uses it
     command = [os.path.join(os.path.dirname(sys.executable), "dagster"), *args]
     try:
         return subprocess.run(command, cwd=dagster_home.PROJECT_ROOT, check=False).returncode

@@ -14,15 +14,17 @@ DEFAULT_GITHUB_API_URL = "https://api.github.com"
 def home() -> Path:
     """Where ghmetrics keeps its embedded state (Postgres, MLflow, keys, reports)."""
     path = Path(os.environ.get("GHMETRICS_HOME", ".ghmetrics")).expanduser().resolve()
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return private_dir(path)
+    path.mkdir(mode=0o711, parents=True, exist_ok=True)
+    # Others may pass through (0711) but not list or read: run as root, the embedded Postgres
+    # runs as its own user and must reach `pg/` below; keys and reports have their own modes.
+    return private_dir(path, mode=0o711)
 
 
-def private_dir(path: Path) -> Path:
-    """Makes a directory of ours owner-only (0700): it holds keys, reports and compute logs."""
+def private_dir(path: Path, mode: int = 0o700) -> Path:
+    """Makes a directory of ours owner-only (0700 by default): it holds keys, reports and logs."""
     try:
-        if path.stat().st_uid == os.getuid() and path.stat().st_mode & 0o077:
-            path.chmod(0o700)
+        if path.stat().st_uid == os.getuid() and path.stat().st_mode & 0o777 != mode:
+            path.chmod(mode)
     except OSError:  # not ours to change: leave it
         pass
     return path

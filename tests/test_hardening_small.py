@@ -70,7 +70,9 @@ def test_ghmetrics_home_is_private(tmp_path, monkeypatch):
     shared.mkdir(mode=0o755)
     shared.chmod(0o755)
     monkeypatch.setenv("GHMETRICS_HOME", str(shared))
-    assert stat.S_IMODE(settings.home().stat().st_mode) == 0o700
+    # Nobody else may list or read it; they may only pass through to what has its own mode
+    # (the embedded Postgres, which runs as its own user when ghmetrics runs as root).
+    assert stat.S_IMODE(settings.home().stat().st_mode) == 0o711
 
 
 def test_plain_http_github_url_needs_an_opt_in(monkeypatch):
