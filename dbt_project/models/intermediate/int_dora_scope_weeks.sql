@@ -1,0 +1,232 @@
+{{ config(
+    materialized='incremental',
+    unique_key=['scope_type', 'scope', 'week_start'],
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
+    indexes=[{'columns': ['scope_type', 'scope', 'week_start'], 'unique': True}],
+    pre_hook=["{% if is_incremental() %}{{ dora_scope_weeks_prune() }}{% endif %}"],
+) }}
+
+-- One row per scope (a repository, or a user = the union of their repositories) and UTC week
+-- with any item: the week's counts and medians over the pooled items of its repositories,
+-- and the parts of the 12-week windows that fct_dora_weekly grades on (macro median_parts).
+-- Weeks without items have no row; fct_dora_weekly zero-fills them.
+-- Incremental runs recompute every scope from dora_recompute_from() (the trailing
+-- `recompute_weeks` weeks), and every week of a scope without rows: new, or dropped by the
+-- pre-hook because its repositories or their rules changed (_inputs_hash).
+
+with scope_repositories as (
+    {{ dora_scope_repositories() }}
+),
+
+scope_inputs as (
+    {{ dora_scope_inputs() }}
+),
+
+{% if is_incremental() %}
+stored_scopes as (
+    select distinct scope_type, scope from {{ this }}
+),
+{% endif %}
+
+-- The first week each scope recomputes (-infinity: every week).
+scopes as (
+    select
+        scope_inputs.scope_type,
+        scope_inputs.scope,
+        scope_inputs.inputs_hash,
+        {% if is_incremental() -%}
+        case when stored_scopes.scope is not null
+            then {{ dora_recompute_from(this) }} else '-infinity'::date end as read_from
+        {%- else -%}
+        '-infinity'::date as read_from
+        {%- endif %}
+    from scope_inputs
+    {% if is_incremental() -%}
+    left join stored_scopes
+        on stored_scopes.scope_type = scope_inputs.scope_type and stored_scopes.scope = scope_inputs.scope
+    {%- endif %}
+),
+
+members as (
+    select scope_repositories.scope_type, scope_repositories.scope, scope_repositories.repo_full_name, scopes.read_from
+    from scope_repositories
+    inner join scopes
+        on scopes.scope_type = scope_repositories.scope_type and scopes.scope = scope_repositories.scope
+),
+
+-- Per repository, the first week any scope holding it recomputes, as a UTC timestamp.
+repository_reads as (
+    select repo_full_name, min(read_from) as read_from, min(read_from)::timestamp at time zone 'UTC' as read_from_at
+    from members
+    group by repo_full_name
+),
+
+-- Items of each metric with the week they count in. The constant lower bound lets Postgres
+-- read only the window by index.
+pull_requests as (
+    select pull_requests.*
+    from {{ ref('fct_pull_requests') }} as pull_requests
+    inner join repository_reads on repository_reads.repo_full_name = pull_requests.repo_full_name
+    where pull_requests.merged_at >= repository_reads.read_from_at
+        and pull_requests.merged_at >= (select min(read_from_at) from repository_reads)
+        and not pull_requests.is_bot
+),
+
+merged_items as (
+    select
+        repo_full_name,
+        {{ week_start('merged_at') }} as week_start,
+        first_review_at is not null as is_reviewed,
+        pr_size,
+        coding_hours,
+        pickup_hours,
+        review_hours,
+        deploy_hours
+    from pull_requests
+),
+
+shipped_items as (
+    select
+        shipped.repo_full_name,
+        {{ week_start('shipped.shipped_at') }} as week_start,
+        shipped.lead_time_hours
+    from {{ ref('fct_pull_requests') }} as shipped
+    inner join repository_reads on repository_reads.repo_full_name = shipped.repo_full_name
+    where shipped.shipped_at >= repository_reads.read_from_at
+        and shipped.shipped_at >= (select min(read_from_at) from repository_reads)
+        and not shipped.is_bot
+        and shipped.lead_time_hours is not null
+),
+
+deployment_items as (
+    select
+        deployments.repo_full_name,
+        deployments.week_start,
+        case when not deployments.is_failed then {{ utc_date('deployments.deployed_at') }} end as success_date,
+        deployments.fails_change
+    from {{ ref('fct_deployments') }} as deployments
+    inner join repository_reads on repository_reads.repo_full_name = deployments.repo_full_name
+    where deployments.week_start >= repository_reads.read_from
+),
+
+incident_items as (
+    select incidents.repo_full_name, incidents.week_start, incidents.restore_hours
+    from {{ ref('fct_incidents') }} as incidents
+    inner join repository_reads on repository_reads.repo_full_name = incidents.repo_full_name
+    where incidents.week_start >= repository_reads.read_from
+),
+
+weekly_deployments as (
+    select
+        members.scope_type,
+        members.scope,
+        items.week_start,
+        count(*) as deployments,
+        count(distinct items.success_date) as deployment_days,
+        count(*) filter (where items.fails_change) as failed_changes
+    from members
+    inner join deployment_items as items
+        on items.repo_full_name = members.repo_full_name and items.week_start >= members.read_from
+    group by 1, 2, 3
+),
+
+weekly_merged as (
+    select
+        members.scope_type,
+        members.scope,
+        items.week_start,
+        count(*) as merged_prs,
+        count(*) filter (where items.is_reviewed) as reviewed_prs,
+        percentile_cont(0.5) within group (order by items.pr_size)::numeric as median_pr_size,
+        percentile_cont(0.9) within group (order by items.pr_size)::numeric as p90_pr_size,
+        percentile_cont(0.5) within group (order by items.coding_hours)::numeric as median_coding_hours,
+        percentile_cont(0.5) within group (order by items.pickup_hours)::numeric as median_pickup_hours,
+        percentile_cont(0.5) within group (order by items.review_hours)::numeric as median_review_hours,
+        percentile_cont(0.5) within group (order by items.deploy_hours)::numeric as median_deploy_hours
+    from members
+    inner join merged_items as items
+        on items.repo_full_name = members.repo_full_name and items.week_start >= members.read_from
+    group by 1, 2, 3
+),
+
+weekly_shipped as (
+    select
+        members.scope_type,
+        members.scope,
+        items.week_start,
+        percentile_cont(0.5) within group (order by items.lead_time_hours)::numeric as median_lead_time_hours,
+        count(*) as lead_times,
+        {{ median_parts('items.lead_time_hours', 24, 'lead_24') }},
+        {{ median_parts('items.lead_time_hours', 168, 'lead_168') }},
+        {{ median_parts('items.lead_time_hours', 720, 'lead_720') }}
+    from members
+    inner join shipped_items as items
+        on items.repo_full_name = members.repo_full_name and items.week_start >= members.read_from
+    group by 1, 2, 3
+),
+
+weekly_incidents as (
+    select
+        members.scope_type,
+        members.scope,
+        items.week_start,
+        count(*) as incidents,
+        percentile_cont(0.5) within group (order by items.restore_hours)::numeric as median_time_to_restore_hours,
+        count(items.restore_hours) as restores,
+        {{ median_parts('items.restore_hours', 1, 'restore_1') }},
+        {{ median_parts('items.restore_hours', 24, 'restore_24') }},
+        {{ median_parts('items.restore_hours', 168, 'restore_168') }}
+    from members
+    inner join incident_items as items
+        on items.repo_full_name = members.repo_full_name and items.week_start >= members.read_from
+    group by 1, 2, 3
+),
+
+scope_weeks as (
+    select scope_type, scope, week_start from weekly_deployments
+    union
+    select scope_type, scope, week_start from weekly_merged
+    union
+    select scope_type, scope, week_start from weekly_shipped
+    union
+    select scope_type, scope, week_start from weekly_incidents
+)
+
+select
+    scope_weeks.scope_type,
+    scope_weeks.scope,
+    scope_weeks.week_start,
+    coalesce(weekly_deployments.deployments, 0) as deployments,
+    coalesce(weekly_deployments.deployment_days, 0) as deployment_days,
+    coalesce(weekly_deployments.failed_changes, 0) as failed_changes,
+    coalesce(weekly_incidents.incidents, 0) as incidents,
+    weekly_incidents.median_time_to_restore_hours,
+    coalesce(weekly_merged.merged_prs, 0) as merged_prs,
+    coalesce(weekly_merged.reviewed_prs, 0) as reviewed_prs,
+    weekly_shipped.median_lead_time_hours,
+    weekly_merged.median_pr_size,
+    weekly_merged.p90_pr_size,
+    weekly_merged.median_coding_hours,
+    weekly_merged.median_pickup_hours,
+    weekly_merged.median_review_hours,
+    weekly_merged.median_deploy_hours,
+    coalesce(weekly_shipped.lead_times, 0) as lead_times,
+    coalesce(weekly_incidents.restores, 0) as restores,
+    {%- for prefix, source in [('lead_24', 'weekly_shipped'), ('lead_168', 'weekly_shipped'), ('lead_720', 'weekly_shipped'),
+                               ('restore_1', 'weekly_incidents'), ('restore_24', 'weekly_incidents'), ('restore_168', 'weekly_incidents')] %}
+    coalesce({{ source }}.{{ prefix }}_below, 0) as {{ prefix }}_below,
+    {{ source }}.{{ prefix }}_below_max,
+    {{ source }}.{{ prefix }}_above_min,
+    {%- endfor %}
+    scopes.inputs_hash as _inputs_hash
+from scope_weeks
+inner join scopes on scopes.scope_type = scope_weeks.scope_type and scopes.scope = scope_weeks.scope
+left join weekly_deployments
+    on weekly_deployments.scope_type = scope_weeks.scope_type and weekly_deployments.scope = scope_weeks.scope and weekly_deployments.week_start = scope_weeks.week_start
+left join weekly_merged
+    on weekly_merged.scope_type = scope_weeks.scope_type and weekly_merged.scope = scope_weeks.scope and weekly_merged.week_start = scope_weeks.week_start
+left join weekly_shipped
+    on weekly_shipped.scope_type = scope_weeks.scope_type and weekly_shipped.scope = scope_weeks.scope and weekly_shipped.week_start = scope_weeks.week_start
+left join weekly_incidents
+    on weekly_incidents.scope_type = scope_weeks.scope_type and weekly_incidents.scope = scope_weeks.scope and weekly_incidents.week_start = scope_weeks.week_start
