@@ -202,7 +202,7 @@ def test_selectors_split_views_from_the_wave_and_pass_every_test_and_docs_genera
     assert set(listed["views"].values()) == {"view"}
     assert "view" not in set(listed["wave"].values()) and {"fct_dora_weekly", "int_dora_scope_weeks"} <= set(listed["wave"])
     assert {"stg_github__pull_requests", "int_repository_settings"} <= set(listed["views"])
-    proc = run_dbt(database_url, "ls", "--resource-type", "model", "-q", target_path=tmp_path / "ls")
+    proc = run_dbt(database_url, "ls", "--select", "fqn:*", "--resource-type", "model", "-q", target_path=tmp_path / "ls")
     assert len(proc.stdout.split()) == len(listed["views"]) + len(listed["wave"])
 
     # Prepared once (views with their tests), then a wave and the nightly full refresh.
