@@ -216,6 +216,10 @@ def test_selectors_split_views_from_the_wave_and_pass_every_test_and_docs_genera
         results += _results(tmp_path / target)
         # A wave reads the views in place: the same relations as prepared.
         assert _view_oids(database_url) == views
+    assert not [r for r in _results(tmp_path / "wave") if r["unique_id"].startswith("unit_test.")]
+    # The unit tests run as CI runs them, on the built warehouse.
+    run_dbt(database_url, "test", "--select", "test_type:unit", target_path=tmp_path / "unit")
+    results += _results(tmp_path / "unit")
     assert {"model", "test", "unit_test"} <= {r["unique_id"].split(".")[0] for r in results}
     assert all(r["status"] in ("success", "pass") for r in results), [
         (r["unique_id"], r["status"]) for r in results if r["status"] not in ("success", "pass")]

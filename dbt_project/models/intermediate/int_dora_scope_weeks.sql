@@ -183,50 +183,41 @@ weekly_incidents as (
     group by 1, 2, 3
 ),
 
+-- Each of them once (a full join): referenced twice, Postgres would materialise them and
+-- join them blind, row by row.
 scope_weeks as (
-    select scope_type, scope, week_start from weekly_deployments
-    union
-    select scope_type, scope, week_start from weekly_merged
-    union
-    select scope_type, scope, week_start from weekly_shipped
-    union
-    select scope_type, scope, week_start from weekly_incidents
+    select *
+    from weekly_merged
+    full join weekly_shipped using (scope_type, scope, week_start)
+    full join weekly_deployments using (scope_type, scope, week_start)
+    full join weekly_incidents using (scope_type, scope, week_start)
 )
 
 select
     scope_weeks.scope_type,
     scope_weeks.scope,
     scope_weeks.week_start,
-    coalesce(weekly_deployments.deployments, 0) as deployments,
-    coalesce(weekly_deployments.deployment_days, 0) as deployment_days,
-    coalesce(weekly_deployments.failed_changes, 0) as failed_changes,
-    coalesce(weekly_incidents.incidents, 0) as incidents,
-    weekly_incidents.median_time_to_restore_hours,
-    coalesce(weekly_merged.merged_prs, 0) as merged_prs,
-    coalesce(weekly_merged.reviewed_prs, 0) as reviewed_prs,
-    weekly_shipped.median_lead_time_hours,
-    weekly_merged.median_pr_size,
-    weekly_merged.p90_pr_size,
-    weekly_merged.median_coding_hours,
-    weekly_merged.median_pickup_hours,
-    weekly_merged.median_review_hours,
-    weekly_merged.median_deploy_hours,
-    coalesce(weekly_shipped.lead_times, 0) as lead_times,
-    coalesce(weekly_incidents.restores, 0) as restores,
-    {%- for prefix, source in [('lead_24', 'weekly_shipped'), ('lead_168', 'weekly_shipped'), ('lead_720', 'weekly_shipped'),
-                               ('restore_1', 'weekly_incidents'), ('restore_24', 'weekly_incidents'), ('restore_168', 'weekly_incidents')] %}
-    coalesce({{ source }}.{{ prefix }}_below, 0) as {{ prefix }}_below,
-    {{ source }}.{{ prefix }}_below_max,
-    {{ source }}.{{ prefix }}_above_min,
+    coalesce(scope_weeks.deployments, 0) as deployments,
+    coalesce(scope_weeks.deployment_days, 0) as deployment_days,
+    coalesce(scope_weeks.failed_changes, 0) as failed_changes,
+    coalesce(scope_weeks.incidents, 0) as incidents,
+    scope_weeks.median_time_to_restore_hours,
+    coalesce(scope_weeks.merged_prs, 0) as merged_prs,
+    coalesce(scope_weeks.reviewed_prs, 0) as reviewed_prs,
+    scope_weeks.median_lead_time_hours,
+    scope_weeks.median_pr_size,
+    scope_weeks.p90_pr_size,
+    scope_weeks.median_coding_hours,
+    scope_weeks.median_pickup_hours,
+    scope_weeks.median_review_hours,
+    scope_weeks.median_deploy_hours,
+    coalesce(scope_weeks.lead_times, 0) as lead_times,
+    coalesce(scope_weeks.restores, 0) as restores,
+    {%- for prefix in ['lead_24', 'lead_168', 'lead_720', 'restore_1', 'restore_24', 'restore_168'] %}
+    coalesce(scope_weeks.{{ prefix }}_below, 0) as {{ prefix }}_below,
+    scope_weeks.{{ prefix }}_below_max,
+    scope_weeks.{{ prefix }}_above_min,
     {%- endfor %}
     scopes.inputs_hash as _inputs_hash
 from scope_weeks
 inner join scopes on scopes.scope_type = scope_weeks.scope_type and scopes.scope = scope_weeks.scope
-left join weekly_deployments
-    on weekly_deployments.scope_type = scope_weeks.scope_type and weekly_deployments.scope = scope_weeks.scope and weekly_deployments.week_start = scope_weeks.week_start
-left join weekly_merged
-    on weekly_merged.scope_type = scope_weeks.scope_type and weekly_merged.scope = scope_weeks.scope and weekly_merged.week_start = scope_weeks.week_start
-left join weekly_shipped
-    on weekly_shipped.scope_type = scope_weeks.scope_type and weekly_shipped.scope = scope_weeks.scope and weekly_shipped.week_start = scope_weeks.week_start
-left join weekly_incidents
-    on weekly_incidents.scope_type = scope_weeks.scope_type and weekly_incidents.scope = scope_weeks.scope and weekly_incidents.week_start = scope_weeks.week_start

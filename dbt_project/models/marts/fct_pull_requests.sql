@@ -56,7 +56,8 @@ pull_requests as materialized (
         created_at, ready_for_review_at, merged_at, closed_at, additions, deletions, is_revert
     from {{ ref('stg_github__pull_requests') }}
     {% if is_incremental() %}
-    where pull_request_id in (select pull_request_id from candidates)
+    -- by primary key: a join or IN would parse the JSON of every row first
+    where pull_request_id = any(array(select pull_request_id from candidates))
     {% endif %}
 ),
 
@@ -72,6 +73,10 @@ reviews as (
         count(*) as review_count
     from {{ ref('stg_github__pull_request_reviews') }} as reviews
     inner join pull_requests on pull_requests.pull_request_id = reviews.pull_request_id
+    {% if is_incremental() %}
+    -- by the pull_request_id index, as above
+    where reviews.pull_request_id = any(array(select pull_request_id from pull_requests))
+    {% endif %}
     group by reviews.pull_request_id
 ),
 
@@ -81,6 +86,9 @@ commits as (
         min(commits.authored_at) as first_commit_at
     from {{ ref('stg_github__pull_request_commits') }} as commits
     inner join pull_requests on pull_requests.pull_request_id = commits.pull_request_id
+    {% if is_incremental() %}
+    where commits.pull_request_id = any(array(select pull_request_id from pull_requests))
+    {% endif %}
     group by commits.pull_request_id
 ),
 
