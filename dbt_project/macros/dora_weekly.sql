@@ -12,8 +12,9 @@
 
 {#- The first week an incremental run of `relation` rewrites: `recompute_weeks` weeks up to
     the warehouse's last week, or the week after the newest stored one when that is earlier
-    (no refresh for longer than the window). Evaluates the same after the pre-hook deleted
-    the weeks from it. -#}
+    (no refresh for longer than the window). After the pre-hook deleted the weeks from it,
+    the model evaluates the same week (or, on the sparse int_dora_scope_weeks, maybe an
+    earlier one, whose rows delete+insert replaces). -#}
 {% macro dora_recompute_from(relation) -%}
     least(
         {{ week_start(dora_last_event_at()) }} - 7 * ({{ var('recompute_weeks') }} - 1),
