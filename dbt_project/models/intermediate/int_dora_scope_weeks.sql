@@ -62,18 +62,11 @@ repository_reads as (
     group by repo_full_name
 ),
 
--- Items of each metric with the week they count in. The constant lower bound lets Postgres
--- read only the window by index.
-pull_requests as (
-    select pull_requests.*
-    from {{ ref('fct_pull_requests') }} as pull_requests
-    inner join repository_reads on repository_reads.repo_full_name = pull_requests.repo_full_name
-    where pull_requests.merged_at >= repository_reads.read_from_at
-        and pull_requests.merged_at >= (select min(read_from_at) from repository_reads)
-        and not pull_requests.is_bot
-),
-
-merged_items as (
+-- Items of each metric with the week they count in, from the first week any scope reads (by
+-- the merged_at and shipped_at indexes). Materialised: inlined, Postgres probes the index
+-- once per scope member instead of reading the window once (1,300 probes of 30,000 rows each,
+-- 7.5 s of a 9 s incremental run at 1,000,000 pull requests).
+merged_items as materialized (
     select
         repo_full_name,
         {{ week_start('merged_at') }} as week_start,
@@ -83,38 +76,32 @@ merged_items as (
         pickup_hours,
         review_hours,
         deploy_hours
-    from pull_requests
+    from {{ ref('fct_pull_requests') }}
+    where merged_at >= (select min(read_from_at) from repository_reads) and not is_bot
 ),
 
-shipped_items as (
-    select
-        shipped.repo_full_name,
-        {{ week_start('shipped.shipped_at') }} as week_start,
-        shipped.lead_time_hours
-    from {{ ref('fct_pull_requests') }} as shipped
-    inner join repository_reads on repository_reads.repo_full_name = shipped.repo_full_name
-    where shipped.shipped_at >= repository_reads.read_from_at
-        and shipped.shipped_at >= (select min(read_from_at) from repository_reads)
-        and not shipped.is_bot
-        and shipped.lead_time_hours is not null
+shipped_items as materialized (
+    select repo_full_name, {{ week_start('shipped_at') }} as week_start, lead_time_hours
+    from {{ ref('fct_pull_requests') }}
+    where shipped_at >= (select min(read_from_at) from repository_reads)
+        and not is_bot
+        and lead_time_hours is not null
 ),
 
 deployment_items as (
     select
-        deployments.repo_full_name,
-        deployments.week_start,
-        case when not deployments.is_failed then {{ utc_date('deployments.deployed_at') }} end as success_date,
-        deployments.fails_change
-    from {{ ref('fct_deployments') }} as deployments
-    inner join repository_reads on repository_reads.repo_full_name = deployments.repo_full_name
-    where deployments.week_start >= repository_reads.read_from
+        repo_full_name,
+        week_start,
+        case when not is_failed then {{ utc_date('deployed_at') }} end as success_date,
+        fails_change
+    from {{ ref('fct_deployments') }}
+    where week_start >= (select min(read_from) from repository_reads)
 ),
 
 incident_items as (
-    select incidents.repo_full_name, incidents.week_start, incidents.restore_hours
-    from {{ ref('fct_incidents') }} as incidents
-    inner join repository_reads on repository_reads.repo_full_name = incidents.repo_full_name
-    where incidents.week_start >= repository_reads.read_from
+    select repo_full_name, week_start, restore_hours
+    from {{ ref('fct_incidents') }}
+    where week_start >= (select min(read_from) from repository_reads)
 ),
 
 weekly_deployments as (

@@ -61,6 +61,13 @@ weeks as (
     ) as week
 ),
 
+-- The stored weeks of those weeks only: an incremental run reads its window, not the table.
+scope_weeks as (
+    select *
+    from {{ ref('int_dora_scope_weeks') }}
+    where week_start >= (select min(week_start) from weeks)
+),
+
 weekly as (
     select
         weeks.scope_type,
@@ -89,7 +96,7 @@ weekly as (
         scope_weeks.{{ prefix }}_above_min{{ ',' if not loop.last }}
         {%- endfor %}
     from weeks
-    left join {{ ref('int_dora_scope_weeks') }} as scope_weeks
+    left join scope_weeks
         on scope_weeks.scope_type = weeks.scope_type
         and scope_weeks.scope = weeks.scope
         and scope_weeks.week_start = weeks.week_start
