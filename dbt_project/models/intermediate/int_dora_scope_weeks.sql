@@ -55,11 +55,10 @@ members as (
         on scopes.scope_type = scope_repositories.scope_type and scopes.scope = scope_repositories.scope
 ),
 
--- Per repository, the first week any scope holding it recomputes, as a UTC timestamp.
-repository_reads as (
-    select repo_full_name, min(read_from) as read_from, min(read_from)::timestamp at time zone 'UTC' as read_from_at
+-- The first week any scope recomputes, as a date and as a UTC timestamp.
+read_window as (
+    select min(read_from) as read_from, min(read_from)::timestamp at time zone 'UTC' as read_from_at
     from members
-    group by repo_full_name
 ),
 
 -- Items of each metric with the week they count in, from the first week any scope reads (by
@@ -77,13 +76,13 @@ merged_items as materialized (
         review_hours,
         deploy_hours
     from {{ ref('fct_pull_requests') }}
-    where merged_at >= (select min(read_from_at) from repository_reads) and not is_bot
+    where merged_at >= (select read_from_at from read_window) and not is_bot
 ),
 
 shipped_items as materialized (
     select repo_full_name, {{ week_start('shipped_at') }} as week_start, lead_time_hours
     from {{ ref('fct_pull_requests') }}
-    where shipped_at >= (select min(read_from_at) from repository_reads)
+    where shipped_at >= (select read_from_at from read_window)
         and not is_bot
         and lead_time_hours is not null
 ),
@@ -95,13 +94,13 @@ deployment_items as (
         case when not is_failed then {{ utc_date('deployed_at') }} end as success_date,
         fails_change
     from {{ ref('fct_deployments') }}
-    where week_start >= (select min(read_from) from repository_reads)
+    where week_start >= (select read_from from read_window)
 ),
 
 incident_items as (
     select repo_full_name, week_start, restore_hours
     from {{ ref('fct_incidents') }}
-    where week_start >= (select min(read_from) from repository_reads)
+    where week_start >= (select read_from from read_window)
 ),
 
 weekly_deployments as (
