@@ -1,5 +1,6 @@
-"""dbt models on real Postgres: `dbt build` (models, data tests, unit tests) on an empty and
-on a loaded warehouse, `dbt docs generate`, and a full refresh equal to incremental runs.
+"""dbt models on real Postgres: the `views` and `wave` selectors (dbt_project/selectors.yml)
+built on an empty warehouse with every data and unit test, `dbt docs generate`, and a full
+refresh equal to incremental runs.
 
 `load_organization` writes a sandbox organisation into the raw tables in the shapes of
 docs/contracts.md, so these tests do not depend on the ingestion client; the ground-truth
@@ -179,30 +180,71 @@ def read_mart(url: str, mart: str) -> list[dict]:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_build_on_empty_warehouse_passes_every_test_and_docs_generate(database_url, tmp_path):
-    proc = run_dbt(database_url, "build", target_path=tmp_path / "target")
-    results = json.loads((tmp_path / "target" / "run_results.json").read_text())["results"]
-    kinds = {r["unique_id"].split(".")[0] for r in results}
-    assert {"model", "test", "unit_test"} <= kinds, kinds
+def _results(target: Path) -> list[dict]:
+    return json.loads((target / "run_results.json").read_text())["results"]
+
+
+def _view_oids(url: str) -> dict[str, int]:
+    with warehouse.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("select schemaname || '.' || viewname, (schemaname || '.' || viewname)::regclass::oid"
+                    " from pg_views where schemaname in ('staging', 'intermediate', 'marts')")
+        return dict(cur.fetchall())
+
+
+def test_selectors_split_views_from_the_wave_and_pass_every_test_and_docs_generate(database_url, tmp_path):
+    # `views` is every view model and `wave` every other model; together, all of them.
+    listed = {}
+    for selector in ("views", "wave"):
+        proc = run_dbt(database_url, "ls", "--selector", selector, "--resource-type", "model",
+                       "--output", "json", "--output-keys", "name config", "-q", target_path=tmp_path / "ls")
+        nodes = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+        listed[selector] = {n["name"]: n["config"]["materialized"] for n in nodes}
+    assert set(listed["views"].values()) == {"view"}
+    assert "view" not in set(listed["wave"].values()) and {"fct_dora_weekly", "int_dora_scope_weeks"} <= set(listed["wave"])
+    assert {"stg_github__pull_requests", "int_repository_settings"} <= set(listed["views"])
+    proc = run_dbt(database_url, "ls", "--select", "fqn:*", "--resource-type", "model", "-q", target_path=tmp_path / "ls")
+    assert len(proc.stdout.split()) == len(listed["views"]) + len(listed["wave"])
+
+    # Prepared once (views with their tests), then a wave and the nightly full refresh.
+    run_dbt(database_url, "build", "--selector", "views", target_path=tmp_path / "views")
+    views = _view_oids(database_url)
+    assert len(views) == len(listed["views"])
+    results = _results(tmp_path / "views")
+    for args, target in ((["build"], "wave"), (["build", "--selector", "wave", "--full-refresh"], "nightly")):
+        proc = run_dbt(database_url, *args, target_path=tmp_path / target)
+        assert "Completed successfully" in proc.stdout
+        results += _results(tmp_path / target)
+        # A wave reads the views in place: the same relations as prepared.
+        assert _view_oids(database_url) == views
+    assert not [r for r in _results(tmp_path / "wave") if r["unique_id"].startswith("unit_test.")]
+    # The unit tests run as CI runs them, on the built warehouse.
+    run_dbt(database_url, "test", "--select", "test_type:unit", target_path=tmp_path / "unit")
+    results += _results(tmp_path / "unit")
+    assert {"model", "test", "unit_test"} <= {r["unique_id"].split(".")[0] for r in results}
     assert all(r["status"] in ("success", "pass") for r in results), [
         (r["unique_id"], r["status"]) for r in results if r["status"] not in ("success", "pass")]
-    assert "Completed successfully" in proc.stdout
     with warehouse.connect(database_url) as conn, conn.cursor() as cur:
         for mart in MART_KEYS:
             cur.execute(f"select count(*) from marts.{mart}")
             assert cur.fetchone()[0] == 0, mart
 
-    # `dbt docs generate` works and every mart column is documented.
+    # `dbt docs generate` works, every mart column is documented and none is bookkeeping.
     run_dbt(database_url, "docs", "generate", target_path=tmp_path / "target")
     catalog = json.loads((tmp_path / "target" / "catalog.json").read_text())
     manifest = json.loads((tmp_path / "target" / "manifest.json").read_text())
     marts = {n["name"]: n for n in manifest["nodes"].values() if n["resource_type"] == "model" and n["schema"] == "marts"}
+    # A view never reads a table: the nightly full refresh replaces tables (drop ... cascade).
+    for node in manifest["nodes"].values():
+        if node["resource_type"] == "model" and node["config"]["materialized"] == "view":
+            parents = [manifest["nodes"][p]["config"]["materialized"] for p in node["depends_on"]["nodes"] if p.startswith("model.")]
+            assert set(parents) <= {"view"}, (node["name"], parents)
     assert set(marts) == set(MART_KEYS)
     for name, node in marts.items():
         columns = catalog["nodes"][node["unique_id"]]["columns"]
         assert columns, name
         undocumented = [c for c in columns if not node["columns"].get(c, {}).get("description")]
         assert not undocumented, f"{name}: undocumented columns {undocumented}"
+        assert not [c for c in columns if c.startswith("_")], f"{name}: bookkeeping columns in a published mart"
 
 
 def _changed_rows(before: dict[str, list[tuple]], after: dict[str, list[tuple]]) -> dict[str, list[tuple]]:
@@ -233,7 +275,8 @@ def test_incremental_runs_equal_a_full_refresh_and_the_truth(database_url, tmp_p
     before = raw_rows(org)
     load_rows(database_url, before)
     load_users(database_url, org)
-    run_dbt(database_url, "run", target_path=tmp_path / "first")
+    run_dbt(database_url, "run", "--selector", "views", target_path=tmp_path / "views")
+    run_dbt(database_url, "run", "--selector", "wave", target_path=tmp_path / "first")
     total_prs = len(before["pull_requests"])
 
     # A week later: new pull requests, reviews and deployments, late merges of open pull
@@ -246,13 +289,13 @@ def test_incremental_runs_equal_a_full_refresh_and_the_truth(database_url, tmp_p
     switched = org.repositories[2].full_name
     settings = {switched: {"deployment_source": "merges"}}
     write_settings(database_url, settings)
-    run_dbt(database_url, "run", target_path=tmp_path / "incremental")
+    run_dbt(database_url, "run", "--selector", "wave", target_path=tmp_path / "incremental")
     incremental = read_marts(database_url)
     # Incremental means less work: not every pull request was written again.
     written = _rows_written(tmp_path / "incremental", "fct_pull_requests")
     assert 0 < written < len(after["pull_requests"]), (written, total_prs, len(after["pull_requests"]))
 
-    run_dbt(database_url, "run", "--full-refresh", target_path=tmp_path / "full")
+    run_dbt(database_url, "run", "--selector", "wave", "--full-refresh", target_path=tmp_path / "full")
     full = read_marts(database_url)
     for mart, key in MART_KEYS.items():
         columns = [c for c in (full[mart][0] if full[mart] else {}) if not c.startswith("_")]
@@ -262,30 +305,3 @@ def test_incremental_runs_equal_a_full_refresh_and_the_truth(database_url, tmp_p
     expected = truth.compute(org, settings)
     problems = [p for mart in MART_KEYS for p in compare_mart(mart, expected[mart], incremental[mart])]
     assert not problems, "\n".join(problems[:30])
-
-
-def _view_oid_and_sql(url: str, view: str) -> tuple[int, str]:
-    with warehouse.connect(url) as conn, conn.cursor() as cur:
-        cur.execute("select %s::regclass::oid, pg_get_viewdef(%s::regclass)", (view, view))
-        return cur.fetchone()
-
-
-def test_views_are_recreated_only_when_their_sql_changes(database_url, tmp_path):
-    view = "intermediate.int_repository_settings"
-    run_dbt(database_url, "run", "--select", "+int_repository_settings", target_path=tmp_path / "a")
-    oid, sql = _view_oid_and_sql(database_url, view)
-
-    # Same SQL: the view is left as it is (same relation), and the run still succeeds.
-    run_dbt(database_url, "run", "--select", "+int_repository_settings", target_path=tmp_path / "b")
-    assert _view_oid_and_sql(database_url, view) == (oid, sql)
-
-    # Different SQL (a default rule passed as a var): the view is replaced by the new one.
-    vars_ = json.dumps({"default_incident_label_regex": "^sev0$"})
-    run_dbt(database_url, "run", "--select", "int_repository_settings", "--vars", vars_, target_path=tmp_path / "c")
-    changed_oid, changed_sql = _view_oid_and_sql(database_url, view)
-    assert changed_oid != oid and "^sev0$" in changed_sql and "^sev0$" not in sql
-
-    # --full-refresh always recreates it.
-    run_dbt(database_url, "run", "--select", "int_repository_settings", "--vars", vars_, "--full-refresh",
-            target_path=tmp_path / "d")
-    assert _view_oid_and_sql(database_url, view)[0] != changed_oid

@@ -1,32 +1,4 @@
-{#- Helpers of the incremental fct_dora_weekly. -#}
-
-{#- What a week of a repository's deployments or incidents contributes, as one value (a
-    change of any row of the week, or one more or fewer, changes it): the count and the sum
-    of the rows' 64-bit hashes (their _fingerprint, computed when they are written), which
-    needs no sort. -#}
-{% macro dora_fingerprint() -%}
-    count(*) || ':' || sum(_fingerprint)
-{%- endmacro %}
-
-{#- A deployment's hash, stored in fct_deployments._fingerprint when the row is written. -#}
-{% macro dora_deployment_hash() -%}
-    hashtextextended(concat_ws(',', deployment_id, extract(epoch from deployed_at), is_failed, fails_change), 0)
-{%- endmacro %}
-
-{#- An incident's hash, stored in fct_incidents._fingerprint. -#}
-{% macro dora_incident_hash() -%}
-    hashtextextended(concat_ws(',', incident_id, extract(epoch from started_at), restore_hours), 0)
-{%- endmacro %}
-
-{#- Per scope of `scope_type` whose name is `scope`: its first and last week, each by the
-    (scope_type, scope, week_start) index of fct_dora_weekly (a grouped scan of every weekly
-    row would cost the dimensions most of their time). -#}
-{% macro dora_scope_bounds(scope_type, scope) -%}
-    (select min(week_start) from {{ ref('fct_dora_weekly') }} as weekly
-     where weekly.scope_type = '{{ scope_type }}' and weekly.scope = {{ scope }}) as first_week,
-    (select max(week_start) from {{ ref('fct_dora_weekly') }} as weekly
-     where weekly.scope_type = '{{ scope_type }}' and weekly.scope = {{ scope }}) as last_week
-{%- endmacro %}
+{#- Helpers of int_dora_scope_weeks and fct_dora_weekly. -#}
 
 {#- The warehouse's last event: the newest pull request created, merged or closed (by the
     fct_pull_requests index on the greatest of the three), deployment or incident. -#}
@@ -38,46 +10,129 @@
     )
 {%- endmacro %}
 
-{#- Before an incremental run: drop the weeks after the warehouse's last week and the scopes
-    with no pull request or deployment left (a removed user, a repository's last events gone). -#}
+{#- The first week an incremental run of `relation` rewrites: `recompute_weeks` weeks up to
+    the warehouse's last week, or the week after the newest stored one when that is earlier
+    (no refresh for longer than the window). After the pre-hook deleted the weeks from it,
+    the model evaluates the same week (or, on the sparse int_dora_scope_weeks, maybe an
+    earlier one, whose rows delete+insert replaces). -#}
+{% macro dora_recompute_from(relation) -%}
+    least(
+        {{ week_start(dora_last_event_at()) }} - 7 * ({{ var('recompute_weeks') }} - 1),
+        (select max(week_start) + 7 from {{ relation }})
+    )
+{%- endmacro %}
+
+{#- (scope_type, scope, repo_full_name, first_event_at): each repository with a pull request
+    or a deployment is its own scope and belongs to the scope of each user it is granted to.
+    first_event_at is the repository's first pull request or deployment (two index lookups). -#}
+{% macro dora_scope_repositories() -%}
+    with active_repositories as (
+        select repo_full_name, first_event_at
+        from (
+            select
+                repositories.repo_full_name,
+                least(
+                    (select min(pull_requests.created_at) from {{ ref('fct_pull_requests') }} as pull_requests
+                     where pull_requests.repo_full_name = repositories.repo_full_name),
+                    (select min(deployments.deployed_at) from {{ ref('fct_deployments') }} as deployments
+                     where deployments.repo_full_name = repositories.repo_full_name)
+                ) as first_event_at
+            from {{ ref('stg_github__repositories') }} as repositories
+        ) as repositories
+        where first_event_at is not null
+    )
+    select 'repository' as scope_type, repo_full_name as scope, repo_full_name, first_event_at
+    from active_repositories
+    union all
+    select 'user' as scope_type, members.login as scope, members.repo_full_name, active_repositories.first_event_at
+    from {{ ref('stg_app__user_repositories') }} as members
+    inner join active_repositories on active_repositories.repo_full_name = members.repo_full_name
+{%- endmacro %}
+
+{#- (scope_type, scope, inputs_hash): what decides a scope's items besides the events, its
+    repositories and their deployment and incident rules. A change recomputes every week of
+    the scope. -#}
+{% macro dora_scope_inputs() -%}
+    select
+        scope_repositories.scope_type,
+        scope_repositories.scope,
+        md5(string_agg(
+            concat_ws(':', scope_repositories.repo_full_name, sources.deployment_rules_hash, sources.incident_label_regex),
+            '|' order by scope_repositories.repo_full_name
+        )) as inputs_hash
+    from ({{ dora_scope_repositories() }}) as scope_repositories
+    left join {{ ref('int_repository_deployment_sources') }} as sources
+        on sources.repo_full_name = scope_repositories.repo_full_name
+    group by scope_repositories.scope_type, scope_repositories.scope
+{%- endmacro %}
+
+{#- (scope_type, scope, first_week): the weekly rows of a scope start with the week of the
+    first pull request or deployment of its repositories. -#}
+{% macro dora_scopes() -%}
+    select scope_type, scope, {{ week_start('min(first_event_at)') }} as first_week
+    from ({{ dora_scope_repositories() }}) as scope_repositories
+    group by scope_type, scope
+{%- endmacro %}
+
+{#- Before an incremental int_dora_scope_weeks run: drop the weeks it recomputes, and every
+    week of a scope that is gone or whose inputs changed (the run recomputes scopes with no
+    rows whole). -#}
+{% macro dora_scope_weeks_prune() -%}
+    delete from {{ this }} where week_start >= {{ dora_recompute_from(this) }};
+    delete from {{ this }} as stored
+    where not exists (
+        select 1
+        from ({{ dora_scope_inputs() }}) as current_scopes
+        where current_scopes.scope_type = stored.scope_type
+            and current_scopes.scope = stored.scope
+            and current_scopes.inputs_hash = stored._inputs_hash
+    )
+{%- endmacro %}
+
+{#- Before an incremental fct_dora_weekly run: drop the weeks it recomputes, and every week of
+    a scope that is gone, whose first week moved, or whose stored weeks no longer match
+    int_dora_scope_weeks (the run rewrites scopes with no rows whole). -#}
 {% macro dora_weekly_prune() -%}
-    delete from {{ this }}
-    where week_start > {{ week_start(dora_last_event_at()) }};
+    {%- set counts = ['deployments', 'deployment_days', 'failed_changes', 'incidents', 'merged_prs'] -%}
+    {%- set medians = ['median_lead_time_hours', 'median_time_to_restore_hours', 'median_pr_size', 'p90_pr_size',
+                       'median_coding_hours', 'median_pickup_hours', 'median_review_hours', 'median_deploy_hours'] -%}
+    delete from {{ this }} where week_start >= {{ dora_recompute_from(this) }};
     delete from {{ this }} as stale
     using (
         select stored.scope_type, stored.scope
-        from (select distinct scope_type, scope from {{ this }}) as stored
-        where not exists (
-            select 1
-            from (
-                select stored.scope as repo_full_name where stored.scope_type = 'repository'
-                union all
-                select members.repo_full_name
-                from {{ ref('stg_app__user_repositories') }} as members
-                where stored.scope_type = 'user' and members.login = stored.scope
-            ) as repositories
-            where exists (
-                select 1 from {{ ref('fct_pull_requests') }} as pull_requests
-                where pull_requests.repo_full_name = repositories.repo_full_name
-            ) or exists (
-                select 1 from {{ ref('fct_deployments') }} as deployments
-                where deployments.repo_full_name = repositories.repo_full_name
-            )
+        from (
+            select scope_type, scope, min(week_start) as first_week
+            from {{ this }}
+            group by scope_type, scope
+        ) as stored
+        left join ({{ dora_scopes() }}) as current_scopes
+            on current_scopes.scope_type = stored.scope_type and current_scopes.scope = stored.scope
+        where current_scopes.first_week is distinct from stored.first_week
+        union
+        select stored.scope_type, stored.scope
+        from {{ this }} as stored
+        left join {{ ref('int_dora_scope_weeks') }} as weekly
+            on weekly.scope_type = stored.scope_type
+            and weekly.scope = stored.scope
+            and weekly.week_start = stored.week_start
+        where (
+            {%- for column in counts %} stored.{{ column }},{% endfor %}
+            {%- for column in medians %} stored.{{ column }},{% endfor %}
+            stored.review_coverage
+        ) is distinct from (
+            {%- for column in counts %} coalesce(weekly.{{ column }}, 0),{% endfor %}
+            {%- for column in medians %} weekly.{{ column }},{% endfor %}
+            case when weekly.merged_prs > 0 then trim_scale(weekly.reviewed_prs::numeric / weekly.merged_prs) end
         )
-    ) as gone
-    where stale.scope_type = gone.scope_type and stale.scope = gone.scope
+    ) as changed
+    where stale.scope_type = changed.scope_type and stale.scope = changed.scope
 {%- endmacro %}
 
-
-{#- The per-week inputs of the 12-week windows besides the stored count columns, in the order
-    fct_dora_weekly computes them: counts, and the median parts of median_parts(). Stored in
-    this order as the row's _window_parts (a numeric array: a fraction of the size of a JSON
-    object, which every scan of the table pays for), they let an incremental run window over
-    weeks it does not recompute. -#}
-{% macro dora_window_parts() -%}
-    {%- set parts = {'reviewed_prs': 'bigint', 'lead_times': 'bigint', 'restores': 'bigint'} -%}
-    {%- for prefix in ['lead_24', 'lead_168', 'lead_720', 'restore_1', 'restore_24', 'restore_168'] -%}
-        {%- do parts.update({prefix ~ '_below': 'bigint', prefix ~ '_below_max': 'numeric', prefix ~ '_above_min': 'numeric'}) -%}
-    {%- endfor -%}
-    {{ return(parts) }}
+{#- Per scope of `scope_type` whose name is `scope`: its first and last week, each by the
+    (scope_type, scope, week_start) index of fct_dora_weekly. -#}
+{% macro dora_scope_bounds(scope_type, scope) -%}
+    (select min(week_start) from {{ ref('fct_dora_weekly') }} as weekly
+     where weekly.scope_type = '{{ scope_type }}' and weekly.scope = {{ scope }}) as first_week,
+    (select max(week_start) from {{ ref('fct_dora_weekly') }} as weekly
+     where weekly.scope_type = '{{ scope_type }}' and weekly.scope = {{ scope }}) as last_week
 {%- endmacro %}

@@ -73,7 +73,7 @@ VIEWS_SELECTOR = "views"
 WAVE_SELECTOR = "wave"
 DBT_ASSETS_NAME = "ghmetrics_dbt_models"
 DBT_VIEWS_NAME = "ghmetrics_dbt_views"
-VIEWS_GROUP = "staging_views"  # left out of the refresh waves
+VIEWS_GROUP = "views"  # left out of the refresh waves
 
 
 class DbtBuildConfig(dg.Config):
@@ -99,7 +99,7 @@ def _translator() -> GhmetricsDbtTranslator:
 
 
 def missing_views(url: str) -> list[str]:
-    """Views of the `views` selector that the warehouse lacks (a new database)."""
+    """View models (the `views` selector) that the warehouse lacks (a new database)."""
     import json
 
     manifest = json.loads(_manifest_path().read_text())
@@ -107,7 +107,6 @@ def missing_views(url: str) -> list[str]:
         (node["schema"], node["name"])
         for node in manifest["nodes"].values()
         if node["resource_type"] == "model" and node["config"].get("materialized") == "view"
-        and node["original_file_path"].startswith("models/staging")
     ]
     with warehouse.connect(url) as conn, conn.cursor() as cur:
         cur.execute("select schemaname, viewname from pg_views where schemaname = any(%s)",
@@ -125,8 +124,8 @@ def build_views(dbt: DbtCliResource, context=None):
 
 @functools.cache
 def dbt_views_assets() -> dg.AssetsDefinition:
-    """The staging views: rebuilt when their SQL (code version) changes or they are missing,
-    by Dagster's automation, not by every wave."""
+    """The views (over sources and other views only): rebuilt when their SQL (code version)
+    changes or they are missing, by Dagster's automation, not by every wave."""
 
     class ViewsTranslator(GhmetricsDbtTranslator):
         def get_group_name(self, dbt_resource_props):

@@ -12,29 +12,38 @@
 
 -- The production deployments of every repository under the source in effect. A table with
 -- an index because every merged pull request looks up its shipping deployment here.
--- One branch per source so that Postgres computes only the candidates of the repositories
--- that use it (a join on the source column would compute every source for every repository).
--- Incremental runs add the candidates ingested since the last run, and every candidate of a
--- repository with no rows stored (new, or its rules changed: the pre-hook dropped its rows,
--- and those of raw rows ingested again, which are re-added if they still qualify).
+-- Incremental runs add the candidates ingested after the newest stored row, and every
+-- candidate of a repository without rows under its current rules (new, or its rules changed:
+-- the pre-hook drops its old rows).
 
-{% if is_incremental() %}
-with last_run as (
-    select coalesce(max(_source_high_water), '-infinity'::timestamptz) as high_water from {{ this }}
-),
-
-unprocessed as (
-    select sources.repo_full_name
-    from {{ ref('int_repository_deployment_sources') }} as sources
-    where sources.deployment_source is not null
-        and not exists (select 1 from {{ this }} as stored where stored.repo_full_name = sources.repo_full_name)
-)
-{% endif %}
-
-{% set parts = ['new', 'unprocessed'] if is_incremental() else ['all'] %}
-{% for source in ['github_deployments', 'workflow_runs', 'releases', 'merges'] %}
-{% set last_source = loop.last %}
-{% for part in parts %}
+{#- One branch per source in use (asked before the run): Postgres cannot tell that no
+    repository uses a source and would compute every candidate of it (all merged pull
+    requests for `merges`: 100 s of a full refresh at 1,000,000 pull requests). Each branch
+    keeps the repositories that use its source. -#}
+{%- set sources_in_use = [] -%}
+{%- if execute -%}
+    {%- set in_use = run_query(
+        "select distinct deployment_source from " ~ ref('int_repository_deployment_sources')
+        ~ " where deployment_source is not null order by 1"
+    ) -%}
+    {%- set sources_in_use = in_use.columns[0].values() | list -%}
+{%- endif -%}
+{#- Incremental: the newest row's raw ingested_at, and the repositories to recompute whole (no
+    rows, or rows under other rules: the pre-hook drops those), asked before the pre-hook
+    runs. As constants, Postgres filters the raw rows by them before parsing any JSON. -#}
+{%- set high_water, recompute = none, [] -%}
+{%- if execute and is_incremental() -%}
+    {%- set high_water = run_query(
+        "select coalesce(max(_ingested_at), '-infinity')::text from " ~ this
+    ).columns[0].values()[0] -%}
+    {%- set recompute = run_query(
+        "select sources.repo_full_name from " ~ ref('int_repository_deployment_sources') ~ " as sources"
+        ~ " where sources.deployment_source is not null and not exists (select 1 from " ~ this ~ " as stored"
+        ~ " where stored.repo_full_name = sources.repo_full_name and stored.source = sources.deployment_source"
+        ~ " and stored._deployment_rules_hash = sources.deployment_rules_hash)"
+    ).columns[0].values() | list -%}
+{%- endif -%}
+{%- for source in sources_in_use or ['github_deployments'] %}
 select
     candidates.deployment_id,
     candidates.repo_full_name,
@@ -43,23 +52,7 @@ select
     candidates.deployed_at,
     candidates.is_failed,
     candidates._ingested_at,
-    sources.deployment_rules_hash as _deployment_rules_hash,
-    {{ raw_high_water() }} as _source_high_water
-{% if part == 'unprocessed' %}
--- per repository, so that nothing is computed when no repository is unprocessed
-from unprocessed
-inner join {{ ref('int_repository_deployment_sources') }} as sources
-    on sources.repo_full_name = unprocessed.repo_full_name
-cross join lateral (
-    select *
-    from {{ ref('int_deployment_candidates') }} as candidates
-    where candidates.repo_full_name = unprocessed.repo_full_name
-        and candidates.source = '{{ source }}'
-        and not candidates._ingested_at > (select high_water from last_run)
-    offset 0
-) as candidates
-where sources.deployment_source = '{{ source }}'
-{% else %}
+    sources.deployment_rules_hash as _deployment_rules_hash
 from {{ ref('int_deployment_candidates') }} as candidates
 inner join {{ ref('int_repository_deployment_sources') }} as sources
     on sources.repo_full_name = candidates.repo_full_name
@@ -68,10 +61,13 @@ where candidates.source = '{{ source }}'
         select repo_full_name from {{ ref('int_repository_deployment_sources') }}
         where deployment_source = '{{ source }}'
     )
-    {% if part == 'new' %}
-    and candidates._ingested_at > (select high_water from last_run)
-    {% endif %}
-{% endif %}
-{% if not (loop.last and last_source) %}union all{% endif %}
-{% endfor %}
-{% endfor %}
+    {%- if is_incremental() %}
+    and (
+        candidates._ingested_at > {{ dbt.string_literal(high_water) }}::timestamptz
+        {%- if recompute %}
+        or candidates.repo_full_name in ({% for repo in recompute %}{{ dbt.string_literal(repo) }}{{ ', ' if not loop.last }}{% endfor %})
+        {%- endif %}
+    )
+    {%- endif %}
+{% if not loop.last %}union all{% endif %}
+{%- endfor %}

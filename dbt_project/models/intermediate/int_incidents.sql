@@ -1,4 +1,7 @@
 -- Incidents from labelled issues and from reverted pull requests, not yet attributed.
+-- A table, not a view: it reads int_revert_pull_requests, which a full refresh replaces (and
+-- would drop a view on it with).
+{{ config(materialized='table') }}
 
 with settings as (
     select * from {{ ref('int_repository_settings') }}

@@ -42,20 +42,19 @@ computed as (
     left join incident_counts on incident_counts.deployment_id = deployments.deployment_id
 ),
 
-hashed as (
-    -- fct_dora_weekly sums these per week to see which weeks changed
-    select computed.*, {{ dora_deployment_hash() }} as _fingerprint
-    from computed
+final as (
+    select * from computed
 )
 
-select computed.*
-from hashed as computed
+select final.*
+from final
 {% if is_incremental() %}
-left join {{ this }} as processed on processed.deployment_id = computed.deployment_id
+-- only the new and changed rows (a plain comparison with the stored contract columns)
+left join {{ this }} as processed on processed.deployment_id = final.deployment_id
 where processed.deployment_id is null
     or (processed.repo_full_name, processed.source, processed.environment, processed.deployed_at,
         processed.is_failed, processed.incident_count)
     is distinct from
-        (computed.repo_full_name, computed.source, computed.environment, computed.deployed_at,
-         computed.is_failed, computed.incident_count)
+        (final.repo_full_name, final.source, final.environment, final.deployed_at,
+         final.is_failed, final.incident_count)
 {% endif %}

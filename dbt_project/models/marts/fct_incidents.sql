@@ -35,6 +35,4 @@ incidents_with_restore as (
     from attributed
 )
 
--- _fingerprint: fct_dora_weekly sums these per week to see which weeks changed
-select *, {{ dora_incident_hash() }} as _fingerprint
-from incidents_with_restore
+select * from incidents_with_restore

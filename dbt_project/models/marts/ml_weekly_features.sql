@@ -1,6 +1,6 @@
--- The numeric columns of fct_dora_weekly: the feature table of the ML assets. A view: a copy
--- would be rewritten whole on every run.
-{{ config(materialized='view') }}
+-- The numeric columns of fct_dora_weekly: the feature table of the ML assets. A table, not
+-- a view: the nightly full refresh replaces fct_dora_weekly and would drop a view on it.
+{{ config(materialized='table') }}
 
 select
     scope_type,

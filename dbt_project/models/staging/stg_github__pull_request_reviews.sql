@@ -11,6 +11,7 @@ renamed as (
         raw.try_timestamptz(data ->> 'submittedAt') as submitted_at,
         -- kept null for the deleted user: a review by nobody known counts as someone else's
         {{ actor_login("data -> 'author'") }} as author_login,
+        updated_at,
         ingested_at
     from source
 )

@@ -25,6 +25,7 @@ renamed as (
             or coalesce((data ->> 'body') ~ 'This reverts commit [0-9A-Fa-f]{7}', false) as is_revert,
         substring(data ->> 'body' from 'This reverts commit ([0-9A-Fa-f]{7,40})') as reverted_sha,
         substring(data ->> 'title' from '^Revert "(.*)"') as reverted_title,
+        updated_at,
         ingested_at
     from source
 )
