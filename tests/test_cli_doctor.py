@@ -38,17 +38,21 @@ def test_doctor_fails_on_an_unreachable_warehouse(home, monkeypatch):
     assert "hunter2" not in result.output
 
 
-def test_nightly_schedule_requests_one_run_per_user(tmp_path):
+def test_nightly_schedule_requests_one_wave_for_everyone(tmp_path):
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
         # Contexts are closed so the instance they open does not outlive the test.
         with dg.build_schedule_context(instance=instance, scheduled_execution_time=None) as context:
             assert isinstance(nightly_refresh_schedule(context), dg.SkipReason)
-        instance.add_dynamic_partitions(users_partitions.name, ["alice", "bob"])
+        instance.add_dynamic_partitions(users_partitions.name, ["alice", "bob", "chen"])
         import datetime as dt
 
         with dg.build_schedule_context(
             instance=instance, scheduled_execution_time=dt.datetime(2026, 11, 23, 3, tzinfo=dt.timezone.utc)
         ) as context:
-            requests = nightly_refresh_schedule(context)
-    assert sorted(r.partition_key for r in requests) == ["alice", "bob"]
-    assert {r.run_key for r in requests} == {"nightly-2026-11-23-alice", "nightly-2026-11-23-bob"}
+            request = nightly_refresh_schedule(context)
+    # One run over every user's partition, with the marts rebuilt from scratch.
+    assert request.run_key == "nightly-2026-11-23"
+    assert request.tags["dagster/asset_partition_range_start"] == "alice"
+    assert request.tags["dagster/asset_partition_range_end"] == "chen"
+    assert request.tags["ghmetrics/wave"] and request.tags["ghmetrics/trigger"] == "nightly"
+    assert request.run_config == {"ops": {"ghmetrics_dbt_models": {"config": {"full_refresh": True}}}}

@@ -167,7 +167,7 @@ def dbt_models_assets() -> dg.AssetsDefinition:
         os.environ.update(warehouse_dbt_env())
         missing = missing_views(warehouse.database_url())
         if missing:  # a new database: deploy the views first (outside this asset's events)
-            context.log.info(f"building {len(missing)} missing staging views first")
+            context.log.info(f"building {len(missing)} missing views first")
             build_views(dbt)
         args = ["build"] + (["--full-refresh"] if config.full_refresh else [])
         yield from dbt.cli(args, context=context).stream()
