@@ -10,4 +10,6 @@ if [ ! -f "$source_file" ]; then
 fi
 mkdir -p "$DAGSTER_HOME"
 cp "$source_file" "$DAGSTER_HOME/dagster.yaml"
+# A new image may bring new view SQL: the code server deploys the dbt views (and migrations).
+case "$*" in *"api grpc"*) ghmetrics init ;; esac
 exec "$@"

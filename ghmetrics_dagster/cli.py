@@ -55,14 +55,18 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 @main.command()
 def init() -> None:
-    """Create or upgrade the warehouse schema (safe to repeat)."""
+    """Create or upgrade the warehouse schema and the dbt views (safe to repeat)."""
     from ghmetrics_dagster import warehouse
+
+    from ghmetrics_dagster import pipeline
 
     applied = warehouse.migrate()
     if applied:
         click.echo(f"applied migrations: {', '.join(applied)}")
     else:
         click.echo("warehouse schema is up to date")
+    pipeline.deploy_views()
+    click.echo("dbt views built")
 
 
 @main.group()

@@ -106,6 +106,7 @@ def run_demo(seed: int, repos: int, prs: int, serve_ui: bool, port: int) -> None
     url = warehouse.database_url()
     applied = warehouse.migrate(url)
     _say(f"warehouse: {warehouse.display_url(url)}" + (f" (applied {', '.join(applied)})" if applied else ""))
+    pipeline.deploy_views()
     org = generator.generate(seed=seed, repos=repos, prs_per_repo=prs)
     with run_sandbox(org=org) as sandbox:
         # The pipeline reads GitHub's location and tokens from the environment, as in production.

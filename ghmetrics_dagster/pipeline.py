@@ -230,8 +230,19 @@ def run_dagster_command(args: list[str]) -> int:
         return 130
 
 
+def deploy_views() -> None:
+    """Builds the dbt views (they change only with the code) before waves read them."""
+    from ghmetrics_dagster import warehouse
+    from ghmetrics_dagster.defs import transform
+
+    url = warehouse.database_url()
+    transform.prepare_dbt_project(url)
+    transform.build_views(database_url=url)
+
+
 def serve_ui(port: int) -> None:
     """`dagster dev` on the shared instance (webserver + daemon, so sensors run)."""
+    deploy_views()
     print(f"Dagster UI: http://127.0.0.1:{port}  (Ctrl-C to stop)", flush=True)
     workspace = str(dagster_home.PROJECT_ROOT / "workspace.yaml")
     run_dagster_command(["dev", "-w", workspace, "--host", "127.0.0.1", "--port", str(port)])

@@ -19,26 +19,28 @@ INGESTION_KEYS = {
 
 
 @pytest.fixture(scope="module")
-def dbt_assets_def():
+def dbt_assets_defs():
+    """The dbt models as one asset definition."""
     from ghmetrics_dagster.defs import transform
 
     transform.prepare_dbt_project()
-    return transform.ASSETS[0]
+    return transform.ASSETS
 
 
-def test_asset_keys_lineage_and_checks(dbt_assets_def):
-    keys = {tuple(k.path) for k in dbt_assets_def.keys}
+def test_asset_keys_lineage_and_checks(dbt_assets_defs):
+    (models,) = dbt_assets_defs
+    keys = {tuple(k.path) for d in dbt_assets_defs for k in d.keys}
     assert {("marts", "fct_dora_weekly"), ("marts", "ml_weekly_features"), ("marts", "fct_pull_requests"),
             ("staging", "stg_github__pull_requests"), ("intermediate", "int_deployments")} <= keys
-    upstream = {tuple(k.path) for k in dbt_assets_def.dependency_keys} - keys
+    upstream = {tuple(k.path) for d in dbt_assets_defs for k in d.dependency_keys} - keys
     assert INGESTION_KEYS <= upstream, INGESTION_KEYS - upstream
     # dbt tests are asset checks of the models they test
-    checks = {(tuple(spec.asset_key.path), spec.name) for spec in dbt_assets_def.check_specs}
+    checks = {(tuple(spec.asset_key.path), spec.name) for d in dbt_assets_defs for spec in d.check_specs}
     assert any(key == ("marts", "fct_pull_requests") and "unique" in name for key, name in checks)
     assert any(key == ("marts", "fct_dora_weekly") for key, _ in checks)
 
 
-def test_materialise_with_a_users_partition_of_ingestion(dbt_assets_def, database_url, tmp_path):
+def test_materialise_with_a_users_partition_of_ingestion(dbt_assets_defs, database_url, tmp_path):
     from ghmetrics_dagster.defs import transform
 
     org = generator.generate(5, repos=4, prs_per_repo=20, weeks=6, users=4)
@@ -53,7 +55,7 @@ def test_materialise_with_a_users_partition_of_ingestion(dbt_assets_def, databas
     login = sorted(org.memberships)[0]
     instance.add_dynamic_partitions("users", [login])
     result = dg.materialize(
-        [raw_pull_requests_stand_in, dbt_assets_def],
+        [raw_pull_requests_stand_in, *dbt_assets_defs],
         resources=transform.RESOURCES,
         instance=instance,
         partition_key=login,

@@ -206,7 +206,8 @@ def test_selectors_split_views_from_the_wave_and_pass_every_test_and_docs_genera
     assert len(proc.stdout.split()) == len(listed["views"]) + len(listed["wave"])
 
     # Prepared once (views with their tests), then a wave and the nightly full refresh.
-    run_dbt(database_url, "build", "--selector", "views", target_path=tmp_path / "views")
+    run_dbt(database_url, "build", "--selector", "views", "--indirect-selection", "cautious",
+            target_path=tmp_path / "views")
     views = _view_oids(database_url)
     assert len(views) == len(listed["views"])
     results = _results(tmp_path / "views")

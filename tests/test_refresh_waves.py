@@ -179,22 +179,44 @@ def test_two_waves_launched_together_never_run_dbt_at_once(dagster_instance, san
 
 @pytest.mark.slow
 def test_a_cli_run_is_listed_under_the_job_with_its_origin(dagster_instance, sandbox, database_url):
+    from click.testing import CliRunner
     from dagster._core.storage.tags import REPOSITORY_LABEL_TAG
+
+    from ghmetrics_dagster.cli import main
 
     org = sandbox.org
     (login,) = _people(org, 1)
     _register(database_url, org, [login])
-    outcome = pipeline.refresh_users([login])
-    assert outcome.success, outcome.failure
-    run = dagster_instance.get_run_by_id(outcome.run_id)
+    result = CliRunner().invoke(main, ["run", "--user", login])
+    assert result.exit_code == 0, result.output
+    (line,) = [line for line in result.stdout.splitlines() if line.strip()]  # the bar is on stderr
+    assert line.startswith("run ") and line.endswith(f"succeeded for {login}")
+    run_id = line.split()[1]
+    run = dagster_instance.get_run_by_id(run_id)
     origin = run.remote_job_origin
     assert origin is not None and origin.job_name == JOB_NAME
     assert origin.repository_origin.code_location_origin.location_name == "ghmetrics_dagster.definitions"
     # What the job's Runs tab asks for: the job name and the repository label.
     label = f"{origin.repository_origin.repository_name}@{origin.repository_origin.code_location_origin.location_name}"
     listed = dagster_instance.get_runs(filters=dg.RunsFilter(job_name=JOB_NAME, tags={REPOSITORY_LABEL_TAG: label}))
-    assert [r.run_id for r in listed] == [outcome.run_id]
+    assert [r.run_id for r in listed] == [run_id]
     assert run.tags["dagster/partition"] == login and run.tags["ghmetrics/trigger"] == "cli"
+
+
+@pytest.mark.slow
+def test_a_failed_cli_run_is_one_line_naming_the_step(dagster_instance, sandbox, database_url):
+    from click.testing import CliRunner
+
+    from ghmetrics_dagster.cli import main
+
+    with warehouse.connect(database_url) as conn, conn.cursor() as cur:
+        cur.execute("insert into app.users (login) values ('nobody-here')")
+        cur.execute("insert into app.user_repositories values ('nobody-here', 'acme/does-not-exist')")
+    result = CliRunner().invoke(main, ["run", "--user", "nobody-here"])
+    assert result.exit_code == 1
+    (line,) = [line for line in result.stderr.replace("\r", "\n").splitlines() if "rror" in line]
+    assert line.lower().startswith("error: run ") and "failed for nobody-here: github_raw_tables:" in line
+    assert "acme/does-not-exist" in line and "Traceback" not in result.output
 
 
 @pytest.mark.slow

@@ -72,8 +72,6 @@ def warehouse_dbt_env() -> dict[str, str]:
 VIEWS_SELECTOR = "views"
 WAVE_SELECTOR = "wave"
 DBT_ASSETS_NAME = "ghmetrics_dbt_models"
-DBT_VIEWS_NAME = "ghmetrics_dbt_views"
-VIEWS_GROUP = "views"  # left out of the refresh waves
 
 
 class DbtBuildConfig(dg.Config):
@@ -115,47 +113,25 @@ def missing_views(url: str) -> list[str]:
     return [f"{schema}.{name}" for schema, name in wanted if (schema, name) not in present]
 
 
-def build_views(dbt: DbtCliResource, context=None):
-    """`dbt build --selector views` (the views and their tests); with a context, as Dagster events."""
+def build_views(dbt: DbtCliResource | None = None, database_url: str | None = None) -> None:
+    """`dbt build --selector views`: the views and their tests, as when the project is deployed
+    (`ghmetrics init`, `ui`, `demo`, the image's entrypoint) or a wave finds a new database."""
+    if database_url:
+        os.environ.update(dbt_env(database_url, threads=DBT_THREADS))
+    dbt = dbt or GhmetricsDbtCliResource(project_dir=dbt_project(), dbt_executable=dbt_executable())
     # Cautious: a test that also reads a wave model (a relationship) waits for the wave.
-    invocation = dbt.cli(["build", "--selector", VIEWS_SELECTOR, "--indirect-selection", "cautious"], context=context)
-    return invocation.stream() if context is not None else invocation.wait()
-
-
-@functools.cache
-def dbt_views_assets() -> dg.AssetsDefinition:
-    """The views (over sources and other views only): rebuilt when their SQL (code version)
-    changes or they are missing, by Dagster's automation, not by every wave."""
-
-    class ViewsTranslator(GhmetricsDbtTranslator):
-        def get_group_name(self, dbt_resource_props):
-            return VIEWS_GROUP
-
-        def get_automation_condition(self, dbt_resource_props):
-            return dg.AutomationCondition.on_missing() | dg.AutomationCondition.code_version_changed()
-
-    @dbt_assets(
-        manifest=_manifest_path(),
-        project=dbt_project(),
-        name=DBT_VIEWS_NAME,
-        selector=VIEWS_SELECTOR,
-        pool="dbt",
-        dagster_dbt_translator=ViewsTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
-    )
-    def ghmetrics_dbt_views(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-        os.environ.update(warehouse_dbt_env())
-        yield from build_views(dbt, context)
-
-    return ghmetrics_dbt_views
+    dbt.cli(["build", "--selector", VIEWS_SELECTOR, "--indirect-selection", "cautious"]).wait()
 
 
 @functools.cache
 def dbt_models_assets() -> dg.AssetsDefinition:
+    """Every dbt model, views included, so that the step depends on the ingestion assets; a
+    wave builds only the `wave` selector: the views stay as deployed and are not reported."""
+
     @dbt_assets(
         manifest=_manifest_path(),
         project=dbt_project(),
         name=DBT_ASSETS_NAME,
-        selector=WAVE_SELECTOR,
         # One dbt build at a time across all runs (pool limit 1 in dagster.yaml): two builds
         # creating the same relations fail with "relation already exists".
         pool="dbt",
@@ -169,7 +145,7 @@ def dbt_models_assets() -> dg.AssetsDefinition:
         if missing:  # a new database: deploy the views first (outside this asset's events)
             context.log.info(f"building {len(missing)} missing views first")
             build_views(dbt)
-        args = ["build"] + (["--full-refresh"] if config.full_refresh else [])
+        args = ["build", "--selector", WAVE_SELECTOR] + (["--full-refresh"] if config.full_refresh else [])
         yield from dbt.cli(args, context=context).stream()
 
     return ghmetrics_dbt_models
@@ -197,7 +173,7 @@ RESOURCES = {"dbt": GhmetricsDbtCliResource(project_dir=dbt_project(), dbt_execu
 def __getattr__(name: str):
     # Built on first access so that importing this module never needs the manifest.
     if name == "ASSETS":
-        return [dbt_views_assets(), dbt_models_assets()]
+        return [dbt_models_assets()]
     raise AttributeError(name)
 
 

@@ -29,7 +29,6 @@ import dagster as dg
 
 from ghmetrics_dagster import warehouse, waves
 from ghmetrics_dagster.defs.partitions import users_partitions
-from ghmetrics_dagster.defs.transform import VIEWS_GROUP
 
 JOB_NAME = "user_refresh"
 USER_TAG = "ghmetrics/user"
@@ -47,8 +46,7 @@ IN_PROGRESS = [
 
 user_refresh_job = dg.define_asset_job(
     JOB_NAME,
-    # The staging views are deployed, not rebuilt by every wave (defs/transform.py).
-    selection=dg.AssetSelection.all() - dg.AssetSelection.groups(VIEWS_GROUP),
+    selection=dg.AssetSelection.all(),
     partitions_def=users_partitions,
     # The steps form a chain and the machine may have 2 cores: one process per wave instead of
     # one per step saves a Dagster import and definitions load (about 5 s of CPU) per step.
