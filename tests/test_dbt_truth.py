@@ -138,7 +138,9 @@ def test_marts_equal_the_sandbox_ground_truth(database_url, tmp_path, seed):
     # As deployed: the views prepared once, then a wave. One seed runs the data tests too
     # (of the views and of the wave); the others only build.
     command = "build" if seed == 1 else "run"
-    run_dbt(database_url, command, "--selector", "views", target_path=tmp_path / "views")
+    # As deployed: a test that also reads a wave model waits for the wave (cautious).
+    run_dbt(database_url, command, "--selector", "views", "--indirect-selection", "cautious",
+            target_path=tmp_path / "views")
     run_dbt(database_url, command, "--selector", "wave", target_path=tmp_path / "target")
 
     expected = truth.compute(org, settings)
