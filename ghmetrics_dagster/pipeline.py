@@ -237,7 +237,8 @@ def deploy_views() -> None:
 
     url = warehouse.database_url()
     transform.prepare_dbt_project(url)
-    transform.build_views(database_url=url)
+    with _output_to(dagster_home.run_log_path()):  # dbt's output to the log, not the terminal
+        transform.build_views(database_url=url)
 
 
 def serve_ui(port: int) -> None:
