@@ -15,9 +15,6 @@ from dataclasses import dataclass
 
 from ghmetrics_dagster import dagster_home
 
-USER_JOB = "user_refresh"
-
-
 @dataclass
 class RunOutcome:
     run_id: str
@@ -30,14 +27,14 @@ def failure_reason(instance, run_id: str) -> str:
     """The first failed step of a run and the innermost error, in one line."""
     from dagster import DagsterEventType
 
+    from ghmetrics_dagster.defs.alerts import root_cause
+
     for event_type in (DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE):
         records = instance.get_records_for_run(run_id, of_type=event_type, limit=1).records
         if records:
             entry = records[0].event_log_entry
             error = getattr(entry.dagster_event.event_specific_data, "error", None) if entry.dagster_event else None
-            while error is not None and error.cause is not None:
-                error = error.cause
-            message = (error.message if error is not None else entry.user_message or "").strip()
+            message = root_cause(error) or (entry.user_message or "").strip()
             return f"{entry.step_key or 'run'}: {message.splitlines()[0] if message else 'failed'}"
     return ""
 

@@ -18,7 +18,7 @@ def run_failure_alert_sensor(context: dg.RunFailureSensorContext):
         return dg.SkipReason("GHMETRICS_ALERT_WEBHOOK_URL is not set")
     run = context.dagster_run
     failed_steps = [
-        (event.step_key or "run", _root_cause(event.step_failure_data.error))
+        (event.step_key or "run", root_cause(event.step_failure_data.error))
         for event in context.get_step_failure_events()
     ]
     if not failed_steps and context.failure_event.message:
@@ -28,7 +28,7 @@ def run_failure_alert_sensor(context: dg.RunFailureSensorContext):
     context.log.info(f"posted the failure of run {run.run_id} to the alert webhook")
 
 
-def _root_cause(error) -> str:
+def root_cause(error) -> str:
     """Dagster wraps the asset's exception; the innermost one says what went wrong."""
     if error is None:
         return ""

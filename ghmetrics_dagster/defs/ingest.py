@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from ghmetrics_dagster import secrets, settings, warehouse
+from ghmetrics_dagster import settings, warehouse
 from ghmetrics_dagster.defs.partitions import users_partitions
 from ghmetrics_dagster.github import access, sync
 from ghmetrics_dagster.github.client import GitHubClient
@@ -27,11 +27,8 @@ def raw_key(table: str) -> dg.AssetKey:
 
 def _tokens_for(login: str) -> list[str]:
     """The user's own stored token first (it sees their private repositories), then the service's."""
-    with warehouse.connect() as conn, conn.cursor() as cur:
-        cur.execute("select token_ciphertext from app.users where login = %s", (login,))
-        row = cur.fetchone()
-    own = [secrets.decrypt(row[0])] if row and row[0] else []
-    tokens = list(dict.fromkeys(own + settings.github_tokens()))
+    own = access.own_token(warehouse.database_url(), login)
+    tokens = list(dict.fromkeys(([own] if own else []) + settings.github_tokens()))
     if not tokens:
         raise dg.Failure(
             "no GitHub token: set GITHUB_TOKEN or store the user's token with "
