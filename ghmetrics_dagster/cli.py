@@ -236,6 +236,24 @@ def ui(port: int) -> None:
     pipeline.serve_ui(port)
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 in a container).")
+@click.option("--port", default=8000, show_default=True)
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Server processes (one per core).")
+def web(host: str, port: int, workers: int) -> None:
+    """Serve the dashboard: sign in with GitHub, see your metrics (GHMETRICS_OAUTH_CLIENT_ID/SECRET)."""
+    from ghmetrics_dagster.web import server
+    from ghmetrics_dagster.web.config import WebConfig, WebConfigError
+
+    url = _migrated_url()
+    try:
+        WebConfig.from_env(database_url=url)  # fail here, in one line, rather than in each worker
+    except WebConfigError as exc:
+        fail(str(exc))
+    click.echo(f"dashboard: http://{host}:{port}  (Ctrl-C to stop)")
+    server.serve(host, port, workers)
+
+
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []})
 @click.argument("dagster_args", nargs=-1, type=click.UNPROCESSED)
 def dagster(dagster_args: tuple[str, ...]) -> None:

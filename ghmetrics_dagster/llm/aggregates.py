@@ -41,6 +41,7 @@ class Anomaly:
     week_start: str
     metric: str  # untrusted enough to be treated as data
     anomaly_score: float | None = None
+    scope: str | None = None  # the login (user scope) or the repository it was found in
 
 
 @dataclasses.dataclass
@@ -146,8 +147,10 @@ _TRAILING_LABELS = {
     "median_lead_time_hours": ("median lead time", "hours"),
     "change_failure_rate": ("change failure rate", "ratio"),
     "incidents": ("incidents", "count"),
+    "median_time_to_restore_hours": ("median time to restore", "hours"),
     "merged_prs": ("merged pull requests", "count"),
     "review_coverage": ("review coverage", "ratio"),
+    "median_pr_size": ("median pull request size (lines)", "count"),
 }
 
 
@@ -231,23 +234,27 @@ def _median(values: list[float]) -> float | None:
     return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
 
-def load_summary_input(conn, login: str, history_weeks: int = 26) -> SummaryInput:
-    """Reads a user's aggregates from marts.fct_dora_weekly, marts.fct_pull_requests and ml.insights."""
+def load_summary_input(conn, login: str, history_weeks: int = 26, repository: str | None = None) -> SummaryInput:
+    """Reads a user's aggregates from marts.fct_dora_weekly, marts.fct_pull_requests and ml.insights.
+
+    With `repository` (one of the user's scope: the caller checks), the same figures for that
+    repository alone: the dashboard's repository page shows what the summary would say of it."""
+    scope_type, scope = ("repository", repository) if repository else ("user", login)
     with conn.cursor() as cur:
         cur.execute(
             "select to_regclass('marts.fct_dora_weekly'), to_regclass('marts.fct_pull_requests'),"
-            " to_regclass('ml.insights')"
+            " to_regclass('ml.insights'), to_regclass('marts.fct_incidents')"
         )
-        dora, prs, insights = cur.fetchone()
+        dora, prs, insights, incidents = cur.fetchone()
         if dora is None:
             raise AggregatesError(
                 "marts.fct_dora_weekly does not exist: materialise the dbt assets (marts) before the summaries"
             )
         columns = ", ".join(("week_start",) + WEEKLY_FIELDS + GRADE_FIELDS)
         cur.execute(
-            f"select {columns} from marts.fct_dora_weekly where scope_type = 'user' and scope = %s"
+            f"select {columns} from marts.fct_dora_weekly where scope_type = %s and scope = %s"
             " order by week_start desc limit %s",
-            (login, history_weeks),
+            (scope_type, scope, history_weeks),
         )
         names = [d[0] for d in cur.description]
         rows = [{n: _plain(v) for n, v in zip(names, row)} for row in cur.fetchall()]
@@ -278,7 +285,7 @@ def load_summary_input(conn, login: str, history_weeks: int = 26) -> SummaryInpu
         window_start_utc = dt.datetime.fromisoformat(window_start).replace(tzinfo=dt.timezone.utc)
 
         # Registered and readable by the user's own token only (app.user_scope).
-        repos = access.scope_repositories(cur, login)
+        repos = [repository] if repository else access.scope_repositories(cur, login)
 
         if prs is not None and repos:
             # Pooled medians over the user's repositories, like the user-scope rows of the mart.
@@ -287,18 +294,27 @@ def load_summary_input(conn, login: str, history_weeks: int = 26) -> SummaryInpu
                 " percentile_cont(0.5) within group (order by pickup_hours) filter (where merged),"
                 " percentile_cont(0.5) within group (order by review_hours) filter (where merged),"
                 " percentile_cont(0.5) within group (order by deploy_hours) filter (where merged),"
-                " percentile_cont(0.5) within group (order by lead_time_hours) filter (where shipped)"
+                " percentile_cont(0.5) within group (order by lead_time_hours) filter (where shipped),"
+                " percentile_cont(0.5) within group (order by pr_size) filter (where merged)"
                 " from (select *, merged_at >= %(start)s as merged, shipped_at >= %(start)s as shipped"
                 "       from marts.fct_pull_requests"
                 "       where repo_full_name = any(%(repos)s) and not is_bot and merged_at is not null) prs"
                 " where merged or shipped",
                 {"start": window_start_utc, "repos": repos},
             )
-            coding, pickup, review, deploy, lead = (_plain(v) for v in cur.fetchone())
+            coding, pickup, review, deploy, lead, size = (_plain(v) for v in cur.fetchone())
             data.cycle_medians_12w = {"coding": coding, "pickup": pickup, "review": review, "deploy": deploy}
             data.trailing["median_lead_time_hours"] = lead
+            data.trailing["median_pr_size"] = size
+        if incidents is not None and repos:
+            cur.execute(
+                "select percentile_cont(0.5) within group (order by restore_hours) from marts.fct_incidents"
+                " where repo_full_name = any(%s) and week_start >= %s::date and restore_hours is not null",
+                (repos, window_start),
+            )
+            data.trailing["median_time_to_restore_hours"] = _plain(cur.fetchone()[0])
 
-        if repos:
+        if repos and not repository:
             cur.execute(
                 "select scope, sum(deployments),"
                 " (array_agg(median_lead_time_hours order by week_start desc))[1],"
@@ -314,20 +330,22 @@ def load_summary_input(conn, login: str, history_weeks: int = 26) -> SummaryInpu
             ]
 
         if insights is not None:
+            only_scope = " and scope_type = 'repository' and scope = %(scope)s" if repository else ""
             cur.execute(
-                "select week_start, anomaly_metric, anomaly_score from ml.insights"
-                " where login = %s and is_anomaly and week_start >= %s::date"
+                "select week_start, anomaly_metric, anomaly_score, scope from ml.insights"
+                " where login = %(login)s and is_anomaly and week_start >= %(start)s::date" + only_scope +
                 " order by week_start desc, anomaly_score desc nulls last limit 5",
-                (login, window_start),
+                {"login": login, "start": window_start, "scope": scope},
             )
             data.anomalies = [
-                Anomaly(_plain(week), metric or "unspecified", _plain(score)) for week, metric, score in cur.fetchall()
+                Anomaly(_plain(week), metric or "unspecified", _plain(score), anomaly_scope)
+                for week, metric, score, anomaly_scope in cur.fetchall()
             ]
             cur.execute(
                 "select predicted_lead_time_hours, predicted_performance_score from ml.insights"
-                " where login = %s and scope_type = 'user' and scope = %s"
+                " where login = %s and scope_type = %s and scope = %s"
                 " order by week_start desc limit 1",
-                (login, login),
+                (login, scope_type, scope),
             )
             row = cur.fetchone()
             if row:

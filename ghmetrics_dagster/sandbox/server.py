@@ -5,7 +5,8 @@ organisation, with GitHub's rate limits, conditional requests and injectable fau
         requests.get(sandbox.rest_url + "/repos/acme/...", headers={"Authorization": f"token {sandbox.tokens[0]}"})
         requests.post(sandbox.graphql_url, json={"query": ...}, headers=...)
 
-REST lives at the root (like api.github.com), GraphQL at /graphql. Tokens: `Authorization:
+REST lives at the root (like api.github.com), GraphQL at /graphql, github.com's OAuth web flow
+at /login/oauth/ (oauth.py: a consent page for the synthetic people, codes, tokens). Tokens: `Authorization:
 token <t>` or `bearer <t>`; token i acts as the organisation's i-th human user (sorted by
 login). Unknown and revoked tokens get 401 "Bad credentials". REST without a token is
 anonymous (60 requests an hour), GraphQL without a token is 401.
@@ -45,7 +46,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from ghmetrics_dagster.sandbox import graphql_api, graphql_objects, model, rest
+from ghmetrics_dagster.sandbox import graphql_api, graphql_objects, model, oauth, rest
 from ghmetrics_dagster.sandbox.limits import FaultConfig, FaultInjector, RateLimits, fingerprint
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,8 @@ class SandboxServer:
         humans = sorted(login for login, user in org.users.items() if not user.is_bot) or [None]
         self.token_logins = {token: humans[i % len(humans)] for i, token in enumerate(tokens)}
         self.revoked: set[str] = set()
+        people = {login: user.name for login, user in org.users.items() if not user.is_bot}
+        self.oauth = oauth.OAuthProvider(people, issue_token=self.token_logins.__setitem__)
         self.limits = RateLimits(rest_limit, graphql_limit)
         self.injector = FaultInjector(faults)
         self.latency_ms = latency_ms
@@ -157,6 +160,13 @@ class SandboxServer:
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else b""
 
+        if path.startswith("/login/oauth/"):  # github.com's OAuth pages: no API token, no rate limit
+            page = self.oauth.handle(method, path, query, body, handler.headers.get("Content-Type") or "",
+                                     handler.headers.get("Accept") or "")
+            reply = _Reply(page.status, page.body, page.headers, resource="oauth")
+            self._record(seq, method, url, reply, "anonymous", started, cpu_started)
+            self._send(handler, reply)
+            return
         token, key, viewer, reply = self._authenticate(handler.headers.get("Authorization"), path)
         is_graphql = path == "/graphql"
         if reply is not None:  # refused before admission (401): GitHub still sends the limit headers
@@ -488,6 +498,9 @@ class SandboxHandle:
         self.graphql_url = server.base + "/graphql"
         self.tokens = list(tokens)
         self.port = server.port
+        # The OAuth app the sandbox knows (`/login/oauth/...`): point a web front end at it.
+        self.oauth_client_id = oauth.DEFAULT_CLIENT_ID
+        self.oauth_client_secret = oauth.default_client_secret()
 
     @property
     def org(self) -> model.Organization:

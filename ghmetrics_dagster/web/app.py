@@ -1,0 +1,314 @@
+"""The dashboard's web application (FastAPI): GitHub sign-in, pages rendered on the server, the
+same data as JSON under /api/ with an OpenAPI document, health checks.
+
+FastAPI gives typed JSON endpoints and their OpenAPI document for free and runs on Starlette,
+which already serves Dagster's webserver here; pages are Jinja2 templates with Plotly charts
+drawn by one copy of plotly.js the app serves itself (no CDN). Page views read only Postgres:
+GitHub is called when someone signs in, never on a page view.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import plotly
+import psycopg2.pool
+from fastapi import FastAPI, Form, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.middleware.sessions import SessionMiddleware
+
+from ghmetrics_dagster import warehouse
+from ghmetrics_dagster.github.errors import GitHubError
+from ghmetrics_dagster.web import accounts, oauth, views
+from ghmetrics_dagster.web.config import WebConfig
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).parent
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+SESSION_COOKIE = "ghmetrics_session"
+SECURITY_HEADERS = {
+    # Chart data travels as inert JSON (<script type="application/json">), so no inline script runs.
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+                               "img-src 'self' data:; frame-ancestors 'none'; form-action 'self' {oauth}",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+
+
+class SignInRequired(Exception):
+    """A page asked for without a session: the handler redirects to the sign-in page."""
+
+
+def create_app(config: WebConfig) -> FastAPI:
+    pool = psycopg2.pool.ThreadedConnectionPool(1, 32, warehouse.to_libpq_url(config.database_url), connect_timeout=10)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        pool.closeall()
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="ghmetrics dashboard API",
+        version="1",
+        description="Engineering metrics of the signed-in user's repositories (session cookie from GitHub sign-in).",
+        docs_url=None,  # the interactive docs load their code from a CDN; the OpenAPI document stays
+        redoc_url=None,
+    )
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    templates.env.globals["plotly_version"] = plotly.__version__
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.add_middleware(SessionMiddleware, secret_key=config.session_secret, session_cookie=SESSION_COOKIE,
+                       max_age=int(config.session_hours * 3600), same_site="lax", https_only=config.secure_cookies)
+    csp_headers = {k: v.format(oauth=config.oauth_url) for k, v in SECURITY_HEADERS.items()}
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):
+        response = await call_next(request)
+        for name, value in csp_headers.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    @contextlib.contextmanager
+    def database() -> Iterator:
+        conn = pool.getconn()
+        try:
+            with conn:  # commit on success, roll back on error
+                yield conn
+        finally:
+            pool.putconn(conn)
+
+    # --- sessions, CSRF ---------------------------------------------------------------------
+
+    def current_login(request: Request) -> str | None:
+        return request.session.get("login")
+
+    def page_login(request: Request) -> str:
+        login = current_login(request)
+        if not login:
+            raise SignInRequired()
+        return login
+
+    def api_login(request: Request) -> str:
+        login = current_login(request)
+        if not login:
+            raise HTTPException(401, "sign in first: open / in a browser and sign in with GitHub")
+        return login
+
+    def csrf_token(request: Request) -> str:
+        if "csrf" not in request.session:
+            request.session["csrf"] = secrets.token_urlsafe(24)
+        return request.session["csrf"]
+
+    def check_csrf(request: Request, token: str) -> None:
+        expected = request.session.get("csrf")
+        origin = request.headers.get("origin")
+        same_origin = origin is None or urlsplit(origin).netloc == request.url.netloc
+        if not expected or not secrets.compare_digest(expected, token or "") or not same_origin:
+            raise HTTPException(403, "the form has expired or came from another site; reload the page and try again")
+
+    def redirect_uri(request: Request) -> str:
+        base = config.public_url or str(request.base_url).rstrip("/")
+        return base + "/auth/callback"
+
+    def render(request: Request, template: str, http_status: int = 200, **context) -> HTMLResponse:
+        login = current_login(request)
+        context.update(request=request, login=login, csrf=csrf_token(request) if login else None)
+        return templates.TemplateResponse(request, template, context, status_code=http_status)
+
+    @app.exception_handler(SignInRequired)
+    async def to_sign_in(request: Request, exc: SignInRequired):
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        request.session["next"] = target if target.startswith("/") and not target.startswith("//") else "/"
+        return RedirectResponse("/login", status_code=303)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):
+        if request.url.path.startswith("/api/") or request.url.path in ("/healthz", "/readyz"):
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        return render(request, "error.html", http_status=exc.status_code, status_code=exc.status_code, detail=exc.detail)
+
+    # --- signing in and out -----------------------------------------------------------------
+
+    @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
+    def login_page(request: Request):
+        if current_login(request):
+            return RedirectResponse("/", status_code=303)
+        return render(request, "login.html", error=request.session.pop("error", None), oauth_url=config.oauth_url)
+
+    @app.get("/auth/github", include_in_schema=False)
+    def start_sign_in(request: Request):
+        state = oauth.new_state()
+        request.session["oauth_state"] = state
+        return RedirectResponse(oauth.authorize_url(config, state, redirect_uri(request)), status_code=303)
+
+    @app.get("/auth/callback", include_in_schema=False)
+    def finish_sign_in(request: Request, code: str | None = None, state: str | None = None,
+                       error: str | None = None, error_description: str | None = None):
+        expected = request.session.pop("oauth_state", None)
+        if not oauth.states_match(expected, state):
+            # A forged, replayed or missing state: never exchange the code.
+            raise HTTPException(400, "this sign-in link is not one this site started (state mismatch); sign in again")
+        if error:
+            request.session["error"] = ("You cancelled signing in." if error == "access_denied"
+                                        else f"GitHub did not sign you in: {error_description or error}.")
+            return RedirectResponse("/login", status_code=303)
+        if not code:
+            raise HTTPException(400, "GitHub's answer had no code; sign in again")
+        try:
+            token = oauth.exchange_code(config, code, redirect_uri(request))
+            who = oauth.identity(config, token)
+            readable = oauth.readable_repositories(config, token)
+            signed = accounts.record_sign_in(config, who, token, readable)
+        except (oauth.OAuthError, GitHubError) as exc:
+            request.session["error"] = str(exc)
+            return RedirectResponse("/login", status_code=303)
+        target = request.session.pop("next", "/")
+        request.session.clear()  # a new session for the signed-in user (no fixation)
+        request.session.update(login=signed.login, csrf=secrets.token_urlsafe(24))
+        log.info("signed in %s (login %s, %s repositories in scope)", signed.login, signed.login_id, signed.repositories)
+        return RedirectResponse(target, status_code=303)
+
+    @app.post("/logout", include_in_schema=False)
+    def sign_out(request: Request, csrf: str = Form("")):
+        check_csrf(request, csrf)
+        request.session.clear()
+        request.session["error"] = "You are signed out."
+        return RedirectResponse("/login", status_code=303)
+
+    # --- pages ------------------------------------------------------------------------------
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def my_metrics(request: Request):
+        login = page_login(request)
+        with database() as conn, conn.cursor() as cur:
+            view = views.scope_view(conn, login)
+            status = views.refresh_status(cur, login, config.refresh_ttl_minutes)
+            summary = views.latest_summary(cur, login)
+            repositories = views.scope_repositories(cur, login)
+        return render(request, "metrics.html", view=view, status=status, summary=summary,
+                      repositories=repositories, page="me", chart_json=_chart_json(view))
+
+    @app.get("/repos/go", include_in_schema=False)
+    def repository_picker(request: Request, repo: str = ""):
+        # The repository picker without JavaScript: a GET form with ?repo=owner/name.
+        page_login(request)
+        owner, _, name = repo.partition("/")
+        if not owner or not name or "/" in name:
+            raise HTTPException(404, "no such repository among yours")
+        return RedirectResponse(f"/repos/{quote(owner)}/{quote(name)}", status_code=303)
+
+    @app.get("/repos/{owner}/{name}", response_class=HTMLResponse, include_in_schema=False)
+    def repository_page(request: Request, owner: str, name: str):
+        login = page_login(request)
+        with database() as conn, conn.cursor() as cur:
+            repository = views.scope_repository(cur, login, f"{owner}/{name}")
+            if repository is None:
+                raise HTTPException(404, "no such repository among yours")
+            view = views.scope_view(conn, login, repository)
+            behind = views.rows_behind(cur, repository, view.get("latest_week"))
+            status = views.refresh_status(cur, login, config.refresh_ttl_minutes)
+            repositories = views.scope_repositories(cur, login)
+        return render(request, "metrics.html", view=view, status=status, summary=None, behind=behind,
+                      repositories=repositories, page="repo", chart_json=_chart_json(view))
+
+    @app.get("/team", response_class=HTMLResponse, include_in_schema=False)
+    def team_page(request: Request):
+        login = page_login(request)
+        with database() as conn, conn.cursor() as cur:
+            rows = views.team_rows(cur, login)
+            status = views.refresh_status(cur, login, config.refresh_ttl_minutes)
+            repositories = views.scope_repositories(cur, login)
+        return render(request, "team.html", rows=rows, status=status, repositories=repositories, page="team",
+                      metrics=views.METRICS, fmt=views.fmt)
+
+    @app.get(f"/assets/plotly-{plotly.__version__}.min.js", include_in_schema=False)
+    def plotly_js():
+        # Versioned name: browsers keep it for a year and fetch a new one after an upgrade.
+        return FileResponse(PLOTLY_JS, media_type="text/javascript",
+                            headers={"Cache-Control": "public, max-age=31536000, immutable"})
+
+    # --- API --------------------------------------------------------------------------------
+
+    @app.get("/api/me", tags=["user"], summary="Who is signed in and the repositories they can see")
+    def api_me(request: Request) -> dict:
+        login = api_login(request)
+        with database() as conn, conn.cursor() as cur:
+            return {"login": login, "repositories": views.scope_repositories(cur, login)}
+
+    @app.get("/api/status", tags=["user"], summary="Whether the user's data is fresh or being refreshed")
+    def api_status(request: Request) -> dict:
+        login = api_login(request)
+        with database() as conn, conn.cursor() as cur:
+            return views.refresh_status(cur, login, config.refresh_ttl_minutes)
+
+    @app.get("/api/metrics", tags=["metrics"], summary="The user's metrics over all their repositories")
+    def api_metrics(request: Request) -> dict:
+        login = api_login(request)
+        with database() as conn, conn.cursor() as cur:
+            view = views.scope_view(conn, login)
+            view["summary"] = views.latest_summary(cur, login)
+            return _jsonable(view)
+
+    @app.get("/api/repos", tags=["metrics"], summary="The user's repositories side by side")
+    def api_repositories(request: Request) -> dict:
+        login = api_login(request)
+        with database() as conn, conn.cursor() as cur:
+            return {"repositories": _jsonable(views.team_rows(cur, login))}
+
+    @app.get("/api/repos/{owner}/{name}", tags=["metrics"],
+             summary="One repository's metrics and the rows behind its latest lead time and failures",
+             responses={404: {"description": "Not one of the user's repositories"}})
+    def api_repository(request: Request, owner: str, name: str) -> dict:
+        login = api_login(request)
+        with database() as conn, conn.cursor() as cur:
+            repository = views.scope_repository(cur, login, f"{owner}/{name}")
+            if repository is None:
+                raise HTTPException(404, "no such repository among yours")
+            view = views.scope_view(conn, login, repository)
+            view["behind"] = views.rows_behind(cur, repository, view.get("latest_week"))
+            return _jsonable(view)
+
+    @app.get("/healthz", tags=["operations"], summary="The process answers")
+    def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], summary="The warehouse answers and the marts exist")
+    def readyz() -> Response:
+        try:
+            with database() as conn, conn.cursor() as cur:
+                cur.execute("select to_regclass('marts.fct_dora_weekly') is not null")
+                marts = cur.fetchone()[0]
+        except psycopg2.Error as exc:
+            return JSONResponse({"status": "unavailable", "reason": f"warehouse: {type(exc).__name__}"}, status_code=503)
+        if not marts:
+            return JSONResponse({"status": "unavailable", "reason": "the marts are not built yet"}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    return app
+
+
+def _jsonable(value):
+    """Dates, datetimes and decimals as JSON can carry them."""
+    return json.loads(json.dumps(value, default=_default))
+
+
+def _default(value):
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    return float(value)
+
+
+def _chart_json(view: dict) -> str:
+    # `</` cannot end the <script type="application/json"> block early.
+    return json.dumps(view.get("charts", {}), default=_default).replace("</", "<\\/")
