@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test ui mlflow-ui bench install validate clean audit
+.PHONY: demo test ui web mlflow-ui bench install validate clean audit browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/ghmetrics demo
 
-test: $(STAMP)
+# The browser tests drive Debian's chromium: installed here when missing and allowed (root, apt).
+browser:
+	@bash deploy/install-chromium.sh
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # `ghmetrics dagster ...` runs the dagster CLI with the embedded instance and dbt manifest ready.
@@ -27,6 +31,9 @@ validate: $(STAMP)
 
 ui: $(STAMP)
 	$(BIN)/ghmetrics ui
+
+web: $(STAMP)
+	$(BIN)/ghmetrics web
 
 mlflow-ui: $(STAMP)
 	$(BIN)/ghmetrics mlflow-ui
@@ -39,4 +46,4 @@ audit: $(STAMP)
 	bash deploy/audit.sh $(VENV)
 
 clean:
-	rm -rf $(VENV) .venv-audit .ghmetrics dbt_project/target dbt_project/logs
+	rm -rf $(VENV) .venv-audit .ghmetrics .test-artifacts dbt_project/target dbt_project/logs

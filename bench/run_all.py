@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["sandbox", "ingest", "dbt", "ml", "summaries", "logins"]
+BENCHMARKS = ["sandbox", "ingest", "dbt", "ml", "summaries", "logins", "web"]
 
 
 def main() -> int:

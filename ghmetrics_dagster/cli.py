@@ -216,13 +216,14 @@ def run(login: str) -> None:
 @click.option("--seed", default=7, show_default=True, help="Seed of the synthetic organisation.")
 @click.option("--repos", default=6, show_default=True, help="Repositories in the synthetic organisation.")
 @click.option("--prs", default=80, show_default=True, help="Pull requests per repository.")
-@click.option("--no-ui", is_flag=True, help="Stop after printing instead of serving the Dagster UI.")
+@click.option("--no-ui", is_flag=True, help="Stop after printing instead of serving the dashboard and the Dagster UI.")
 @click.option("--port", default=3000, show_default=True, help="Port of the Dagster UI.")
-def demo(seed: int, repos: int, prs: int, no_ui: bool, port: int) -> None:
-    """Run the whole pipeline against the sandbox and print the results."""
+@click.option("--web-port", default=8000, show_default=True, help="Port of the dashboard.")
+def demo(seed: int, repos: int, prs: int, no_ui: bool, port: int, web_port: int) -> None:
+    """Run the whole pipeline against the sandbox, print the results, serve the dashboard and the Dagster UI."""
     from ghmetrics_dagster import demo as demo_module
 
-    demo_module.run_demo(seed=seed, repos=repos, prs=prs, serve_ui=not no_ui, port=port)
+    demo_module.run_demo(seed=seed, repos=repos, prs=prs, serve_ui=not no_ui, port=port, web_port=web_port)
 
 
 @main.command()
@@ -245,6 +246,9 @@ def web(host: str, port: int, workers: int) -> None:
     from ghmetrics_dagster.web import server
     from ghmetrics_dagster.web.config import WebConfig, WebConfigError
 
+    if os.environ.get("GHMETRICS_INSTANCE") and not os.environ.get("GHMETRICS_SECRET_KEY"):
+        fail("GHMETRICS_SECRET_KEY is not set: in a deployment the dashboard must share the key with the code "
+             "server, which decrypts the tokens the dashboard stores; set the same key on both")
     url = _migrated_url()
     try:
         WebConfig.from_env(database_url=url)  # fail here, in one line, rather than in each worker

@@ -98,7 +98,19 @@ def _print_summary(url: str, login: str) -> None:
     _say(f"  report: {report_path}")
 
 
-def run_demo(seed: int, repos: int, prs: int, serve_ui: bool, port: int) -> None:
+def _serve_dashboard(url: str, sandbox, port: int):
+    """The dashboard in this process, signing people in through the sandbox's OAuth pages."""
+    from ghmetrics_dagster.web import server
+    from ghmetrics_dagster.web.config import WebConfig
+
+    config = WebConfig.from_env(
+        database_url=url, client_id=sandbox.oauth_client_id, client_secret=sandbox.oauth_client_secret,
+        oauth_url=sandbox.rest_url,
+    )
+    return server.start_in_thread(config, port=port)
+
+
+def run_demo(seed: int, repos: int, prs: int, serve_ui: bool, port: int, web_port: int = 8000) -> None:
     from ghmetrics_dagster.sandbox import generator
     from ghmetrics_dagster.sandbox.server import run_sandbox
 
@@ -132,6 +144,14 @@ def run_demo(seed: int, repos: int, prs: int, serve_ui: bool, port: int) -> None
         _print_summary(url, users[0][0])
         _say()
         _say(f"done in {time.monotonic() - started:.0f} s.")
-        _say("Dagster UI: `make ui` (http://127.0.0.1:3000); MLflow UI: `make mlflow-ui` (http://127.0.0.1:5000).")
-        if serve_ui:
+        if not serve_ui:
+            _say("Dagster UI: `make ui` (http://127.0.0.1:3000); MLflow UI: `make mlflow-ui` (http://127.0.0.1:5000).")
+            return
+        dashboard = _serve_dashboard(url, sandbox, web_port)
+        _heading("Dashboard")
+        _say(f"  {dashboard.url}  sign in with GitHub: the sandbox's consent page lets you pick a person;")
+        _say(f"  {users[0][0]} sees {len(users[0][1])} repositories. Signing in refreshes them in the background.")
+        try:
             pipeline.serve_ui(port)
+        finally:
+            dashboard.stop()

@@ -124,6 +124,10 @@ def test_compose_services_provide_what_the_instance_files_read():
         # The Dagster storage database is created by the Postgres init script.
         assert environment["DAGSTER_PG_DB"] in (DEPLOY / "postgres-init.sql").read_text()
     assert services["webserver"]["command"][0] == "dagster-webserver"
+    web = services["web"]
+    assert web["command"][:2] == ["ghmetrics", "web"] and "/healthz" in " ".join(web["healthcheck"]["test"])
+    assert {"GHMETRICS_OAUTH_CLIENT_ID", "GHMETRICS_OAUTH_CLIENT_SECRET", "GHMETRICS_SECRET_KEY",
+            "GHMETRICS_DATABASE_URL"} <= set(web["environment"])
     assert services["daemon"]["command"][:2] == ["dagster-daemon", "run"]
     workspace = yaml.safe_load((DEPLOY / "workspace.yaml").read_text())
     assert workspace["load_from"][0]["grpc_server"]["host"] == "code"

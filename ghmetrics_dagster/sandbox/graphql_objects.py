@@ -521,13 +521,15 @@ class Renderer:
         return render(obj) if repo is None and render == self.repository else render(obj, repo)
 
 
-def query_root(renderer: Renderer, viewer_login: str | None, rate_limit: dict) -> dict:
-    """The Query object for one request."""
+def query_root(renderer: Renderer, viewer_login: str | None, rate_limit: dict,
+               hidden: frozenset = frozenset()) -> dict:
+    """The Query object for one request; `hidden` holds (viewer login, repository lower-cased)
+    pairs answered as GitHub answers a private repository the viewer cannot see."""
     org = renderer.org
 
     def repository(args, ctx):
         repo = org.repository(f"{args['owner']}/{args['name']}")
-        if repo is None:
+        if repo is None or (viewer_login, repo.full_name.lower()) in hidden:
             raise FieldError(
                 f"Could not resolve to a Repository with the name '{args['owner']}/{args['name']}'.", "NOT_FOUND"
             )

@@ -46,7 +46,8 @@ def not_found(doc: str = DOCS) -> RestError:
 class RestApi:
     """Renders one request; `base` is the server's root URL (used in `url` fields and links)."""
 
-    def __init__(self, org: model.Organization, base: str, viewer_login: str | None):
+    def __init__(self, org: model.Organization, base: str, viewer_login: str | None, hidden: frozenset = frozenset()):
+        self.hidden = hidden  # (viewer login, repository lower-cased): a private repository they cannot see
         self.org = org
         self.base = base
         self.viewer_login = viewer_login
@@ -65,7 +66,7 @@ class RestApi:
 
     def _repo(self, owner: str, name: str) -> model.Repository:
         repo = self.org.repository(f"{owner}/{name}")
-        if repo is None:
+        if repo is None or (self.viewer_login, repo.full_name.lower()) in self.hidden:
             raise not_found(f"{DOCS}/repos/repos#get-a-repository")
         return repo
 
@@ -194,7 +195,8 @@ class RestApi:
         if self.viewer_login is None:
             raise RestError(401, "Requires authentication", f"{DOCS}/repos/repos#list-repositories-for-the-authenticated-user")
         names = self.org.memberships.get(self.viewer_login, [])
-        repos = [r for r in (self.org.repository(n) for n in names) if r is not None]
+        repos = [r for r in (self.org.repository(n) for n in names)
+                 if r is not None and (self.viewer_login, r.full_name.lower()) not in self.hidden]
         repos = _sort(repos, query, {"created": lambda r: r.created_at, "updated": lambda r: r.updated_at,
                                      "pushed": lambda r: r.pushed_at, "full_name": lambda r: r.full_name}, "full_name")
         return self._paginate("/user/repos", query, repos, self.repository)

@@ -111,6 +111,7 @@ class SandboxServer:
         humans = sorted(login for login, user in org.users.items() if not user.is_bot) or [None]
         self.token_logins = {token: humans[i % len(humans)] for i, token in enumerate(tokens)}
         self.revoked: set[str] = set()
+        self.hidden: frozenset = frozenset()  # (login, repository lower-cased) pairs: see SandboxHandle.hide
         people = {login: user.name for login, user in org.users.items() if not user.is_bot}
         self.oauth = oauth.OAuthProvider(people, issue_token=self.token_logins.__setitem__)
         self.limits = RateLimits(rest_limit, graphql_limit)
@@ -273,7 +274,7 @@ class SandboxServer:
 
     def _rest(self, handler, path, query, key, viewer) -> _Reply:
         with self.lock:
-            api = rest.RestApi(self.org, self.base, viewer)
+            api = rest.RestApi(self.org, self.base, viewer, self.hidden)
             response = api.handle(unquote(path), query)
             payload = _dumps(response.body)
         headers = {"Content-Type": "application/json; charset=utf-8", **response.headers}
@@ -341,7 +342,7 @@ class SandboxServer:
         }
         with self.lock:
             renderer = graphql_objects.Renderer(self.org)
-            root = graphql_objects.query_root(renderer, viewer, rate_limit)
+            root = graphql_objects.query_root(renderer, viewer, rate_limit, self.hidden)
             result = graphql_api.execute(prepared, root, graphql_api.ExecutionContext(coerced))
             payload = _dumps(result)
         return _Reply(200, payload, json_headers, cost=0 if dry_run else cost.cost,
@@ -548,6 +549,12 @@ class SandboxHandle:
         """The next requests matching each reply get it instead of the sandbox's answer."""
         with self._server._log_lock:
             self._server.scripted.extend(replies)
+
+    def hide(self, repository: str, login: str) -> None:
+        """`login` can no longer see `repository`, as with a private repository they are not a
+        collaborator of: GraphQL NOT_FOUND, REST 404, left out of their /user/repos."""
+        with self._server.lock:
+            self._server.hidden = self._server.hidden | {(login, repository.lower())}
 
     def revoke(self, token: str) -> None:
         """The token now gets 401 Bad credentials."""

@@ -14,7 +14,13 @@ import statistics
 from decimal import Decimal
 from typing import Any
 
-from ghmetrics_dagster.llm.aggregates import CYCLE_STAGES, WINDOW_WEEKS, SummaryInput, load_summary_input
+from ghmetrics_dagster.llm.aggregates import (
+    CYCLE_STAGES,
+    WINDOW_WEEKS,
+    AggregatesError,
+    SummaryInput,
+    load_summary_input,
+)
 
 # Each metric: its one-line definition, thresholds (the 2023 DORA grades the marts apply over the
 # trailing 12 weeks), how it is charted and read. `better` says which direction is good.
@@ -160,7 +166,10 @@ def scope_repository(cur, login: str, full_name: str) -> str | None:
 
 def scope_view(conn, login: str, repository: str | None = None) -> dict:
     """Everything the "My metrics" page (or, with `repository`, a repository's page) shows."""
-    data = load_summary_input(conn, login, repository=repository)
+    try:
+        data = load_summary_input(conn, login, repository=repository)
+    except AggregatesError:  # a new installation before its first refresh built the marts
+        data = SummaryInput(login=login)
     weeks = data.weeks
     view: dict[str, Any] = {
         "scope": repository or login,
@@ -343,6 +352,9 @@ def rows_behind(cur, repository: str, latest_week: str | None) -> dict:
 
 def team_rows(cur, login: str) -> list[dict]:
     """The user's repositories side by side: the latest week's grades and 12-week figures."""
+    cur.execute("select to_regclass('marts.fct_dora_weekly')")
+    if cur.fetchone()[0] is None:
+        return []
     cur.execute(
         """with scoped as (
                select w.*, row_number() over (partition by w.scope order by w.week_start desc) as age
