@@ -228,7 +228,10 @@ def test_my_metrics_shows_each_metric_with_its_definition_grade_and_both_windows
     cards = {m["key"]: m for m in api["metrics"]}
     assert cards["deployments"]["latest"] == float(row[1])
     assert cards["median_lead_time_hours"]["grade"] == row[3]
-    raw = reader.get(world.web_url + "/").text
+    response = reader.get(world.web_url + "/")
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    assert response.headers["x-frame-options"] == "DENY"
+    raw = response.text
     page = html.unescape(raw)
     for card in api["metrics"]:
         assert card["title"] in page and card["definition"] in page and card["thresholds"] in page

@@ -70,3 +70,27 @@ def test_the_dashboard_will_not_start_without_an_oauth_app_or_with_a_short_secre
     with pytest.raises(WebConfigError, match="at least 32"):
         config(session_secret="short").check()
     assert "s3cret" not in repr(config()) and "k" * 40 not in repr(config())
+
+
+def test_ghmetrics_web_without_an_oauth_app_fails_in_one_line(database_url, monkeypatch):
+    from click.testing import CliRunner
+
+    from ghmetrics_dagster.cli import main
+
+    for name in ("GHMETRICS_OAUTH_CLIENT_ID", "GHMETRICS_OAUTH_CLIENT_SECRET", "GHMETRICS_INSTANCE"):
+        monkeypatch.delenv(name, raising=False)
+    result = CliRunner().invoke(main, ["web", "--port", "1"])
+    assert result.exit_code != 0
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "GHMETRICS_OAUTH_CLIENT_ID and GHMETRICS_OAUTH_CLIENT_SECRET" in lines[0]
+
+
+def test_ghmetrics_web_in_a_container_needs_the_shared_secret_key(database_url, monkeypatch):
+    from click.testing import CliRunner
+
+    from ghmetrics_dagster.cli import main
+
+    monkeypatch.setenv("GHMETRICS_INSTANCE", "production")
+    monkeypatch.delenv("GHMETRICS_SECRET_KEY", raising=False)
+    result = CliRunner().invoke(main, ["web"])
+    assert result.exit_code != 0 and "GHMETRICS_SECRET_KEY is not set" in result.output

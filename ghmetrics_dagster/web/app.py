@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import logging
 import secrets
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -29,12 +30,14 @@ from starlette.middleware.sessions import SessionMiddleware
 from ghmetrics_dagster import warehouse
 from ghmetrics_dagster.github.errors import GitHubError
 from ghmetrics_dagster.web import accounts, oauth, views
+from ghmetrics_dagster.web.cache import StampedCache
 from ghmetrics_dagster.web.config import WebConfig
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 SESSION_COOKIE = "ghmetrics_session"
+DB_CONNECTIONS = 8  # per process; pages spend most of their time outside the database
 SECURITY_HEADERS = {
     # Chart data travels as inert JSON (<script type="application/json">), so no inline script runs.
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -45,12 +48,41 @@ SECURITY_HEADERS = {
 }
 
 
+class SecurityHeaders:
+    """Adds the security headers to every response. A plain ASGI middleware: Starlette's
+    `@app.middleware("http")` wraps each response in a stream and cost a third of the
+    throughput of a cached page in bench/web.py."""
+
+    def __init__(self, app, headers: dict[str, str]):
+        self.app = app
+        self.headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                present = {name for name, _ in message.get("headers", [])}
+                message["headers"] = list(message.get("headers", [])) + [
+                    (name, value) for name, value in self.headers if name not in present
+                ]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 class SignInRequired(Exception):
     """A page asked for without a session: the handler redirects to the sign-in page."""
 
 
 def create_app(config: WebConfig) -> FastAPI:
-    pool = psycopg2.pool.ThreadedConnectionPool(1, 32, warehouse.to_libpq_url(config.database_url), connect_timeout=10)
+    # psycopg2's pool closes every connection beyond `minconn` when it is returned, so min = max
+    # keeps them open (a new connection costs a Postgres process); the semaphore makes requests
+    # wait for a free one instead of failing when all are out.
+    pool = psycopg2.pool.ThreadedConnectionPool(DB_CONNECTIONS, DB_CONNECTIONS, warehouse.to_libpq_url(config.database_url),
+                                                connect_timeout=10)
+    free_connections = threading.BoundedSemaphore(DB_CONNECTIONS)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -71,22 +103,20 @@ def create_app(config: WebConfig) -> FastAPI:
     app.add_middleware(SessionMiddleware, secret_key=config.session_secret, session_cookie=SESSION_COOKIE,
                        max_age=int(config.session_hours * 3600), same_site="lax", https_only=config.secure_cookies)
     csp_headers = {k: v.format(oauth=config.oauth_url) for k, v in SECURITY_HEADERS.items()}
+    cache = StampedCache()
+    app.state.cache = cache
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next):
-        response = await call_next(request)
-        for name, value in csp_headers.items():
-            response.headers.setdefault(name, value)
-        return response
+    app.add_middleware(SecurityHeaders, headers=csp_headers)
 
     @contextlib.contextmanager
     def database() -> Iterator:
-        conn = pool.getconn()
-        try:
-            with conn:  # commit on success, roll back on error
-                yield conn
-        finally:
-            pool.putconn(conn)
+        with free_connections:
+            conn = pool.getconn()
+            try:
+                with conn:  # commit on success, roll back on error
+                    yield conn
+            finally:
+                pool.putconn(conn)
 
     # --- sessions, CSRF ---------------------------------------------------------------------
 
@@ -188,16 +218,37 @@ def create_app(config: WebConfig) -> FastAPI:
 
     # --- pages ------------------------------------------------------------------------------
 
+    # Each page and endpoint reads the user's state (one query), then what it shows from the
+    # cache, computed again only when a wave has ended or the user signed in since.
+
+    def scope_data(cur, conn, login: str, state: views.UserState, repository: str | None = None) -> dict:
+        def compute() -> dict:
+            view = views.scope_view(conn, login, repository)
+            data = {"view": view, "chart_json": _chart_json(view), "repositories": views.scope_repositories(cur, login)}
+            if repository:
+                data["behind"] = views.rows_behind(cur, repository, view.get("latest_week"))
+            else:
+                data["summary"] = views.latest_summary(cur, login)
+            return data
+
+        return cache.get(("scope", login, repository), state.stamp, compute)
+
+    def gate(cur, login: str, state: views.UserState, owner: str, name: str) -> str:
+        """The repository as stored when it is in the user's scope; 404 otherwise."""
+        repository = cache.get(("gate", login, f"{owner}/{name}".lower()), state.stamp,
+                               lambda: views.scope_repository(cur, login, f"{owner}/{name}"))
+        if repository is None:
+            raise HTTPException(404, "no such repository among yours")
+        return repository
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def my_metrics(request: Request):
         login = page_login(request)
         with database() as conn, conn.cursor() as cur:
-            view = views.scope_view(conn, login)
-            status = views.refresh_status(cur, login, config.refresh_ttl_minutes)
-            summary = views.latest_summary(cur, login)
-            repositories = views.scope_repositories(cur, login)
-        return render(request, "metrics.html", view=view, status=status, summary=summary,
-                      repositories=repositories, page="me", chart_json=_chart_json(view))
+            state = views.user_state(cur, login)
+            data = scope_data(cur, conn, login, state)
+        return render(request, "metrics.html", status=views.refresh_status(state, config.refresh_ttl_minutes),
+                      page="me", **data)
 
     @app.get("/repos/go", include_in_schema=False)
     def repository_picker(request: Request, repo: str = ""):
@@ -212,25 +263,21 @@ def create_app(config: WebConfig) -> FastAPI:
     def repository_page(request: Request, owner: str, name: str):
         login = page_login(request)
         with database() as conn, conn.cursor() as cur:
-            repository = views.scope_repository(cur, login, f"{owner}/{name}")
-            if repository is None:
-                raise HTTPException(404, "no such repository among yours")
-            view = views.scope_view(conn, login, repository)
-            behind = views.rows_behind(cur, repository, view.get("latest_week"))
-            status = views.refresh_status(cur, login, config.refresh_ttl_minutes)
-            repositories = views.scope_repositories(cur, login)
-        return render(request, "metrics.html", view=view, status=status, summary=None, behind=behind,
-                      repositories=repositories, page="repo", chart_json=_chart_json(view))
+            state = views.user_state(cur, login)
+            repository = gate(cur, login, state, owner, name)
+            data = scope_data(cur, conn, login, state, repository)
+        return render(request, "metrics.html", status=views.refresh_status(state, config.refresh_ttl_minutes),
+                      summary=None, page="repo", **data)
 
     @app.get("/team", response_class=HTMLResponse, include_in_schema=False)
     def team_page(request: Request):
         login = page_login(request)
         with database() as conn, conn.cursor() as cur:
-            rows = views.team_rows(cur, login)
-            status = views.refresh_status(cur, login, config.refresh_ttl_minutes)
-            repositories = views.scope_repositories(cur, login)
-        return render(request, "team.html", rows=rows, status=status, repositories=repositories, page="team",
-                      metrics=views.METRICS, fmt=views.fmt)
+            state = views.user_state(cur, login)
+            rows = cache.get(("team", login), state.stamp, lambda: views.team_rows(cur, login))
+            repositories = cache.get(("repositories", login), state.stamp, lambda: views.scope_repositories(cur, login))
+        return render(request, "team.html", rows=rows, status=views.refresh_status(state, config.refresh_ttl_minutes),
+                      repositories=repositories, page="team", metrics=views.METRICS, fmt=views.fmt)
 
     @app.get(f"/assets/plotly-{plotly.__version__}.min.js", include_in_schema=False)
     def plotly_js():
@@ -244,40 +291,53 @@ def create_app(config: WebConfig) -> FastAPI:
     def api_me(request: Request) -> dict:
         login = api_login(request)
         with database() as conn, conn.cursor() as cur:
-            return {"login": login, "repositories": views.scope_repositories(cur, login)}
+            state = views.user_state(cur, login)
+            repositories = cache.get(("repositories", login), state.stamp, lambda: views.scope_repositories(cur, login))
+        return {"login": login, "repositories": repositories}
 
     @app.get("/api/status", tags=["user"], summary="Whether the user's data is fresh or being refreshed")
-    def api_status(request: Request) -> dict:
+    def api_status(request: Request) -> Response:
         login = api_login(request)
         with database() as conn, conn.cursor() as cur:
-            return views.refresh_status(cur, login, config.refresh_ttl_minutes)
+            state = views.user_state(cur, login)
+        return Response(_json_bytes(views.refresh_status(state, config.refresh_ttl_minutes)), media_type="application/json")
 
     @app.get("/api/metrics", tags=["metrics"], summary="The user's metrics over all their repositories")
-    def api_metrics(request: Request) -> dict:
+    def api_metrics(request: Request) -> Response:
         login = api_login(request)
         with database() as conn, conn.cursor() as cur:
-            view = views.scope_view(conn, login)
-            view["summary"] = views.latest_summary(cur, login)
-            return _jsonable(view)
+            state = views.user_state(cur, login)
+            def compute() -> bytes:
+                data = scope_data(cur, conn, login, state)
+                return _json_bytes({**data["view"], "summary": data["summary"]})
+
+            body = cache.get(("api-metrics", login), state.stamp, compute)
+        return Response(body, media_type="application/json")
 
     @app.get("/api/repos", tags=["metrics"], summary="The user's repositories side by side")
-    def api_repositories(request: Request) -> dict:
+    def api_repositories(request: Request) -> Response:
         login = api_login(request)
         with database() as conn, conn.cursor() as cur:
-            return {"repositories": _jsonable(views.team_rows(cur, login))}
+            state = views.user_state(cur, login)
+            body = cache.get(("api-team", login), state.stamp,
+                             lambda: _json_bytes({"repositories": views.team_rows(cur, login)}))
+        return Response(body, media_type="application/json")
 
     @app.get("/api/repos/{owner}/{name}", tags=["metrics"],
              summary="One repository's metrics and the rows behind its latest lead time and failures",
              responses={404: {"description": "Not one of the user's repositories"}})
-    def api_repository(request: Request, owner: str, name: str) -> dict:
+    def api_repository(request: Request, owner: str, name: str) -> Response:
         login = api_login(request)
         with database() as conn, conn.cursor() as cur:
-            repository = views.scope_repository(cur, login, f"{owner}/{name}")
-            if repository is None:
-                raise HTTPException(404, "no such repository among yours")
-            view = views.scope_view(conn, login, repository)
-            view["behind"] = views.rows_behind(cur, repository, view.get("latest_week"))
-            return _jsonable(view)
+            state = views.user_state(cur, login)
+            repository = gate(cur, login, state, owner, name)
+
+            def compute() -> bytes:
+                data = scope_data(cur, conn, login, state, repository)
+                return _json_bytes({**data["view"], "behind": data["behind"]})
+
+            body = cache.get(("api-repo", login, repository), state.stamp, compute)
+        return Response(body, media_type="application/json")
 
     @app.get("/healthz", tags=["operations"], summary="The process answers")
     def healthz() -> dict:
@@ -298,9 +358,9 @@ def create_app(config: WebConfig) -> FastAPI:
     return app
 
 
-def _jsonable(value):
-    """Dates, datetimes and decimals as JSON can carry them."""
-    return json.loads(json.dumps(value, default=_default))
+def _json_bytes(value) -> bytes:
+    """Dates, datetimes and decimals as JSON can carry them, encoded once for the cache."""
+    return json.dumps(value, default=_default, separators=(",", ":")).encode()
 
 
 def _default(value):

@@ -9,6 +9,7 @@ never disagree.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import statistics
 from decimal import Decimal
@@ -102,30 +103,48 @@ def fmt(value, unit: str) -> str:
 # --- the refresh state -------------------------------------------------------------------------
 
 
-def refresh_status(cur, login: str, ttl_minutes: float, now: dt.datetime | None = None) -> dict:
+@dataclasses.dataclass(frozen=True)
+class UserState:
+    logged_in_at: dt.datetime | None  # the user's latest sign-in
+    refreshed_at: dt.datetime | None  # their latest summary: the end of their latest refresh
+    data_version: int  # the newest summary of anyone: every wave ends by writing summaries
+
+    @property
+    def stamp(self) -> tuple:
+        """Changes whenever what the user's pages show may have changed: a wave ended (the
+        marts were rebuilt) or the user signed in again (their scope was checked again)."""
+        return (self.data_version, self.logged_in_at)
+
+
+def user_state(cur, login: str) -> UserState:
+    cur.execute(
+        "select (select max(logged_in_at) from app.user_logins where login = %(login)s),"
+        " (select max(generated_at) from app.summaries where login = %(login)s),"
+        " (select coalesce(max(id), 0) from app.summaries)",
+        {"login": login},
+    )
+    return UserState(*cur.fetchone())
+
+
+def refresh_status(state: UserState, ttl_minutes: float, now: dt.datetime | None = None) -> dict:
     """Whether the user's data is current: "fresh", "refreshing" (a login the sensor will
     refresh, as it decides: older than the TTL), or "never" (no data yet, none asked for)."""
     now = now or dt.datetime.now(dt.timezone.utc)
-    cur.execute(
-        "select (select max(logged_in_at) from app.user_logins where login = %(login)s),"
-        " (select max(generated_at) from app.summaries where login = %(login)s)",
-        {"login": login},
-    )
-    logged_in_at, refreshed_at = cur.fetchone()
+    logged_in_at, refreshed_at = state.logged_in_at, state.refreshed_at
     ttl = dt.timedelta(minutes=ttl_minutes)
     if logged_in_at and (refreshed_at is None or (refreshed_at < logged_in_at and logged_in_at - refreshed_at >= ttl)):
         waited = (now - logged_in_at).total_seconds()
-        state = "refreshing"
+        state_name = "refreshing"
         message = ("Refreshing your metrics from GitHub; this page updates when it is done."
                    if waited < 900 else
                    f"The refresh asked for {waited / 60:.0f} minutes ago has not finished yet; the figures below "
                    "are from the last refresh. Your administrator can see why in the Dagster UI.")
     elif refreshed_at is None:
-        state, message = "never", "No data yet: sign in again to ask for a refresh."
+        state_name, message = "never", "No data yet: sign in again to ask for a refresh."
     else:
-        state, message = "fresh", f"Refreshed {_ago(now - refreshed_at)} ago."
+        state_name, message = "fresh", f"Refreshed {_ago(now - refreshed_at)} ago."
     return {
-        "state": state,
+        "state": state_name,
         "message": message,
         "logged_in_at": logged_in_at.isoformat() if logged_in_at else None,
         "refreshed_at": refreshed_at.isoformat() if refreshed_at else None,
