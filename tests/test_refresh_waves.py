@@ -277,6 +277,10 @@ def test_a_failed_wave_is_retried_by_the_sensor_with_backoff(database_url, tmp_p
         assert second.run_requests == []
         reason = second.skip_reason.skip_message
         assert "ada: retry 2 in 1 min" in reason and "ended failure" in reason
+        # The dashboard learns why ada's figures are not fresh yet.
+        with warehouse.connect(database_url) as conn, conn.cursor() as cur:
+            cur.execute("select attempts, retry_at - failed_at, reason from app.refresh_failures where login = 'ada'")
+            assert cur.fetchone() == (1, dt.timedelta(seconds=60), f"run {request_run_id(instance)} ended failure")
 
         # Once the backoff has passed, the same user is refreshed again without a new login.
         monkeypatch.setenv("GHMETRICS_RETRY_BASE_SECONDS", "0")
@@ -284,6 +288,11 @@ def test_a_failed_wave_is_retried_by_the_sensor_with_backoff(database_url, tmp_p
             third = user_login_sensor(context)
         (retry,) = third.run_requests
         assert retry.partition_key == "ada" and retry.tags[WAVE_TAG] != request.tags[WAVE_TAG]
+
+
+def request_run_id(instance) -> str:
+    (run,) = instance.get_runs(filters=dg.RunsFilter(job_name=JOB_NAME))
+    return run.run_id
 
 
 def test_a_run_orphaned_by_a_killed_process_does_not_block_the_next_login(database_url, tmp_path):

@@ -307,6 +307,20 @@ def test_the_status_says_refreshing_after_a_login_and_fresh_once_a_summary_follo
     assert reader.get(world.web_url + "/api/status").json()["state"] == "fresh"
 
 
+def test_a_failed_refresh_waiting_for_its_retry_is_said_with_its_reason(world):
+    reader = sign_in(world.sandbox, world.web_url, world.reader)
+    with warehouse.connect(world.url) as conn, conn.cursor() as cur:  # as the login sensor records it
+        cur.execute("insert into app.refresh_failures values (%s, 2, now(), now() + interval '2 minutes',"
+                    " 'run 1a2b ended failure')", (world.reader,))
+    status = reader.get(world.web_url + "/api/status").json()
+    assert status["state"] == "retrying"
+    assert "The refresh failed (run 1a2b ended failure; attempt 2)" in status["message"] and "UTC" in status["message"]
+    page = reader.get(world.web_url + "/").text
+    assert 'data-state="retrying"' in page
+    with warehouse.connect(world.url) as conn, conn.cursor() as cur:
+        cur.execute("delete from app.refresh_failures")
+
+
 def test_no_secret_reaches_the_pages_or_the_database_in_clear(world):
     reader = sign_in(world.sandbox, world.web_url, world.reader)
     tokens = [t for t, who in world.sandbox._server.token_logins.items() if t.startswith("gho_")]

@@ -175,6 +175,23 @@ def _ts(value: str) -> dt.datetime:
     return dt.datetime.fromisoformat(value)
 
 
+def _publish_failures(failures: dict, base_seconds: float) -> None:
+    """Mirrors the users waiting for a retry into app.refresh_failures (the dashboard reads it)."""
+    rows = [
+        (login, count, _ts(failed_at), _ts(failed_at) + waves.retry_delay(count, base_seconds), why[:300])
+        for login, (count, failed_at, why) in failures.items()
+    ]
+    with warehouse.connect() as conn, conn.cursor() as cur:
+        cur.execute("delete from app.refresh_failures where not (login = any(%s))", ([row[0] for row in rows],))
+        cur.executemany(
+            "insert into app.refresh_failures (login, attempts, failed_at, retry_at, reason)"
+            " select %s, %s, %s, %s, %s where exists (select 1 from app.users where login = %s)"
+            " on conflict (login) do update set attempts = excluded.attempts, failed_at = excluded.failed_at,"
+            " retry_at = excluded.retry_at, reason = excluded.reason",
+            [(*row, row[0]) for row in rows],
+        )
+
+
 def _settle_waves(instance: dg.DagsterInstance, state: dict, now: dt.datetime, log) -> list[dg.DagsterRun]:
     """Folds finished waves into the state (fresh users leave `pending`, the others count a
     failure); returns the waves still running."""
@@ -220,6 +237,7 @@ def user_login_sensor(context: dg.SensorEvaluationContext):
     rows = _new_logins(state["login_id"])
     unseen: list[str] = []
     reasons: list[str] = []
+    before_failures = json.loads(json.dumps(state["failures"]))
     running = _settle_waves(instance, state, now, context.log)
     in_flight = {login for run in running for login in run_users(run, known)}
 
@@ -253,6 +271,9 @@ def user_login_sensor(context: dg.SensorEvaluationContext):
                            f"(last try: {why})")
         else:
             eligible.add(login)
+
+    if state["failures"] != before_failures:
+        _publish_failures(state["failures"], retry_base_seconds())
 
     plan = None
     if not running and eligible:

@@ -108,6 +108,10 @@ class UserState:
     logged_in_at: dt.datetime | None  # the user's latest sign-in
     refreshed_at: dt.datetime | None  # their latest summary: the end of their latest refresh
     data_version: int  # the newest summary of anyone: every wave ends by writing summaries
+    failed_at: dt.datetime | None = None  # the login sensor's record of a failed refresh waiting for its retry
+    retry_at: dt.datetime | None = None
+    attempts: int = 0
+    failure: str | None = None
 
     @property
     def stamp(self) -> tuple:
@@ -120,7 +124,9 @@ def user_state(cur, login: str) -> UserState:
     cur.execute(
         "select (select max(logged_in_at) from app.user_logins where login = %(login)s),"
         " (select max(generated_at) from app.summaries where login = %(login)s),"
-        " (select coalesce(max(id), 0) from app.summaries)",
+        " (select coalesce(max(id), 0) from app.summaries),"
+        " f.failed_at, f.retry_at, coalesce(f.attempts, 0), f.reason"
+        " from (select 1) as one left join app.refresh_failures f on f.login = %(login)s",
         {"login": login},
     )
     return UserState(*cur.fetchone())
@@ -139,6 +145,11 @@ def refresh_status(state: UserState, ttl_minutes: float, now: dt.datetime | None
                    if waited < 900 else
                    f"The refresh asked for {waited / 60:.0f} minutes ago has not finished yet; the figures below "
                    "are from the last refresh. Your administrator can see why in the Dagster UI.")
+        if state.failed_at and state.failed_at >= logged_in_at:
+            state_name = "retrying"
+            retry = "shortly" if state.retry_at <= now else f"at {state.retry_at:%H:%M} UTC"
+            message = (f"The refresh failed ({state.failure}; attempt {state.attempts}); it is tried again "
+                       f"automatically {retry}. The figures below are from the last refresh.")
     elif refreshed_at is None:
         state_name, message = "never", "No data yet: sign in again to ask for a refresh."
     else:

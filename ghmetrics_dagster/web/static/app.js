@@ -45,12 +45,21 @@
 
   function followRefresh() {
     var banner = document.getElementById("refresh-status");
-    if (!banner || banner.getAttribute("data-state") !== "refreshing") return;
+    var waiting = ["refreshing", "retrying"];
+    if (!banner || waiting.indexOf(banner.getAttribute("data-state")) < 0) return;
     var timer = setInterval(function () {
       fetch("/api/status", { credentials: "same-origin", headers: { Accept: "application/json" } })
         .then(function (r) { return r.ok ? r.json() : null; })
         .then(function (status) {
-          if (!status || status.state === "refreshing") return;
+          if (!status) return;
+          if (waiting.indexOf(status.state) >= 0) {
+            if (status.state !== banner.getAttribute("data-state")) {  // e.g. a failed try: say so
+              banner.className = "status status-" + status.state;
+              banner.setAttribute("data-state", status.state);
+              banner.textContent = status.message;
+            }
+            return;
+          }
           clearInterval(timer);
           return fetch(window.location.href, { credentials: "same-origin" })
             .then(function (r) { return r.text(); })
