@@ -7,10 +7,35 @@ at the Postgres service on 127.0.0.1:5432), otherwise against the embedded pgser
 from __future__ import annotations
 
 import os
+import signal
+import uuid
+from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+# Marks every process this session starts (they inherit the environment), so that the code
+# servers Dagster leaves behind can be found at the end: a code server whose instance database
+# a test dropped loses its cleanup thread and never exits, even on SIGTERM.
+SESSION_MARK = f"GHMETRICS_TEST_SESSION={uuid.uuid4().hex}"
+os.environ["GHMETRICS_TEST_SESSION"] = SESSION_MARK.split("=", 1)[1]
+
+
+def _kill_leftover_code_servers() -> None:
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if b"dagster" not in (proc / "cmdline").read_bytes():
+                continue
+            if SESSION_MARK.encode() in (proc / "environ").read_bytes().split(b"\0") and int(proc.name) != os.getpid():
+                os.kill(int(proc.name), signal.SIGKILL)
+        except (OSError, ValueError):
+            continue
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_code_server_outlives_the_session():
+    yield
+    _kill_leftover_code_servers()
 
 
 @pytest.fixture(scope="session")

@@ -295,14 +295,14 @@ def create_app(config: WebConfig) -> FastAPI:
             repositories = cache.get(("repositories", login), state.stamp, lambda: views.scope_repositories(cur, login))
         return {"login": login, "repositories": repositories}
 
-    @app.get("/api/status", tags=["user"], summary="Whether the user's data is fresh or being refreshed")
+    @app.get("/api/status", response_class=JSONResponse, tags=["user"], summary="Whether the user's data is fresh or being refreshed")
     def api_status(request: Request) -> Response:
         login = api_login(request)
         with database() as conn, conn.cursor() as cur:
             state = views.user_state(cur, login)
         return Response(_json_bytes(views.refresh_status(state, config.refresh_ttl_minutes)), media_type="application/json")
 
-    @app.get("/api/metrics", tags=["metrics"], summary="The user's metrics over all their repositories")
+    @app.get("/api/metrics", response_class=JSONResponse, tags=["metrics"], summary="The user's metrics over all their repositories")
     def api_metrics(request: Request) -> Response:
         login = api_login(request)
         with database() as conn, conn.cursor() as cur:
@@ -314,7 +314,7 @@ def create_app(config: WebConfig) -> FastAPI:
             body = cache.get(("api-metrics", login), state.stamp, compute)
         return Response(body, media_type="application/json")
 
-    @app.get("/api/repos", tags=["metrics"], summary="The user's repositories side by side")
+    @app.get("/api/repos", response_class=JSONResponse, tags=["metrics"], summary="The user's repositories side by side")
     def api_repositories(request: Request) -> Response:
         login = api_login(request)
         with database() as conn, conn.cursor() as cur:
@@ -323,7 +323,7 @@ def create_app(config: WebConfig) -> FastAPI:
                              lambda: _json_bytes({"repositories": views.team_rows(cur, login)}))
         return Response(body, media_type="application/json")
 
-    @app.get("/api/repos/{owner}/{name}", tags=["metrics"],
+    @app.get("/api/repos/{owner}/{name}", response_class=JSONResponse, tags=["metrics"],
              summary="One repository's metrics and the rows behind its latest lead time and failures",
              responses={404: {"description": "Not one of the user's repositories"}})
     def api_repository(request: Request, owner: str, name: str) -> Response:
