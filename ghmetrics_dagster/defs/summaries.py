@@ -5,6 +5,7 @@ import dagster as dg
 
 from ghmetrics_dagster import publish, settings, warehouse
 from ghmetrics_dagster.defs.partitions import users_partitions
+from ghmetrics_dagster.llm import report
 from ghmetrics_dagster.llm.service import summarise_user
 
 
@@ -44,7 +45,9 @@ def user_summaries(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             failed[login] = f"{type(exc).__name__}: {exc}"
             continue
         outcomes.append(outcome)
-        published = publish.publish_reports([outcome.html_path, outcome.json_path])
+        published = publish.publish_reports(
+            [outcome.html_path, outcome.json_path, outcome.html_path.parent / report.PLOTLY_FILE]
+        )
         if outcome.result.budget_exhausted:
             context.log.warning(f"{login}: LLM budget exhausted, rule-based summary used")
         if len(logins) == 1:

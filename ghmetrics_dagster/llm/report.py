@@ -1,4 +1,5 @@
-"""A user's report: one self-contained HTML file (plotly.js inlined, opens offline) and a JSON export."""
+"""A user's report: an HTML file and a JSON export. The HTML opens offline: it loads plotly.js
+from a copy in its own folder, one per reports folder (inlined, each report weighed 4.8 MB)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import os
 import re
 from pathlib import Path
 
+import plotly
 import plotly.graph_objects as go
 import plotly.io as pio
-import plotly.offline
 from plotly.subplots import make_subplots
 
 from ghmetrics_dagster.llm.aggregates import CYCLE_STAGES, SummaryInput
@@ -26,6 +27,9 @@ _TRENDS = (
 )
 
 
+PLOTLY_FILE = f"plotly-{plotly.__version__}.min.js"
+
+
 def report_stem(login: str) -> str:
     """A file name for the login (GitHub logins are [A-Za-z0-9-], but never trust input)."""
     return re.sub(r"[^A-Za-z0-9_.-]", "_", login).strip(".") or "user"
@@ -34,13 +38,13 @@ def report_stem(login: str) -> str:
 def _trend_figure(data: SummaryInput) -> go.Figure:
     fig = make_subplots(rows=2, cols=2, subplot_titles=[title for _, title, _ in _TRENDS])
     weeks = [row["week_start"] for row in data.weeks]
-    charted = {field for field, _, _ in _TRENDS}
     for index, (field, title, scale) in enumerate(_TRENDS):
         values = [None if row.get(field) is None else float(row[field]) * scale for row in data.weeks]
         row, col = index // 2 + 1, index % 2 + 1
         fig.add_trace(go.Scatter(x=weeks, y=values, mode="lines+markers", name=title), row=row, col=col)
-        # An anomaly marks the chart of its metric; one on an uncharted metric marks every chart.
-        anomaly_weeks = {a.week_start for a in data.anomalies if a.metric == field or a.metric not in charted}
+        # An anomaly marks the chart of its own metric, in the user's own series, only; the
+        # others (uncharted metrics, single repositories) are listed in the table.
+        anomaly_weeks = {a.week_start for a in data.anomalies if a.metric == field and a.scope in (None, data.login)}
         flagged = [(w, v) for w, v in zip(weeks, values) if w in anomaly_weeks and v is not None]
         if flagged:
             fig.add_trace(
@@ -48,14 +52,20 @@ def _trend_figure(data: SummaryInput) -> go.Figure:
                     x=[w for w, _ in flagged],
                     y=[v for _, v in flagged],
                     mode="markers",
-                    marker={"color": "crimson", "size": 12, "symbol": "x"},
-                    name="anomaly",
-                    showlegend=index == 0,
+                    marker={"color": "crimson", "size": 13, "symbol": "circle-open", "line": {"width": 3}},
+                    name="anomaly (this metric, this week)",
+                    legendgroup="anomaly",
+                    showlegend=not any(trace.name.startswith("anomaly") for trace in fig.data),
                 ),
                 row=row,
                 col=col,
             )
-    fig.update_layout(height=560, title_text="Weekly DORA metrics", showlegend=False, margin={"t": 70})
+    fig.update_layout(height=560, title_text="Weekly DORA metrics", margin={"t": 70},
+                      showlegend=any(trace.name.startswith("anomaly") for trace in fig.data),
+                      legend={"orientation": "h", "y": -0.12})
+    for trace in fig.data:
+        if not trace.name.startswith("anomaly"):
+            trace.showlegend = False
     return fig
 
 
@@ -90,11 +100,13 @@ def render_html(data: SummaryInput, summary: dict) -> str:
     login = html.escape(sanitize_untrusted(data.login))
     trends = pio.to_html(_trend_figure(data), full_html=False, include_plotlyjs=False)
     cycle = pio.to_html(_cycle_figure(data), full_html=False, include_plotlyjs=False)
+    charted = {field for field, _, _ in _TRENDS}
     anomaly_rows = "".join(
-        f"<tr><td>{html.escape(a.week_start)}</td><td>{html.escape(sanitize_untrusted(a.metric))}</td>"
+        f"<tr><td>{html.escape(a.week_start)}</td><td>{html.escape(sanitize_untrusted(a.scope or ''))}</td>"
+        f"<td>{html.escape(sanitize_untrusted(a.metric))}{'' if a.metric in charted else ' (not charted)'}</td>"
         f"<td>{'' if a.anomaly_score is None else f'{a.anomaly_score:.2f}'}</td></tr>"
         for a in data.anomalies
-    ) or '<tr><td colspan="3">No anomalies flagged in the last 12 weeks.</td></tr>'
+    ) or '<tr><td colspan="4">No anomalies flagged in the last 12 weeks.</td></tr>'
     grades = "".join(
         f"<li>{html.escape(k.removesuffix('_grade').replace('_', ' '))}: <b>{html.escape(str(v))}</b></li>"
         for k, v in data.grades.items()
@@ -108,7 +120,7 @@ def render_html(data: SummaryInput, summary: dict) -> str:
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>ghmetrics report: {login}</title>
-<script type="text/javascript">{plotly.offline.get_plotlyjs()}</script>
+<script src="{PLOTLY_FILE}"></script>
 <style>
 body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }}
 .summary {{ background: #f5f7fa; border-left: 4px solid #3b6fd8; padding: .5em 1em; }}
@@ -126,9 +138,22 @@ table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding
 <h2>Weekly trends</h2>{trends}
 <h2>Cycle-time breakdown</h2>{cycle}
 <h2>Anomalies</h2>
-<table><tr><th>week</th><th>metric</th><th>score</th></tr>{anomaly_rows}</table>
+<p class="meta">The detector's score is the week's deviation over its flagging threshold: 1.00 flags a week, higher is more unusual.</p>
+<table><tr><th>week</th><th>where</th><th>metric</th><th>score</th></tr>{anomaly_rows}</table>
 </body></html>
 """
+
+
+def shared_plotly_js(directory: Path) -> Path:
+    """The folder's one copy of plotly.js that its reports load (written once per version)."""
+    path = directory / PLOTLY_FILE
+    if not path.exists():
+        source = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
+            handle.write(source.read_bytes())
+        tmp.replace(path)  # atomic: two summaries written at once each write a whole file
+    return path
 
 
 def write_report(data: SummaryInput, summary: dict, directory: str | Path) -> tuple[Path, Path]:
@@ -139,6 +164,7 @@ def write_report(data: SummaryInput, summary: dict, directory: str | Path) -> tu
     private_dir(directory)
     summary = dict(summary)
     summary.setdefault("generated_at", dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    shared_plotly_js(directory)
     stem = report_stem(data.login)
     html_path, json_path = directory / f"{stem}.html", directory / f"{stem}.json"
     # Write then rename, so a reader never sees half a file.

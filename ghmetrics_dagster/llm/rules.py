@@ -57,7 +57,12 @@ def write_summary(data: SummaryInput) -> str:
             f"Change failure rate over the last {window}: "
             f"{f['trailing.change_failure_rate'].display}{_grade(data, 'change_failure_rate')}."
         )
-    if "latest.median_time_to_restore_hours" in f:
+    if "trailing.median_time_to_restore_hours" in f:  # the figure the grade is given on
+        sentences.append(
+            f"Median time to restore over the last {window}: "
+            f"{f['trailing.median_time_to_restore_hours'].display}{_grade(data, 'time_to_restore')}."
+        )
+    elif "latest.median_time_to_restore_hours" in f:
         sentences.append(
             f"Median time to restore this week: "
             f"{f['latest.median_time_to_restore_hours'].display}{_grade(data, 'time_to_restore')}."
