@@ -10,7 +10,7 @@ COPY ghmetrics_dagster ghmetrics_dagster
 COPY ml ml
 RUN /opt/venv/bin/pip install .
 COPY dbt_project dbt_project
-# dagster-dbt needs dbt's manifest before the definitions load (DESIGN.md section 6):
+# dagster-dbt needs dbt's manifest before the definitions load:
 # parse once at build time so the code server never parses at start-up.
 ENV GHMETRICS_DBT_PROJECT_DIR=/src/dbt_project
 RUN /opt/venv/bin/python -c "from ghmetrics_dagster.defs.transform import prepare_dbt_project; prepare_dbt_project()"

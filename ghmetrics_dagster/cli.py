@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import unicodedata
 
 import click
 
@@ -22,8 +23,13 @@ class GhmetricsGroup(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
+        except (click.UsageError, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
             raise
+        except click.ClickException as exc:  # `fail` and the subcommands' errors: one style, `error:`
+            from ghmetrics_dagster.redact import redact
+
+            click.echo(f"error: {redact(exc.format_message())}", err=True)
+            sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
@@ -157,7 +163,23 @@ def users_list() -> None:
     click.echo(f"{'login':<24} {'name':<20} {'token':<6} {'repos':>5}  last login")
     for login, name, has_token, repo_count, last_login in rows:
         last = last_login.strftime("%Y-%m-%d %H:%M UTC") if last_login else "never"
-        click.echo(f"{login:<24} {name[:20]:<20} {'yes' if has_token else 'no':<6} {repo_count:>5}  {last}")
+        click.echo(f"{login:<24} {fit(name, 20)} {'yes' if has_token else 'no':<6} {repo_count:>5}  {last}")
+
+
+def display_width(text: str) -> int:
+    """Terminal columns: wide characters (CJK, fullwidth) take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
+
+
+def fit(text: str, width: int) -> str:
+    """`text` cut and padded to exactly `width` terminal columns."""
+    out, used = "", 0
+    for ch in text:
+        w = display_width(ch)
+        if used + w > width:
+            break
+        out, used = out + ch, used + w
+    return out + " " * (width - used)
 
 
 def _require_user(cur, login: str) -> None:

@@ -1,4 +1,4 @@
-"""Runtime configuration read from the environment (DESIGN.md section 2).
+"""Runtime configuration read from the environment (the README lists every variable).
 
 Everything has an embedded default so that a fresh clone runs with no configuration.
 """

@@ -94,3 +94,4 @@ def test_ghmetrics_web_in_a_container_needs_the_shared_secret_key(database_url, 
     monkeypatch.delenv("GHMETRICS_SECRET_KEY", raising=False)
     result = CliRunner().invoke(main, ["web"])
     assert result.exit_code != 0 and "GHMETRICS_SECRET_KEY is not set" in result.output
+

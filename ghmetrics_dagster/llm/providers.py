@@ -1,7 +1,7 @@
 """OpenAI and Anthropic through their official SDKs, with errors sorted into what the router does.
 
 The SDKs are built with `max_retries=0` and an explicit timeout: the router owns retries,
-failover and the circuit breaker (DESIGN.md section 6).
+failover and the circuit breaker.
 """
 
 from __future__ import annotations

@@ -1,0 +1,30 @@
+"""What the command line prints: columns aligned by terminal width, errors in one style."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from ghmetrics_dagster.cli import display_width, fit, main
+
+
+def test_names_are_cut_and_padded_by_terminal_columns():
+    assert display_width("陈伟") == 4 and display_width("Björn") == 5
+    assert fit("陈伟", 6) == "陈伟  " and display_width(fit("陈伟陈伟陈伟", 5)) == 5
+    assert fit("Alice Martin", 5) == "Alice"
+
+
+def test_every_command_error_is_one_line_starting_with_error(database_url):
+    runner = CliRunner()
+    for args in (["users", "add", "bad login!"], ["run", "--user", "nobody"], ["repos", "set", "not-a-repo"]):
+        result = runner.invoke(main, args)
+        lines = result.output.strip().splitlines()
+        assert result.exit_code != 0 and len(lines) == 1 and lines[0].startswith("error: "), (args, result.output)
+
+
+def test_users_list_keeps_its_columns_with_wide_names(database_url):
+    runner = CliRunner()
+    assert runner.invoke(main, ["users", "add", "chen", "--display-name", "陈伟"]).exit_code == 0
+    assert runner.invoke(main, ["users", "add", "ada", "--display-name", "Ada Lovelace"]).exit_code == 0
+    lines = runner.invoke(main, ["users", "list"]).output.splitlines()
+    token_columns = {display_width(line[: line.index(" no ")]) for line in lines[1:]}
+    assert len(token_columns) == 1, lines
