@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import warnings
 from collections.abc import Iterator
 from importlib import resources
 from urllib.parse import urlsplit, urlunsplit
@@ -26,7 +27,12 @@ class WarehouseError(RuntimeError):
 
 @functools.cache
 def _embedded_server():
-    import pgserver
+    with warnings.catch_warnings():
+        # pgserver asks platformdirs for a runtime directory at import; without XDG_RUNTIME_DIR
+        # it falls back to /tmp/runtime-<uid> and warns. Every process must agree on that
+        # directory (it holds the server's lock file), so keep the fallback and drop the warning.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        import pgserver
 
     pgdata = settings.home() / "pg"
     pgdata.mkdir(parents=True, exist_ok=True)
