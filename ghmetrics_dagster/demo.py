@@ -55,29 +55,47 @@ def _print_counts(url: str) -> None:
         _say(f"  {table:<22} {count:>7}")
 
 
-def _print_dora(url: str) -> None:
+def _print_dora(url: str, users: list[tuple[str, list[str]]]) -> None:
+    """Two tables, so no row mixes windows: the trailing 12 weeks (figures with the grades given
+    on them), then the latest week alone."""
+    from ghmetrics_dagster.llm.aggregates import load_summary_input
+
+    # Each repository through one of its users, as that user's dashboard shows it.
+    through = {repo: login for login, repos in reversed(users) for repo in repos}
     with warehouse.connect(url) as conn, conn.cursor() as cur:
-        cur.execute(
-            """select d.repo_full_name, d.deployment_source, d.deployment_frequency_grade, d.lead_time_grade,
-                      d.change_failure_rate_grade, d.time_to_restore_grade, d.performance_score,
-                      w.deployments, w.median_lead_time_hours, w.change_failure_rate, w.median_time_to_restore_hours
-               from marts.dim_repositories d
-               left join marts.fct_dora_weekly w
-                 on w.scope_type = 'repository' and w.scope = d.repo_full_name and w.week_start = d.last_week
-               order by d.repo_full_name"""
-        )
-        rows = cur.fetchall()
-    _heading("DORA per repository (grades over the trailing 12 weeks; figures of the latest week)")
-    _say(f"  {'repository':<26} {'source':<19} {'deploy freq':<11} {'lead time':<9} {'fail rate':<9} "
-         f"{'restore':<8} {'score':>5}  {'deploys':>7} {'lead h':>7} {'CFR':>5} {'MTTR h':>7}")
+        cur.execute("select repo_full_name, deployment_source from marts.dim_repositories")
+        sources = dict(cur.fetchall())
+        views = [(repo, load_summary_input(conn, through[repo], repository=repo)) for repo in sorted(through)]
+    views = [(repo, data) for repo, data in views if data.has_data]
+    if not views:
+        _say("no repository has weekly data yet")
+        return
 
     def fmt(value, pattern="{:.1f}"):
         return "-" if value is None else pattern.format(float(value))
 
-    for repo, source, df, lt, cfr, mttr, score, deploys, lead, rate, restore in rows:
-        _say(f"  {repo:<26} {source or '-':<19} {df or '-':<11} {lt or '-':<9} {cfr or '-':<9} {mttr or '-':<8} "
-             f"{fmt(score, '{:.0f}'):>5}  {deploys if deploys is not None else '-':>7} {fmt(lead):>7} "
-             f"{fmt(rate, '{:.0%}'):>5} {fmt(restore):>7}")
+    def graded(value, grade, pattern="{:.1f}"):
+        return f"{fmt(value, pattern)} {grade or '-'}"
+
+    _heading("DORA per repository, trailing 12 weeks (figure and grade)")
+    _say(f"  {'repository':<22} {'source':<19} {'deploys':<13} {'lead time h':<14} {'fail rate':<13} "
+         f"{'restore h':<13} {'score':>5}")
+    for repo, data in views:
+        t, g = data.trailing, data.grades
+        _say(f"  {repo:<22} {sources.get(repo) or '-':<19} "
+             f"{graded(t.get('deployments'), g.get('deployment_frequency_grade'), '{:.0f}'):<13} "
+             f"{graded(t.get('median_lead_time_hours'), g.get('lead_time_grade')):<14} "
+             f"{graded(t.get('change_failure_rate'), g.get('change_failure_rate_grade'), '{:.0%}'):<13} "
+             f"{graded(t.get('median_time_to_restore_hours'), g.get('time_to_restore_grade')):<13} "
+             f"{fmt(data.latest.get('performance_score'), '{:.0f}'):>5}")
+    _say("  (deployment frequency is graded on the median days with a deployment per week)")
+    week = views[0][1].week_start
+    _heading(f"Latest week only (starting {week}; a week without incidents has no restore time)")
+    _say(f"  {'repository':<22} {'deploys':>7} {'lead time h':>11} {'fail rate':>9} {'restore h':>9}")
+    for repo, data in views:
+        latest = data.latest
+        _say(f"  {repo:<22} {fmt(latest.get('deployments'), '{:.0f}'):>7} {fmt(latest.get('median_lead_time_hours')):>11} "
+             f"{fmt(latest.get('change_failure_rate'), '{:.0%}'):>9} {fmt(latest.get('median_time_to_restore_hours')):>9}")
 
 
 def _print_models(url: str) -> None:
@@ -127,6 +145,8 @@ def run_demo(seed: int, repos: int, prs: int, serve_ui: bool, port: int, web_por
         os.environ["GITHUB_TOKEN"] = sandbox.tokens[0]
         _say(f"sandbox: GitHub-compatible API at {sandbox.rest_url} serving {org.login} "
              f"({len(org.repositories)} repositories, seed {seed})")
+        _say(f"  its clock is its own: its history ends on {org.now:%Y-%m-%d}, so the latest week below is "
+             "that week, not this one")
         users = _demo_users(org)
         _register(url, users, org)
         _say(f"refreshing {', '.join(login for login, _ in users)} in one wave "
@@ -139,7 +159,7 @@ def run_demo(seed: int, repos: int, prs: int, serve_ui: bool, port: int, web_por
         _print_counts(url)
         _say(f"  GitHub cost: {stats['rest_used']} REST units, {stats['graphql_used']} GraphQL points, "
              f"{stats['not_modified']} not-modified answers")
-        _print_dora(url)
+        _print_dora(url, users)
         _print_models(url)
         _print_summary(url, users[0][0])
         _say()
