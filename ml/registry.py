@@ -21,6 +21,25 @@ MODEL_NAMES = (PERFORMANCE, ANOMALY)
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 
+# What each registered model's page in MLflow says about it.
+DESCRIPTIONS = {
+    PERFORMANCE: (
+        "Forecasts next week's median lead time for changes (hours) and performance score (0-100) for each "
+        "scope (a repository, or a user's repositories pooled), from that scope's weekly DORA and pull-request "
+        "metrics in marts.ml_weekly_features and their recent history (lags, 4-week means). Judged on the last "
+        "4 target weeks held out: MASE against the naive forecast (next week = this week) per target; a version "
+        "is registered as `challenger` and becomes `champion` only when it beats naive and the champion's MASE "
+        "on the same holdout by more than the promotion margin."
+    ),
+    ANOMALY: (
+        "Flags unusual weeks per scope: a robust z-score of each weekly metric against the scope's own history "
+        "combined with an isolation forest; the score is the week's deviation over the flagging threshold (1.00 "
+        "flags the week) and names the metric that drove it. Judged by precision, recall and F1 on labelled "
+        "anomalies (the sandbox's injected ones, or anomalies injected into the training weeks); becomes "
+        "`champion` only when its F1 beats the champion's on the same weeks by more than the promotion margin."
+    ),
+}
+
 TAG_RUN_ID = "dagster_run_id"
 TAG_SAMPLES = "sample_count"
 TAG_WATERMARK = "data_watermark"

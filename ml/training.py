@@ -69,8 +69,10 @@ def _watermark(frame: pd.DataFrame) -> str:
 
 
 def _log_and_register(store: Store, name: str, model, params: dict, metrics: dict, feature_names: list[str],
-                      example: pd.DataFrame, trusted_types: list[str], tags: dict, extra_metrics: dict) -> tuple[str, str]:
+                      example: pd.DataFrame, trusted_types: list[str], tags: dict, extra_metrics: dict,
+                      dataset: pd.DataFrame) -> tuple[str, str]:
     import mlflow
+    import mlflow.data
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
@@ -79,7 +81,10 @@ def _log_and_register(store: Store, name: str, model, params: dict, metrics: dic
     # MLflow's schema enforcement treats all-float inputs strictly; NaN is a valid float.
     example = example[feature_names].astype(float).head(5)
     signature = infer_signature(example, model.predict(example))
-    with mlflow.start_run(experiment_id=exp, tags={k: str(v) for k, v in tags.items()}) as run:
+    # A run name a reviewer can read in the list: the model, the data it saw, the trigger.
+    run_name = f"{name.removeprefix('ghmetrics-')} to {tags[registry.TAG_WATERMARK]} ({tags[registry.TAG_SAMPLES]} scope-weeks)"
+    with mlflow.start_run(experiment_id=exp, run_name=run_name, tags={k: str(v) for k, v in tags.items()}) as run:
+        mlflow.log_input(mlflow.data.from_pandas(dataset, name="marts.ml_weekly_features"), context="training")
         mlflow.log_params({k: v for k, v in params.items()})
         mlflow.log_metrics(_finite(metrics))
         mlflow.log_metrics({f"champion_{k}": v for k, v in _finite(extra_metrics).items()})
@@ -97,6 +102,7 @@ def _log_and_register(store: Store, name: str, model, params: dict, metrics: dic
         )
         version = str(info.registered_model_version)
         run_id = run.info.run_id
+    mlflow_client.update_registered_model(name, description=registry.DESCRIPTIONS[name])
     registry.tag_version(mlflow_client, name, version, tags)
     registry.set_alias(mlflow_client, name, registry.CHALLENGER, version)
     return version, run_id
@@ -155,7 +161,7 @@ def train_performance(frame: pd.DataFrame, store: Store, policy: TrainingPolicy 
                      "min_new_samples": policy.min_new_samples, "max_age_days": policy.max_age_days}
     version, mlflow_run = _log_and_register(
         store, registry.PERFORMANCE, trained.model, params_logged, trained.metrics, trained.feature_names,
-        trained.holdout, performance.SKOPS_TRUSTED_TYPES, tags, champion_metrics,
+        trained.holdout, performance.SKOPS_TRUSTED_TYPES, tags, champion_metrics, frame,
     )
     _finish(store, outcome, registry.PERFORMANCE, version, mlflow_run, promote, why, trained.metrics, champion_metrics)
     return outcome
@@ -199,7 +205,7 @@ def train_anomaly(frame: pd.DataFrame, store: Store, policy: TrainingPolicy = Tr
                      "min_new_samples": policy.min_new_samples, "max_age_days": policy.max_age_days}
     version, mlflow_run = _log_and_register(
         store, registry.ANOMALY, trained.model, params_logged, trained.metrics, trained.feature_names,
-        example, anomaly.SKOPS_TRUSTED_TYPES, tags, champion_metrics,
+        example, anomaly.SKOPS_TRUSTED_TYPES, tags, champion_metrics, frame,
     )
     _finish(store, outcome, registry.ANOMALY, version, mlflow_run, promote, why, trained.metrics, champion_metrics)
     return outcome
@@ -219,6 +225,14 @@ def _finish(store, outcome, name, version, mlflow_run, promote, why, metrics, ch
     if promote:
         registry.set_alias(mlflow_client, name, registry.CHAMPION, version)
     mlflow_client.set_model_version_tag(name, version, "promotion", why)
+    # The decision in full on the version's page (a tag's value is cut short in the UI).
+    measured = ", ".join(f"{k} {v:.3f}" for k, v in _finite(metrics).items())
+    against = ", ".join(f"{k} {v:.3f}" for k, v in _finite(champion_metrics).items())
+    verdict = "Promoted to champion" if promote else "Registered as challenger; the champion stays"
+    mlflow_client.update_model_version(name, version, description=(
+        f"{verdict}: {why}.\n\nThis version on its holdout: {measured}."
+        + (f"\n\nThe champion before it on the same holdout: {against}." if against else "")
+    ))
     outcome.trained = True
     outcome.version = version
     outcome.promoted = promote

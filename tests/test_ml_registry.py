@@ -41,6 +41,17 @@ def test_worse_challenger_is_registered_but_not_promoted_and_rollback_moves_the_
     assert _alias(client, registry.ANOMALY, "champion") == "1"
     assert _alias(client, registry.ANOMALY, "challenger") == "2"
     assert client.get_model_version(registry.ANOMALY, "2").tags["promotion"] == worse.promotion_reason
+    # MLflow's pages explain themselves: what the model is, why this version is (not) champion,
+    # a readable run name and the data it was trained on.
+    assert client.get_registered_model(registry.ANOMALY).description == registry.DESCRIPTIONS[registry.ANOMALY]
+    described = client.get_model_version(registry.ANOMALY, "2").description
+    assert described.startswith("Registered as challenger; the champion stays: " + worse.promotion_reason)
+    assert "The champion before it on the same holdout: " in described
+    assert client.get_model_version(registry.ANOMALY, "1").description.startswith("Promoted to champion: first champion")
+    run = client.get_run(worse.mlflow_run_id)
+    assert run.info.run_name.startswith("anomaly to ") and "scope-weeks" in run.info.run_name
+    (dataset,) = [i.dataset for i in run.inputs.dataset_inputs]
+    assert dataset.name == "marts.ml_weekly_features" and '"num_rows": %d' % len(frame) in dataset.profile
 
     runner = CliRunner()
     listed = runner.invoke(models, ["list"])
