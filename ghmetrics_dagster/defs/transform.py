@@ -63,6 +63,35 @@ class GhmetricsDbtTranslator(DagsterDbtTranslator):
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         return "transform"
 
+    def get_asset_check_spec(self, asset_spec, manifest, unique_id, project):
+        spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
+        if spec is None or spec.description:
+            return spec
+        # Generic dbt tests carry no description: say what the check asserts.
+        return spec._replace(description=describe_dbt_test(manifest["nodes"].get(unique_id, {})))
+
+
+def describe_dbt_test(test: Mapping[str, Any]) -> str:
+    """What a dbt test asserts, in words, from its node in the manifest."""
+    if test.get("description"):
+        return test["description"]
+    meta = test.get("test_metadata") or {}
+    kwargs = meta.get("kwargs") or {}
+    column = kwargs.get("column_name") or test.get("column_name")
+    name = meta.get("name")
+    if name == "not_null":
+        return f"Every row has a {column}."
+    if name == "unique":
+        return f"No two rows share a {column}."
+    if name == "accepted_values":
+        return f"{column} is one of: {', '.join(map(str, kwargs.get('values', [])))}."
+    if name == "relationships":
+        target = str(kwargs.get("to", "")).removeprefix("ref('").removesuffix("')")
+        return f"Every {column} exists as {kwargs.get('field')} in {target}."
+    if name == "unique_combination_of_columns":
+        return f"No two rows share the same {', '.join(kwargs.get('combination_of_columns', []))}."
+    return f"dbt test {test.get('name', '')}."
+
 
 def warehouse_dbt_env() -> dict[str, str]:
     """The connection variables of dbt_project/profiles.yml for the current warehouse."""
