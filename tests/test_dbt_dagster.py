@@ -68,3 +68,15 @@ def test_materialise_with_a_users_partition_of_ingestion(dbt_assets_defs, databa
     with warehouse.connect(database_url) as conn, conn.cursor() as cur:
         cur.execute("select count(*) from marts.fct_dora_weekly where scope_type = 'user' and scope = %s", (login,))
         assert cur.fetchone()[0] > 0
+        cur.execute("select count(*) from marts.fct_dora_weekly")
+        rows = cur.fetchone()[0]
+    # The asset page shows the mart's columns with their types, its row count and its freshness policy.
+    (weekly,) = [e.materialization for e in result.get_asset_materialization_events()
+                 if e.asset_key.path == ["marts", "fct_dora_weekly"]]
+    assert weekly.metadata["dagster/row_count"].value == rows
+    columns = {c.name: c.type for c in weekly.metadata["dagster/column_schema"].value.columns}
+    assert columns["week_start"] == "date" and columns["scope"] == "text"
+    (models,) = [d for d in dbt_assets_defs if isinstance(d, dg.AssetsDefinition)]
+    specs = {spec.key.path[-1]: spec for spec in models.specs}
+    assert specs["fct_dora_weekly"].freshness_policy == transform.MARTS_FRESHNESS
+    assert specs["stg_github__pull_requests"].freshness_policy is None  # views are as deployed

@@ -5,6 +5,7 @@ import dagster as dg
 
 from ghmetrics_dagster import publish, settings, warehouse
 from ghmetrics_dagster.defs.partitions import users_partitions
+from ghmetrics_dagster.defs.transform import MARTS_FRESHNESS
 from ghmetrics_dagster.llm import report
 from ghmetrics_dagster.llm.service import summarise_user
 
@@ -21,6 +22,8 @@ from ghmetrics_dagster.llm.service import summarise_user
     ],
     kinds={"python", "postgres"},
     group_name="summaries",
+    # The refresh promise (the nightly wave, plus the login TTL): at most 25 hours old.
+    freshness_policy=MARTS_FRESHNESS,
     description=(
         "A grounded summary of the user's metrics written by the LLM router (OpenAI/Anthropic when "
         "keys are set, else rule-based) into app.summaries, plus an HTML and a JSON report."

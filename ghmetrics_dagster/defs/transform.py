@@ -8,6 +8,7 @@ parsed at import time: ASSETS is built on first access.
 """
 
 
+import datetime as dt
 import functools
 import os
 import shutil
@@ -52,8 +53,22 @@ def prepare_dbt_project(database_url: str | None = None) -> str:
     return str(project.manifest_path)
 
 
+# The refresh promise: a user's marts are at most a day old (the nightly wave) plus an hour
+# (a login refreshes data older than the TTL, 60 min by default).
+MARTS_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(hours=25))
+
+
 class GhmetricsDbtTranslator(DagsterDbtTranslator):
-    """Models keyed `[schema, model]`; sources keep the keys their YAML meta gives."""
+    """Models keyed `[schema, model]`; sources keep the keys their YAML meta gives; the marts
+    the waves build carry the refresh promise as a freshness policy."""
+
+    def get_asset_spec(self, manifest, unique_id, project):
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        node = manifest["nodes"].get(unique_id, {})
+        built_by_waves = node.get("config", {}).get("materialized") in ("table", "incremental")
+        if node.get("resource_type") == "model" and node.get("schema") == "marts" and built_by_waves:
+            spec = spec.replace_attributes(freshness_policy=MARTS_FRESHNESS)
+        return spec
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] in ("model", "snapshot", "seed"):
@@ -175,9 +190,36 @@ def dbt_models_assets() -> dg.AssetsDefinition:
             context.log.info(f"building {len(missing)} missing views first")
             build_views(dbt)
         args = ["build", "--selector", WAVE_SELECTOR] + (["--full-refresh"] if config.full_refresh else [])
-        yield from dbt.cli(args, context=context).stream()
+        for event in dbt.cli(args, context=context).stream():
+            yield with_table_metadata(context, event)
 
     return ghmetrics_dbt_models
+
+
+def with_table_metadata(context: dg.AssetExecutionContext, event):
+    """A marts table's materialization with its columns and their types (`dagster/column_schema`)
+    and its row count (`dagster/row_count`), as the asset page shows them. dagster-dbt's
+    fetch_column_metadata names the database the manifest was parsed against (the image parses
+    at build time) and fails on any other; fetch_row_counts would count every view too."""
+    if not isinstance(event, dg.Output):
+        return event
+    key = context.asset_key_for_output(event.output_name)
+    if key.path[0] != "marts":
+        return event
+    table = key.path[-1]
+    with warehouse.connect() as conn, conn.cursor() as cur:
+        cur.execute(
+            "select column_name, data_type from information_schema.columns"
+            " where table_schema = 'marts' and table_name = %s order by ordinal_position",
+            (table,),
+        )
+        columns = cur.fetchall()
+        if not columns:
+            return event
+        cur.execute(f'select count(*) from marts."{table}"')
+        rows = cur.fetchone()[0]
+    schema = dg.TableSchema(columns=[dg.TableColumn(name, data_type) for name, data_type in columns])
+    return event.with_metadata({**event.metadata, "dagster/column_schema": schema, "dagster/row_count": rows})
 
 
 class GhmetricsDbtCliResource(DbtCliResource):
