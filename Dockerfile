@@ -5,10 +5,10 @@ FROM python:3.11-slim AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
 RUN python -m venv /opt/venv
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY ghmetrics_dagster ghmetrics_dagster
 COPY ml ml
-RUN /opt/venv/bin/pip install .
+RUN /opt/venv/bin/pip install -c requirements.lock .
 COPY dbt_project dbt_project
 # dagster-dbt needs dbt's manifest before the definitions load:
 # parse once at build time so the code server never parses at start-up.

@@ -5,13 +5,25 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test ui web mlflow-ui bench install validate clean audit browser
+.PHONY: demo test ui web mlflow-ui bench install validate clean audit browser lock
 
-$(STAMP): pyproject.toml
+LOCK := requirements.lock
+
+# Installs exactly the versions in requirements.lock (a constraints file): what the tests passed with.
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e ".[dev]"
 	touch $(STAMP)
+
+# Re-resolves the newest versions pyproject.toml allows into requirements.lock; then `make test`.
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet --upgrade pip
+	.venv-lock/bin/python -m pip install --quiet -e ".[dev]"
+	head -2 $(LOCK) > $(LOCK).new
+	.venv-lock/bin/python -m pip freeze --exclude-editable | grep -v '^ghmetrics' >> $(LOCK).new
+	mv $(LOCK).new $(LOCK) && rm -rf .venv-lock
 
 install: $(STAMP)
 
