@@ -382,6 +382,10 @@ def test_a_login_storm_through_the_run_queue_leaves_everyone_fresh(dagster_insta
             assert daemon.poll() is None, "the daemon stopped"
             time.sleep(2)
         assert _fresh_users(database_url, since) == set(people)
+        # A wave writes its last summary just before its step ends: stopping the daemon (and
+        # its run workers) now would interrupt it. Let the waves finish first.
+        waves_run = dagster_instance.get_runs(filters=dg.RunsFilter(job_name=JOB_NAME))
+        _wait_finished(dagster_instance, [run.run_id for run in waves_run], 120)
     finally:
         os.killpg(daemon.pid, 15)
         daemon.wait(timeout=60)
