@@ -48,14 +48,19 @@ class World:
             return cur.fetchall()
 
 
-def sign_in(sandbox, web_url: str, login: str, session: requests.Session | None = None) -> requests.Session:
-    """The OAuth web flow as a browser follows it: our /auth/github, the sandbox's consent page,
-    its redirect to our callback, then the dashboard."""
-    session = session or requests.Session()
+def consent_form(session: requests.Session, web_url: str) -> dict:
+    """Our /auth/github leads to the sandbox's consent page; its hidden fields, as a browser posts them."""
     consent = session.get(web_url + "/auth/github")
     assert consent.status_code == 200 and "Authorize application" in consent.text
-    form = {k: html.unescape(v) for k, v in
+    return {k: html.unescape(v) for k, v in
             re.findall(r'name="(client_id|redirect_uri|state|scope)" value="([^"]*)"', consent.text)}
+
+
+def sign_in(sandbox, web_url: str, login: str) -> requests.Session:
+    """The OAuth web flow as a browser follows it: our /auth/github, the sandbox's consent page,
+    its redirect to our callback, then the dashboard."""
+    session = requests.Session()
+    form = consent_form(session, web_url)
     landed = session.post(sandbox.rest_url + "/login/oauth/authorize", data={**form, "login": login, "decision": "authorize"})
     assert landed.status_code == 200 and landed.url.rstrip("/") == web_url, landed.url
     return session
@@ -166,9 +171,7 @@ def test_the_sandbox_answers_oauth_errors_as_github_does(world):
 
 def test_cancelling_on_github_returns_to_sign_in_with_a_message(world):
     session = requests.Session()
-    consent = session.get(world.web_url + "/auth/github")
-    form = {k: html.unescape(v) for k, v in
-            re.findall(r'name="(client_id|redirect_uri|state|scope)" value="([^"]*)"', consent.text)}
+    form = consent_form(session, world.web_url)
     back = session.post(world.sandbox.rest_url + "/login/oauth/authorize", data={**form, "decision": "cancel"})
     assert back.url.endswith("/login") and "You cancelled signing in." in back.text
 

@@ -41,7 +41,7 @@ def _trend_figure(data: SummaryInput) -> go.Figure:
     for index, (field, title, scale) in enumerate(_TRENDS):
         values = [None if row.get(field) is None else float(row[field]) * scale for row in data.weeks]
         row, col = index // 2 + 1, index % 2 + 1
-        fig.add_trace(go.Scatter(x=weeks, y=values, mode="lines+markers", name=title), row=row, col=col)
+        fig.add_trace(go.Scatter(x=weeks, y=values, mode="lines+markers", name=title, showlegend=False), row=row, col=col)
         # An anomaly marks the chart of its own metric, in the user's own series, only; the
         # others (uncharted metrics, single repositories) are listed in the table.
         anomaly_weeks = {a.week_start for a in data.anomalies if a.metric == field and a.scope in (None, data.login)}
@@ -55,17 +55,13 @@ def _trend_figure(data: SummaryInput) -> go.Figure:
                     marker={"color": "crimson", "size": 13, "symbol": "circle-open", "line": {"width": 3}},
                     name="anomaly (this metric, this week)",
                     legendgroup="anomaly",
-                    showlegend=not any(trace.name.startswith("anomaly") for trace in fig.data),
+                    showlegend=not any(trace.showlegend for trace in fig.data),  # one legend entry
                 ),
                 row=row,
                 col=col,
             )
     fig.update_layout(height=560, title_text="Weekly DORA metrics", margin={"t": 70},
-                      showlegend=any(trace.name.startswith("anomaly") for trace in fig.data),
-                      legend={"orientation": "h", "y": -0.12})
-    for trace in fig.data:
-        if not trace.name.startswith("anomaly"):
-            trace.showlegend = False
+                      showlegend=any(trace.showlegend for trace in fig.data), legend={"orientation": "h", "y": -0.12})
     return fig
 
 

@@ -29,7 +29,8 @@ def in_organizations(repos: list[str], organizations: tuple[str, ...]) -> list[s
     return [name for name in repos if name.split("/", 1)[0].lower() in owners]
 
 
-def record_sign_in(config: WebConfig, who: Identity, token: str, readable: list[str]) -> SignIn:
+def record_sign_in(config: WebConfig, who: Identity, token: str, readable: list[str], client: GitHubClient) -> SignIn:
+    """`client` acts as the user (oauth.user_client): the scope check asks GitHub with their token."""
     url = config.database_url
     with warehouse.connect(url) as conn, conn.cursor() as cur:
         cur.execute(
@@ -46,7 +47,6 @@ def record_sign_in(config: WebConfig, who: Identity, token: str, readable: list[
         cur.execute("select repo_full_name from app.user_repositories where login = %s order by 1", (who.login,))
         registered = [row[0] for row in cur.fetchall()]
     # Repositories an admin registered are checked too: the scope is what this token can read.
-    client = GitHubClient(config.api_url, config.graphql_url, [token])
     scope = access.record_access(url, who.login, registered, client=client)
     with warehouse.connect(url) as conn, conn.cursor() as cur:
         cur.execute("insert into app.user_logins (login) values (%s) returning id, logged_in_at", (who.login,))

@@ -197,9 +197,9 @@ def create_app(config: WebConfig) -> FastAPI:
             raise HTTPException(400, "GitHub's answer had no code; sign in again")
         try:
             token = oauth.exchange_code(config, code, redirect_uri(request))
-            who = oauth.identity(config, token)
-            readable = oauth.readable_repositories(config, token)
-            signed = accounts.record_sign_in(config, who, token, readable)
+            client = oauth.user_client(config, token)
+            who = oauth.identity(client)
+            signed = accounts.record_sign_in(config, who, token, oauth.readable_repositories(client), client)
         except (oauth.OAuthError, GitHubError) as exc:
             request.session["error"] = str(exc)
             return RedirectResponse("/login", status_code=303)
@@ -221,10 +221,13 @@ def create_app(config: WebConfig) -> FastAPI:
     # Each page and endpoint reads the user's state (one query), then what it shows from the
     # cache, computed again only when a wave has ended or the user signed in since.
 
+    def repositories_of(cur, login: str, state: views.UserState) -> list[str]:
+        return cache.get(("repositories", login), state.stamp, lambda: views.scope_repositories(cur, login))
+
     def scope_data(cur, conn, login: str, state: views.UserState, repository: str | None = None) -> dict:
         def compute() -> dict:
             view = views.scope_view(conn, login, repository)
-            data = {"view": view, "chart_json": _chart_json(view), "repositories": views.scope_repositories(cur, login)}
+            data = {"view": view, "chart_json": _chart_json(view), "repositories": repositories_of(cur, login, state)}
             if repository:
                 data["behind"] = views.rows_behind(cur, repository, view.get("latest_week"))
             else:
@@ -275,7 +278,7 @@ def create_app(config: WebConfig) -> FastAPI:
         with database() as conn, conn.cursor() as cur:
             state = views.user_state(cur, login)
             rows = cache.get(("team", login), state.stamp, lambda: views.team_rows(cur, login))
-            repositories = cache.get(("repositories", login), state.stamp, lambda: views.scope_repositories(cur, login))
+            repositories = repositories_of(cur, login, state)
         return render(request, "team.html", rows=rows, status=views.refresh_status(state, config.refresh_ttl_minutes),
                       repositories=repositories, page="team", metrics=views.METRICS, fmt=views.fmt)
 
@@ -292,7 +295,7 @@ def create_app(config: WebConfig) -> FastAPI:
         login = api_login(request)
         with database() as conn, conn.cursor() as cur:
             state = views.user_state(cur, login)
-            repositories = cache.get(("repositories", login), state.stamp, lambda: views.scope_repositories(cur, login))
+            repositories = repositories_of(cur, login, state)
         return {"login": login, "repositories": repositories}
 
     @app.get("/api/status", response_class=JSONResponse, tags=["user"], summary="Whether the user's data is fresh or being refreshed")

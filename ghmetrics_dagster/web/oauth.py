@@ -73,20 +73,20 @@ def exchange_code(config: WebConfig, code: str, redirect_uri: str) -> str:
     return token
 
 
-def _client(config: WebConfig, token: str) -> GitHubClient:
+def user_client(config: WebConfig, token: str) -> GitHubClient:
+    """A GitHub client acting as the signed-in user (their token only): sign-in's three questions share it."""
     return GitHubClient(config.api_url, config.graphql_url, [token])
 
 
-def identity(config: WebConfig, token: str) -> Identity:
-    user = _client(config, token).rest("/user").data
+def identity(client: GitHubClient) -> Identity:
+    user = client.rest("/user").data
     if not isinstance(user, dict) or not isinstance(user.get("login"), str):
         raise OAuthError("GitHub's /user answer had no login; try signing in again")
     return Identity(user["login"], user.get("name") if isinstance(user.get("name"), str) else None)
 
 
-def readable_repositories(config: WebConfig, token: str) -> list[str]:
+def readable_repositories(client: GitHubClient) -> list[str]:
     """Every repository the token can read (GitHub's /user/repos), as owner/name."""
-    client = _client(config, token)
     names: list[str] = []
     page = client.rest("/user/repos", {"per_page": 100, "sort": "full_name"})
     for _ in range(MAX_REPOSITORY_PAGES):

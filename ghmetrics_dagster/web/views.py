@@ -15,6 +15,7 @@ import statistics
 from decimal import Decimal
 from typing import Any
 
+from ghmetrics_dagster.github import access
 from ghmetrics_dagster.llm.aggregates import (
     CYCLE_STAGES,
     WINDOW_WEEKS,
@@ -177,8 +178,8 @@ def _ago(delta: dt.timedelta) -> str:
 
 
 def scope_repositories(cur, login: str) -> list[str]:
-    cur.execute("select repo_full_name from app.user_scope where login = %s order by lower(repo_full_name)", (login,))
-    return [row[0] for row in cur.fetchall()]
+    """The user's scope as the pages list it: case-insensitive order."""
+    return sorted(access.scope_repositories(cur, login), key=str.lower)
 
 
 def scope_repository(cur, login: str, full_name: str) -> str | None:
