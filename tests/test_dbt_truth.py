@@ -93,10 +93,12 @@ def write_settings(url: str, settings: dict[str, dict]) -> None:
         for repo, values in settings.items():
             cur.execute(
                 "insert into app.repository_settings (repo_full_name, deployment_source,"
-                " production_environment_regex, deploy_workflow_regex, incident_label_regex)"
-                " values (%s, %s, %s, %s, %s)",
+                " production_environment_regex, deploy_workflow_regex, incident_label_regex,"
+                " hotfix_label_regex, hotfix_branch_regex)"
+                " values (%s, %s, %s, %s, %s, %s, %s)",
                 (repo, values.get("deployment_source"), values.get("production_environment_regex"),
-                 values.get("deploy_workflow_regex"), values.get("incident_label_regex")),
+                 values.get("deploy_workflow_regex"), values.get("incident_label_regex"),
+                 values.get("hotfix_label_regex"), values.get("hotfix_branch_regex")),
             )
 
 
@@ -131,6 +133,8 @@ def test_marts_equal_the_sandbox_ground_truth(database_url, tmp_path, seed):
             names[0]: {"production_environment_regex": "^prod"},
             # incidents only from one label, case-insensitively
             names[2]: {"incident_label_regex": "(?i)^incident$"},
+            # hotfixes only by an "urgent" label, never by branch
+            names[3]: {"hotfix_label_regex": "(?i)^urgent$", "hotfix_branch_regex": "^never/"},
         }
         write_settings(database_url, settings)
     ingest(database_url, org)
@@ -141,6 +145,8 @@ def test_marts_equal_the_sandbox_ground_truth(database_url, tmp_path, seed):
     # As deployed: a test that also reads a wave model waits for the wave (cautious).
     run_dbt(database_url, command, "--selector", "views", "--indirect-selection", "cautious",
             target_path=tmp_path / "views")
+    if command == "run":  # `run` builds no seed
+        run_dbt(database_url, "seed", target_path=tmp_path / "seed")
     run_dbt(database_url, command, "--selector", "wave", target_path=tmp_path / "target")
 
     expected = truth.compute(org, settings)

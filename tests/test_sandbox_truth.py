@@ -247,9 +247,26 @@ def test_deployments_sources_and_failures(frames):
     assert deps.loc["D3", "deployed_at"] == pd.Timestamp("2026-05-07 09:30", tz="UTC")
     assert deps.loc["D6", "deployed_at"] == pd.Timestamp("2026-05-12 11:00", tz="UTC")
     assert {d for d in deps.index if deps.loc[d, "is_failed"]} == {"D3", "D6"}
-    assert deps.loc["D1", "incident_count"] == 1 and deps.loc["D2", "incident_count"] == 2
+    # D1: I1 by the window and the revert of PR_app#1 (which D1 shipped).
+    assert deps.loc["D1", "incident_count"] == 2 and deps.loc["D2", "incident_count"] == 2
     assert deps.loc["PR_lib#4", "incident_count"] == 1
     assert {d for d in deps.index if deps.loc[d, "fails_change"]} == {"D1", "D2", "D3", "D6", "PR_lib#4"}
+    causes = {d: deps.loc[d, "failure_cause"] for d in deps.index if not pd.isna(deps.loc[d, "failure_cause"])}
+    assert causes == {"D1": "revert", "D2": "incident", "D3": "status", "D6": "status", "PR_lib#4": "revert"}
+    # The reverts ship in D7 and PR_lib#5: rework deployments.
+    assert set(deps.index[deps["is_rework"]]) == {"D7", "PR_lib#5"}
+    recovery = {d: (deps.loc[d, "recovery_deployment_id"], deps.loc[d, "recovery_evidence"],
+                    deps.loc[d, "recovery_hours"])
+                for d in deps.index if not pd.isna(deps.loc[d, "recovery_deployment_id"])}
+    assert recovery == {
+        "D1": ("D7", "fix", pytest.approx(384)),  # the revert of PR_app#1 shipped in D7
+        "D2": ("D7", "next_success", pytest.approx(336)),
+        "D3": ("D7", "next_success", pytest.approx(312.5)),
+        "D6": ("D7", "next_success", pytest.approx(191)),
+        "PR_lib#4": ("PR_lib#5", "fix", pytest.approx(2)),
+    }
+    assert deps.loc["D1", "recovered_at"] == pd.Timestamp("2026-05-20 10:00", tz="UTC")
+    assert pd.isna(deps.loc["D7", "recovered_at"]) and pd.isna(deps.loc["D7", "recovery_evidence"])
     assert deps.loc["D6", "source"] == "github_deployments" and deps.loc["D6", "environment"] == "Production"
     assert deps.loc["PR_lib#1", "source"] == "merges" and pd.isna(deps.loc["PR_lib#1", "environment"])
     assert deps.loc["D2", "week_start"] == D("2026-05-04")
@@ -262,15 +279,21 @@ def test_incidents_and_attribution_window_edges(frames):
     assert revert["kind"] == "revert" and revert["reverted_pull_request_id"] == "PR_app#1"
     assert revert["started_at"] == pd.Timestamp("2026-05-04 09:00", tz="UTC")
     assert revert["restore_hours"] == pytest.approx(196)
-    # D0 was deployed exactly 14 days before the revert's start: outside the window.
-    assert pd.isna(revert["deployment_id"])
+    # Attributed to D1, which shipped the reverted PR_app#1 (D0, exactly 14 days before the
+    # revert's start, was outside the window the 2023 rule used).
+    assert revert["deployment_id"] == "D1" and revert["attribution_evidence"] == "revert"
+    assert pd.isna(revert["closing_pull_request_id"])
     assert inc.loc["I1", "deployment_id"] == "D1" and inc.loc["I1", "restore_hours"] == pytest.approx(1.5)
+    assert set(inc.loc[["I1", "I2", "I3"], "attribution_evidence"]) == {"window"}
     assert inc.loc["I2", "deployment_id"] == "D2" and pd.isna(inc.loc["I2", "restore_hours"])
     # D2 deployed 14 days minus one second before I3: inside; D7 came a second after I3.
     assert inc.loc["I3", "deployment_id"] == "D2" and inc.loc["I3", "restore_hours"] == pytest.approx(0.5)
     lib = inc.loc["PR_lib#5"]
     assert lib["reverted_pull_request_id"] == "PR_lib#4" and lib["deployment_id"] == "PR_lib#4"
     assert lib["restore_hours"] == pytest.approx(2) and lib["week_start"] == D("2026-05-11")
+    assert lib["attribution_evidence"] == "revert"
+    prs = frames["fct_pull_requests"].set_index("pull_request_id")
+    assert prs["rework_reason"].dropna().to_dict() == {"PR_app#6": "revert", "PR_lib#5": "revert"}
 
 
 def weekly(frames, scope_type, scope):
@@ -289,25 +312,26 @@ def check(row, expected: dict):
 
 
 def test_weekly_dora_for_a_repository(frames):
+    bench = truth.load_benchmark()  # all industries
     app = weekly(frames, "repository", "acme/app")
     assert list(app.index) == [D("2026-04-20"), D("2026-04-27"), D("2026-05-04"), D("2026-05-11"), D("2026-05-18")]
     check(app.loc[D("2026-04-20")], dict(
         deployments=1, deployment_days=1, change_failure_rate=0, merged_prs=0, review_coverage=None,
-        deployment_frequency_grade="high", lead_time_grade=None, change_failure_rate_grade="elite",
-        time_to_restore_grade=None, review_coverage_12w=None, performance_score=(75 * .25 + 100 * .2) / .45))
+        legacy_deployment_frequency_grade="high", legacy_lead_time_grade=None, legacy_change_failure_rate_grade="elite",
+        legacy_time_to_restore_grade=None, review_coverage_12w=None, legacy_performance_score=(75 * .25 + 100 * .2) / .45))
     check(app.loc[D("2026-04-27")], dict(
         deployments=0, deployment_days=0, change_failure_rate=None, failed_changes=0, incidents=0,
         merged_prs=0, median_lead_time_hours=None,
         # weekly days [1, 0]: median 0.5 < 1, mean 0.5 >= 12/52
-        deployment_frequency_grade="medium", performance_score=(50 * .25 + 100 * .2) / .45))
+        legacy_deployment_frequency_grade="medium", legacy_performance_score=(50 * .25 + 100 * .2) / .45))
     check(app.loc[D("2026-05-04")], dict(
         deployments=3, deployment_days=2, median_lead_time_hours=73.5, change_failure_rate=1.0,
         failed_changes=3, incidents=2, median_time_to_restore_hours=98.75, merged_prs=3,
         review_coverage=1.0, median_pr_size=30, p90_pr_size=126, median_coding_hours=1,
         median_pickup_hours=1, median_review_hours=27, median_deploy_hours=1,
-        deployment_frequency_grade="high", lead_time_grade="high", change_failure_rate_grade="low",
-        time_to_restore_grade="medium", review_coverage_12w=1.0,
-        performance_score=75 * .25 + 75 * .25 + 25 * .2 + 50 * .15 + 100 * .15))
+        legacy_deployment_frequency_grade="high", legacy_lead_time_grade="high", legacy_change_failure_rate_grade="low",
+        legacy_time_to_restore_grade="medium", review_coverage_12w=1.0,
+        legacy_performance_score=75 * .25 + 75 * .25 + 25 * .2 + 50 * .15 + 100 * .15))
     check(app.loc[D("2026-05-11")], dict(
         deployments=1, deployment_days=0, median_lead_time_hours=None, change_failure_rate=1.0,
         failed_changes=1, incidents=1, median_time_to_restore_hours=None, merged_prs=2,
@@ -316,10 +340,39 @@ def test_weekly_dora_for_a_repository(frames):
     check(app.loc[D("2026-05-18")], dict(
         deployments=1, deployment_days=1, median_lead_time_hours=218, change_failure_rate=0,
         incidents=1, median_time_to_restore_hours=0.5, merged_prs=0,
-        deployment_frequency_grade="high", lead_time_grade="medium", change_failure_rate_grade="low",
-        time_to_restore_grade="high", review_coverage_12w=0.8,
-        performance_score=75 * .25 + 50 * .25 + 25 * .2 + 75 * .15 + 80 * .15))
-    assert app.loc[D("2026-05-18"), "performance_score"] == pytest.approx(59.5)
+        legacy_deployment_frequency_grade="high", legacy_lead_time_grade="medium", legacy_change_failure_rate_grade="low",
+        legacy_time_to_restore_grade="high", review_coverage_12w=0.8,
+        legacy_performance_score=75 * .25 + 50 * .25 + 25 * .2 + 75 * .15 + 80 * .15))
+    assert app.loc[D("2026-05-18"), "legacy_performance_score"] == pytest.approx(59.5)
+    # docs/dora.md. Recovery: D1 384 h (fix), D2 336 h, D3 312.5 h, D6 191 h; D7 is rework.
+    check(app.loc[D("2026-04-20")], dict(
+        rework_deployments=0, rework_rate=0, recovered_deployments=0, median_recovery_hours=None,
+        lead_time_hours_12w=None, deployment_days_per_week_12w=1, deployments_per_deployment_day_12w=1,
+        change_failure_rate_12w=0, recovery_hours_12w=None, rework_rate_12w=0, rework_rate_26w=0,
+        lead_time_band=None, deployment_frequency_band=4, recovery_band=None, lead_time_score=None,
+        deployment_frequency_score=6, recovery_score=None, change_fail_score=10, rework_score=10,
+        throughput_score=6, stability_score=10, overall_score=26 / 3, overall_vs_benchmark=26 / 3 - bench["overall"],
+        throughput_vs_benchmark=6 - bench["throughput"],
+        stability_vs_benchmark=10 - bench["stability"]))
+    check(app.loc[D("2026-04-27")], dict(
+        rework_deployments=0, rework_rate=None, recovered_deployments=0, deployment_days_per_week_12w=0.5,
+        deployment_frequency_band=3, throughput_score=4, stability_score=10, overall_score=8))
+    check(app.loc[D("2026-05-04")], dict(
+        rework_deployments=0, rework_rate=0, recovered_deployments=3, median_recovery_hours=336,
+        lead_time_hours_12w=73.5, deployment_days_per_week_12w=1, deployments_per_deployment_day_12w=1,
+        change_failure_rate_12w=0.75, recovery_hours_12w=336, rework_rate_12w=0, lead_time_band=4,
+        deployment_frequency_band=4, recovery_band=3, throughput_score=16 / 3, change_fail_score=2.5,
+        stability_score=6.25, overall_score=5.7))
+    check(app.loc[D("2026-05-11")], dict(recovered_deployments=1, median_recovery_hours=191))
+    check(app.loc[D("2026-05-18")], dict(
+        rework_deployments=1, rework_rate=1, recovered_deployments=0, median_recovery_hours=None,
+        lead_time_hours_12w=191, deployment_days_per_week_12w=0.8, deployments_per_deployment_day_12w=1,
+        change_failure_rate_12w=4 / 6, recovery_hours_12w=324.25, rework_rate_12w=1 / 6, rework_rate_26w=1 / 6,
+        lead_time_band=3, deployment_frequency_band=3, recovery_band=3, lead_time_score=4,
+        deployment_frequency_score=4, recovery_score=4, change_fail_score=10 / 3, rework_score=25 / 3,
+        throughput_score=4, stability_score=35 / 6, overall_score=71 / 15,
+        overall_vs_benchmark=71 / 15 - bench["overall"], throughput_vs_benchmark=4 - bench["throughput"],
+        stability_vs_benchmark=35 / 6 - bench["stability"]))
 
     lib = weekly(frames, "repository", "acme/lib")
     assert list(lib.index) == [D("2026-05-04"), D("2026-05-11"), D("2026-05-18")]  # zero-filled to the last week
@@ -329,9 +382,9 @@ def test_weekly_dora_for_a_repository(frames):
         median_pr_size=10, p90_pr_size=18, median_coding_hours=1, median_pickup_hours=0.5,
         median_review_hours=0.5, median_deploy_hours=0))
     check(lib.loc[D("2026-05-18")], dict(
-        deployments=0, merged_prs=0, deployment_frequency_grade="high", lead_time_grade="elite",
-        change_failure_rate_grade="low", time_to_restore_grade="high", review_coverage_12w=1.0,
-        performance_score=75.0))
+        deployments=0, merged_prs=0, legacy_deployment_frequency_grade="high", legacy_lead_time_grade="elite",
+        legacy_change_failure_rate_grade="low", legacy_time_to_restore_grade="high", review_coverage_12w=1.0,
+        legacy_performance_score=75.0))
 
 
 def test_weekly_dora_for_a_user_pools_their_repositories(frames):
@@ -346,20 +399,22 @@ def test_weekly_dora_for_a_user_pools_their_repositories(frames):
         median_time_to_restore_hours=2, merged_prs=5, review_coverage=0.8, median_lead_time_hours=2,
         median_pickup_hours=0.5, median_pr_size=10, p90_pr_size=18))
     check(alice.loc[D("2026-05-18")], dict(
-        deployment_frequency_grade="high", lead_time_grade="high", change_failure_rate_grade="low",
-        time_to_restore_grade="high", review_coverage_12w=8 / 9,
-        performance_score=75 * .25 + 75 * .25 + 25 * .2 + 75 * .15 + 800 / 9 * .15))
+        legacy_deployment_frequency_grade="high", legacy_lead_time_grade="high", legacy_change_failure_rate_grade="low",
+        legacy_time_to_restore_grade="high", review_coverage_12w=8 / 9,
+        legacy_performance_score=75 * .25 + 75 * .25 + 25 * .2 + 75 * .15 + 800 / 9 * .15))
 
 
 def test_dimensions_and_ml_features(frames):
     repos = frames["dim_repositories"].set_index("repo_full_name")
     check(repos.loc["acme/app"], dict(deployment_source="github_deployments", default_branch="main",
-                                      performance_score=59.5, lead_time_grade="medium"))
+                                      legacy_performance_score=59.5, legacy_lead_time_grade="medium"))
     assert repos.loc["acme/app", "first_week"] == D("2026-04-20") and repos.loc["acme/app", "last_week"] == D("2026-05-18")
-    check(repos.loc["acme/lib"], dict(deployment_source="merges", repository_id="R_lib", performance_score=75.0))
+    check(repos.loc["acme/lib"], dict(deployment_source="merges", repository_id="R_lib", legacy_performance_score=75.0))
+    assert repos.loc["acme/app", "overall_score"] == pytest.approx(71 / 15)
     users = frames["dim_users"].set_index("login")
     assert users.loc["alice", "repository_count"] == 2 and users.loc["bob", "display_name"] == "Bob Ø"
-    assert users.loc["bob", "performance_score"] == pytest.approx(59.5)
+    assert users.loc["bob", "legacy_performance_score"] == pytest.approx(59.5)
+    assert users.loc["bob", "overall_score"] == pytest.approx(71 / 15)
     ml = frames["ml_weekly_features"]
     assert len(ml) == len(frames["fct_dora_weekly"])
     assert not any(c.endswith("_grade") for c in ml.columns)

@@ -90,11 +90,14 @@
 {%- endmacro %}
 
 {#- Before an incremental fct_dora_weekly run: drop the weeks it recomputes, and every week of
-    a scope that is gone, whose first week moved, or whose stored weeks no longer match
-    int_dora_scope_weeks (the run rewrites scopes with no rows whole). -#}
+    a scope that is gone, whose first week moved, whose stored weeks no longer match
+    int_dora_scope_weeks, or whose benchmark changed (the run rewrites scopes with no rows
+    whole). -#}
 {% macro dora_weekly_prune() -%}
-    {%- set counts = ['deployments', 'deployment_days', 'failed_changes', 'incidents', 'merged_prs'] -%}
-    {%- set medians = ['median_lead_time_hours', 'median_time_to_restore_hours', 'median_pr_size', 'p90_pr_size',
+    {%- set counts = ['deployments', 'deployment_days', 'failed_changes', 'incidents', 'merged_prs',
+                      'rework_deployments', 'recovered_deployments'] -%}
+    {%- set medians = ['median_lead_time_hours', 'median_time_to_restore_hours', 'median_recovery_hours',
+                       'median_pr_size', 'p90_pr_size',
                        'median_coding_hours', 'median_pickup_hours', 'median_review_hours', 'median_deploy_hours'] -%}
     delete from {{ this }} where week_start >= {{ dora_recompute_from(this) }};
     delete from {{ this }} as stale
@@ -124,6 +127,21 @@
             {%- for column in medians %} weekly.{{ column }},{% endfor %}
             case when weekly.merged_prs > 0 then trim_scale(weekly.reviewed_prs::numeric / weekly.merged_prs) end
         )
+        union
+        -- the benchmark segment changed (`ghmetrics benchmark set`)
+        select stored.scope_type, stored.scope
+        from {{ this }} as stored
+        cross join (
+            select
+                max(mean_score) filter (where metric = 'overall') as overall,
+                max(mean_score) filter (where metric = 'throughput') as throughput,
+                max(mean_score) filter (where metric = 'stability') as stability
+            from {{ ref('dora_benchmarks') }}
+        ) as benchmark
+        where (stored.overall_vs_benchmark, stored.throughput_vs_benchmark, stored.stability_vs_benchmark)
+            is distinct from (trim_scale(stored.overall_score - benchmark.overall),
+                              trim_scale(stored.throughput_score - benchmark.throughput),
+                              trim_scale(stored.stability_score - benchmark.stability))
     ) as changed
     where stale.scope_type = changed.scope_type and stale.scope = changed.scope
 {%- endmacro %}

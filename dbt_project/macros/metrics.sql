@@ -70,3 +70,26 @@
         else {{ below_max }} + {{ above_min }} < 2 * {{ threshold }}
     end)
 {%- endmacro %}
+
+{#- Quick Check band 1..6 of a duration in hours (lead time, failed deployment recovery time;
+    docs/dora.md): more than six months (182.5 days) .. less than one hour. Null stays null. -#}
+{% macro quick_check_hours_band(hours) -%}
+    (case
+        when ({{ hours }}) is null then null
+        when ({{ hours }}) < 1 then 6
+        when ({{ hours }}) < 24 then 5
+        when ({{ hours }}) < 168 then 4
+        when ({{ hours }}) < 720 then 3
+        when ({{ hours }}) < 4380 then 2
+        else 1
+    end)
+{%- endmacro %}
+
+{#- The mean of the columns that are not null; null when all are. -#}
+{% macro mean_of_present(columns) -%}
+    trim_scale((
+        {%- for column in columns %}coalesce({{ column }}, 0){{ ' + ' if not loop.last }}{% endfor -%}
+    )::numeric / nullif(
+        {%- for column in columns %}(case when {{ column }} is not null then 1 else 0 end){{ ' + ' if not loop.last }}{% endfor -%}
+    , 0))
+{%- endmacro %}

@@ -160,6 +160,43 @@ def missing_views(url: str) -> list[str]:
     return [f"{schema}.{name}" for schema, name in wanted if (schema, name) not in present]
 
 
+INCREMENTAL_FINGERPRINT = "dbt_incremental_code"
+
+
+def incremental_code_fingerprint() -> str:
+    """A hash of the incremental models' code and the project's macros, from the manifest."""
+    import hashlib
+    import json
+
+    manifest = json.loads(_manifest_path().read_text())
+    parts = sorted(
+        f"{node_id}:{node['checksum']['checksum']}"
+        for node_id, node in manifest["nodes"].items()
+        if node["resource_type"] == "model" and node["config"].get("materialized") == "incremental"
+    ) + sorted(
+        f"{macro_id}:{hashlib.sha256(macro['macro_sql'].encode()).hexdigest()}"
+        for macro_id, macro in manifest["macros"].items()
+        if macro.get("package_name") == manifest["metadata"].get("project_name", "ghmetrics")
+    )
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def stored_incremental_fingerprint(url: str) -> str | None:
+    with warehouse.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("select value from app.settings where name = %s", (INCREMENTAL_FINGERPRINT,))
+        row = cur.fetchone()
+    return row[0] if row else None
+
+
+def store_incremental_fingerprint(url: str, fingerprint: str) -> None:
+    with warehouse.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            "insert into app.settings (name, value) values (%s, %s) "
+            "on conflict (name) do update set value = excluded.value, updated_at = now()",
+            (INCREMENTAL_FINGERPRINT, fingerprint),
+        )
+
+
 def build_views(dbt: DbtCliResource | None = None, database_url: str | None = None) -> None:
     """`dbt build --selector views`: the views and their tests, as when the project is deployed
     (`ghmetrics init`, `ui`, `demo`, the image's entrypoint) or a wave finds a new database."""
@@ -192,9 +229,18 @@ def dbt_models_assets() -> dg.AssetsDefinition:
         if missing:  # a new database: deploy the views first (outside this asset's events)
             context.log.info(f"building {len(missing)} missing views first")
             build_views(dbt)
-        args = ["build", "--selector", WAVE_SELECTOR] + (["--full-refresh"] if config.full_refresh else [])
+        url = warehouse.database_url()
+        code = incremental_code_fingerprint()
+        full_refresh = config.full_refresh
+        if not full_refresh and stored_incremental_fingerprint(url) != code:
+            # New columns or rules in an incremental model: an incremental run would fail on
+            # the stored table (on_schema_change='fail') or keep stale weeks.
+            context.log.info("the incremental models' code changed since they were built: rebuilding them")
+            full_refresh = True
+        args = ["build", "--selector", WAVE_SELECTOR] + (["--full-refresh"] if full_refresh else [])
         for event in dbt.cli(args, context=context).stream():
             yield with_table_metadata(context, event)
+        store_incremental_fingerprint(url, code)
 
     return ghmetrics_dbt_models
 

@@ -13,20 +13,35 @@ Choices where the contract leaves room (keep dbt in step):
   fallback picks the latest merged PR with that title merged at or before the revert.
 - Pooled window items (lead times, deployments, incidents, merged PRs) of the 12-week grades
   are those whose week lies in the 12 weeks ending with the row's week.
+
+DORA's five metrics and the Quick Check scores follow docs/dora.md. Choices where it leaves room:
+- Pull requests and deployments are looked up by node id across the whole organisation: an
+  issue's closing pull request (`closedBy`) and a fix's shipping deployment need not be in the
+  issue's repository.
+- `closedBy` is read as recorded, whether or not the issue is closed now (a reopened issue keeps
+  its latest ClosedEvent's closer).
+- An issue incident whose closing pull request is given but whose window finds no deployment is
+  unattributed (`attribution_evidence` null), like any unattributed incident.
+- A deployment with identified fixes none of which shipped after it is not recovered: recovery
+  columns and `recovery_evidence` are all null.
+- The 26-week window of `rework_rate_26w` is the row and the 25 weeks before it that exist for
+  the scope, as the 12-week one.
 """
 
 from __future__ import annotations
 
 import bisect
+import csv
 import datetime as dt
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from ghmetrics_dagster import contracts
+from ghmetrics_dagster.dbt_env import DBT_PROJECT_DIR
 
 from .model import GHOST, Organization, PullRequest, Repository
 
@@ -36,9 +51,18 @@ DEFAULT_SETTINGS = {
     "production_environment_regex": r"(?i)^prod(uction)?$",
     "deploy_workflow_regex": r"(?i)deploy",
     "incident_label_regex": r"(?i)^(incident|outage|sev[0-9].*)$",
+    "hotfix_label_regex": r"(?i)^hot-?fix$",
+    "hotfix_branch_regex": r"(?i)^hot-?fix[/_-]",
 }
 ATTRIBUTION_WINDOW = dt.timedelta(days=14)
 GRADE_WEEKS = 12
+REWORK_LONG_WEEKS = 26
+# Quick Check hour bands (docs/dora.md): (lower bound in hours, band); a month is 30 days and
+# six months 182.5 days.
+HOUR_BANDS = ((4380.0, 1), (720.0, 2), (168.0, 3), (24.0, 4), (1.0, 5))
+BENCHMARKS_CSV = DBT_PROJECT_DIR / "seeds" / "dora_benchmarks_2025.csv"
+# DORA 2025 Quick Check, all industries: used when the seed file is not there.
+ALL_INDUSTRIES_BENCHMARK = {"overall": 4.3, "throughput": 6.0, "instability": 2.1}
 POINTS = {"elite": 100.0, "high": 75.0, "medium": 50.0, "low": 25.0}
 SCORE_WEIGHTS = {
     "deployment_frequency": 0.25,
@@ -52,39 +76,56 @@ REVERT_TITLE = re.compile(r'^Revert "(.*)"', re.DOTALL)
 
 WEEKLY_NUMERIC = list(contracts.WEEKLY_METRICS)
 GRADE_COLUMNS = list(contracts.GRADE_COLUMNS)
+# docs/dora.md: week values, trailing-window values, Quick Check bands, scores, benchmark deltas.
+DORA_WEEK_COLUMNS = ["rework_deployments", "rework_rate", "recovered_deployments", "median_recovery_hours"]
+DORA_WINDOW_COLUMNS = [
+    "lead_time_hours_12w", "deployment_days_per_week_12w", "deployments_per_deployment_day_12w",
+    "change_failure_rate_12w", "recovery_hours_12w", "rework_rate_12w", "rework_rate_26w",
+]
+BAND_COLUMNS = ["lead_time_band", "deployment_frequency_band", "recovery_band"]
+SCORE_COLUMNS = [
+    "lead_time_score", "deployment_frequency_score", "recovery_score", "change_fail_score", "rework_score",
+    "throughput_score", "stability_score", "overall_score",
+]
+BENCHMARK_DELTA_COLUMNS = ["overall_vs_benchmark", "throughput_vs_benchmark", "stability_vs_benchmark"]
 MART_COLUMNS: dict[str, list[str]] = {
     "fct_pull_requests": [
         "pull_request_id", "repo_full_name", "number", "title", "author_login", "is_bot", "is_draft",
         "state", "created_at", "ready_for_review_at", "first_commit_at", "first_review_at",
         "merged_at", "closed_at", "shipped_at", "shipping_deployment_id", "coding_hours",
         "pickup_hours", "review_hours", "deploy_hours", "lead_time_hours", "additions",
-        "deletions", "pr_size", "review_count", "is_revert",
+        "deletions", "pr_size", "review_count", "is_revert", "rework_reason",
     ],
     "fct_deployments": [
         "deployment_id", "repo_full_name", "source", "environment", "deployed_at", "week_start",
-        "is_failed", "incident_count", "fails_change",
+        "is_failed", "incident_count", "fails_change", "failure_cause", "is_rework", "recovered_at",
+        "recovery_hours", "recovery_deployment_id", "recovery_evidence",
     ],
     "fct_incidents": [
         "incident_id", "repo_full_name", "kind", "started_at", "restored_at", "restore_hours",
-        "week_start", "deployment_id", "reverted_pull_request_id",
+        "week_start", "deployment_id", "reverted_pull_request_id", "closing_pull_request_id",
+        "attribution_evidence",
     ],
     "fct_dora_weekly": ["scope_type", "scope", "week_start"] + WEEKLY_NUMERIC + GRADE_COLUMNS
-    + ["review_coverage_12w", "performance_score"],
+    + ["review_coverage_12w", "legacy_performance_score"] + DORA_WEEK_COLUMNS + DORA_WINDOW_COLUMNS
+    + BAND_COLUMNS + SCORE_COLUMNS + BENCHMARK_DELTA_COLUMNS,
     "dim_repositories": [
         "repo_full_name", "repository_id", "default_branch", "is_archived", "deployment_source",
         "first_week", "last_week",
-    ] + GRADE_COLUMNS + ["performance_score"],
+    ] + GRADE_COLUMNS + ["legacy_performance_score", "overall_score"],
     "dim_users": ["login", "display_name", "repository_count", "first_week", "last_week"]
-    + GRADE_COLUMNS + ["performance_score"],
+    + GRADE_COLUMNS + ["legacy_performance_score", "overall_score"],
     "ml_weekly_features": ["scope_type", "scope", "week_start", *contracts.FEATURE_COLUMNS],
     "anomalies": ["scope_type", "scope", "week_start", "metric", "factor"],
 }
 TIMESTAMP_COLUMNS = {
     "fct_pull_requests": ["created_at", "ready_for_review_at", "first_commit_at", "first_review_at",
                           "merged_at", "closed_at", "shipped_at"],
-    "fct_deployments": ["deployed_at"],
+    "fct_deployments": ["deployed_at", "recovered_at"],
     "fct_incidents": ["started_at", "restored_at"],
 }
+
+INTEGER_COLUMNS = {"fct_dora_weekly": BAND_COLUMNS}
 
 
 # -- small helpers --------------------------------------------------------------------------
@@ -153,10 +194,30 @@ class _Deployment:
     deployed_at: dt.datetime
     is_failed: bool
     incident_count: int = 0
+    revert_incident_count: int = 0  # incidents attributed with `revert` evidence
+    is_rework: bool = False
+    recovery: _Deployment | None = None
+    recovery_evidence: str | None = None
 
     @property
     def fails_change(self) -> bool:
         return self.is_failed or self.incident_count > 0
+
+    @property
+    def failure_cause(self) -> str | None:
+        if self.is_failed:
+            return "status"
+        if self.revert_incident_count:
+            return "revert"
+        return "incident" if self.incident_count else None
+
+    @property
+    def recovered_at(self) -> dt.datetime | None:
+        return self.recovery.deployed_at if self.recovery else None
+
+    @property
+    def recovery_hours(self) -> float | None:
+        return hours(self.recovered_at, self.deployed_at)
 
 
 @dataclass
@@ -168,6 +229,9 @@ class _Incident:
     restored_at: dt.datetime | None
     reverted_pull_request_id: str | None
     deployment_id: str | None = None
+    closed_by: str | None = None  # an issue's `closedBy` pull request node id, as recorded
+    closing_pull_request_id: str | None = None  # closed_by when that pull request is merged
+    attribution_evidence: str | None = None
 
     @property
     def restore_hours(self) -> float | None:
@@ -183,6 +247,9 @@ class _RepoFacts:
     incidents: list[_Incident]
     first_activity: dt.datetime | None
     last_activity: dt.datetime | None = None
+    cfg: dict[str, str] = field(default_factory=dict)
+    # merged revert pull request id -> the pull request it resolves to (resolved reverts only)
+    reverts: dict[str, str] = field(default_factory=dict)
 
 
 def _settings_for(repo: Repository, settings: dict[str, dict] | None) -> dict[str, str]:
@@ -319,22 +386,17 @@ def _repo_facts(org: Organization, repo: Repository, cfg: dict[str, str]) -> _Re
     for issue in repo.issues:
         if any(incident_label(label) for label in issue.labels):
             incidents.append(_Incident(issue.node_id, repo.full_name, "issue", issue.created_at,
-                                       issue.closed_at, None))
+                                       issue.closed_at, None, closed_by=issue.closed_by_pull_request))
+    reverts: dict[str, str] = {}
     for pr in repo.pull_requests:
         if pr.merged_at is None or not is_revert(pr):
             continue
         target = _reverted_pull_request(repo, pr)
         if target is None:
             continue  # an unresolvable revert is not an incident
+        reverts[pr.node_id] = target.node_id
         incidents.append(_Incident(pr.node_id, repo.full_name, "revert", target.merged_at,
                                    pr.merged_at, target.node_id))
-    for incident in incidents:
-        candidates = [d for d in successful
-                      if incident.started_at - ATTRIBUTION_WINDOW < d.deployed_at <= incident.started_at]
-        if candidates:
-            chosen = max(candidates, key=lambda d: (d.deployed_at, d.id))
-            incident.deployment_id = chosen.id
-            chosen.incident_count += 1
     incidents.sort(key=lambda i: (i.started_at, i.id))
 
     moments = [p["created_at"] for p in prs] + [d.deployed_at for d in deployments]
@@ -342,7 +404,104 @@ def _repo_facts(org: Organization, repo: Repository, cfg: dict[str, str]) -> _Re
     last += [i.started_at for i in incidents]
     return _RepoFacts(repo, source, deployments, prs, incidents,
                       first_activity=min(moments) if moments else None,
-                      last_activity=max(last) if last else None)
+                      last_activity=max(last) if last else None, cfg=cfg, reverts=reverts)
+
+
+def _window_deployment(successful: list[_Deployment], started_at: dt.datetime) -> _Deployment | None:
+    """Rule 3: the latest successful deployment in (started_at - 14 days, started_at]."""
+    candidates = [d for d in successful if started_at - ATTRIBUTION_WINDOW < d.deployed_at <= started_at]
+    return max(candidates, key=lambda d: (d.deployed_at, d.id)) if candidates else None
+
+
+def _link(facts: list[_RepoFacts]) -> None:
+    """docs/dora.md across the organisation: rework reasons, attribution with evidence, recovery.
+
+    Pull requests and deployments are found by node id anywhere in the organisation.
+    """
+    prs = {p["pull_request_id"]: p for f in facts for p in f.prs}
+    pr_objects = {pr.node_id: (pr, f.cfg) for f in facts for pr in f.repo.pull_requests}
+    deployments = {d.id: d for f in facts for d in f.deployments}
+    reverts = {revert: target for f in facts for revert, target in f.reverts.items()}
+
+    def shipping(pr_id: str | None) -> _Deployment | None:
+        row = prs.get(pr_id) if pr_id else None
+        return deployments.get(row["shipping_deployment_id"]) if row and row["shipping_deployment_id"] else None
+
+    # Closing pull requests of issue incidents (merged ones only).
+    for f in facts:
+        for incident in f.incidents:
+            closer = prs.get(incident.closed_by) if incident.closed_by else None
+            if closer is not None and closer["merged_at"] is not None:
+                incident.closing_pull_request_id = closer["pull_request_id"]
+    incident_fixes = {i.closing_pull_request_id for f in facts for i in f.incidents if i.closing_pull_request_id}
+
+    # Rework reasons of merged pull requests, first rule that matches.
+    for row in prs.values():
+        reason = None
+        if row["merged_at"] is not None:
+            pr, cfg = pr_objects[row["pull_request_id"]]
+            if row["pull_request_id"] in reverts:
+                reason = "revert"
+            elif row["pull_request_id"] in incident_fixes:
+                reason = "incident_fix"
+            elif any(_search(cfg["hotfix_label_regex"])(label) for label in pr.labels):
+                reason = "hotfix_label"
+            elif pr.head_ref is not None and _search(cfg["hotfix_branch_regex"])(pr.head_ref):
+                reason = "hotfix_branch"
+        row["rework_reason"] = reason
+        if reason is not None:
+            shipped = shipping(row["pull_request_id"])
+            if shipped is not None:
+                shipped.is_rework = True  # a shipping deployment is a successful one
+
+    # Attribution, strongest evidence first.
+    for f in facts:
+        successful = [d for d in f.deployments if not d.is_failed]
+        for incident in f.incidents:
+            chosen, evidence = None, None
+            if incident.kind == "revert":
+                chosen = shipping(incident.reverted_pull_request_id)
+                evidence = "revert" if chosen else None  # never shipped: attributed to nothing
+            else:
+                if incident.closing_pull_request_id in reverts:
+                    chosen = shipping(reverts[incident.closing_pull_request_id])
+                    evidence = "revert" if chosen else None
+                if chosen is None:
+                    chosen = _window_deployment(successful, incident.started_at)
+                    if chosen is not None:
+                        evidence = "closing_reference" if incident.closing_pull_request_id else "window"
+            if chosen is not None:
+                incident.deployment_id = chosen.id
+                incident.attribution_evidence = evidence
+                chosen.incident_count += 1
+                if evidence == "revert":
+                    chosen.revert_incident_count += 1
+
+    # Recovery of the deployments that fail a change.
+    fixes: dict[str, set[str]] = {}
+    for revert, target in reverts.items():
+        failed = shipping(target)
+        if failed is not None:
+            fixes.setdefault(failed.id, set()).add(revert)
+    for f in facts:
+        for incident in f.incidents:
+            if incident.kind == "issue" and incident.deployment_id and incident.closing_pull_request_id:
+                fixes.setdefault(incident.deployment_id, set()).add(incident.closing_pull_request_id)
+    for f in facts:
+        successful = [d for d in f.deployments if not d.is_failed]
+        for dep in f.deployments:
+            if not dep.fails_change:
+                continue
+            if dep.id in fixes:
+                shipped = [s for s in (shipping(pr_id) for pr_id in fixes[dep.id])
+                           if s is not None and s.deployed_at > dep.deployed_at]
+                evidence = "fix"
+            else:
+                shipped = [s for s in successful if s.deployed_at > dep.deployed_at]
+                evidence = "next_success"
+            if shipped:
+                dep.recovery = min(shipped, key=lambda s: (s.deployed_at, s.id))
+                dep.recovery_evidence = evidence
 
 
 # -- weekly metrics -----------------------------------------------------------------------------
@@ -389,10 +548,112 @@ def performance_score(grades: dict[str, str | None], review_coverage: float | No
     return sum(p * w for p, w in parts) / sum(w for _, w in parts)
 
 
-def _weekly_rows(scope_type: str, scope: str, facts: list[_RepoFacts], last_week: dt.date) -> list[dict]:
+# -- Quick Check bands and scores (docs/dora.md) ----------------------------------------------------
+
+def hours_band(value: float | None) -> int | None:
+    """Lead time and failed deployment recovery time: band 1 (>= six months) .. 6 (< one hour)."""
+    if value is None:
+        return None
+    for lower, band in HOUR_BANDS:
+        if value >= lower:
+            return band
+    return 6
+
+
+def deployment_frequency_band(days_per_week: float, deployments_per_day: float | None) -> int:
+    """`d` deployment days per week and `m` deployments per deployment day; the first rule that holds."""
+    d, m = days_per_week, deployments_per_day
+    if d >= 5 and m is not None and m >= 2:
+        return 6
+    if d >= 5:
+        return 5
+    if d >= 1:
+        return 4
+    if d >= 12 / 52:
+        return 3
+    return 2 if d > 0 else 1
+
+
+def band_score(band: int | None) -> float | None:
+    return None if band is None else float((band - 1) * 2)
+
+
+def rate_score(rate: float | None) -> float | None:
+    """A percentage p scores 10 - p / 10, i.e. 10 - 10 * rate."""
+    return None if rate is None else 10.0 - 10.0 * rate
+
+
+def _mean(values) -> float | None:
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present else None
+
+
+def quick_check_scores(lead_time_band: int | None, deployment_frequency_band: int, recovery_band: int | None,
+                       change_failure_rate: float | None, rework_rate: float | None) -> dict[str, float | None]:
+    """The eight scores of a scope-week from its bands and its 12-week rates."""
+    scores = {
+        "lead_time_score": band_score(lead_time_band),
+        "deployment_frequency_score": band_score(deployment_frequency_band),
+        "recovery_score": band_score(recovery_band),
+        "change_fail_score": rate_score(change_failure_rate),
+        "rework_score": rate_score(rework_rate),
+    }
+    scores["throughput_score"] = _mean(
+        [scores["lead_time_score"], scores["deployment_frequency_score"], scores["recovery_score"]])
+    scores["stability_score"] = _mean([scores["change_fail_score"], scores["rework_score"]])
+    scores["overall_score"] = _mean(list(scores.values())[:5])
+    return scores
+
+
+def load_benchmark(industry: str | None = None, organization_size: str | None = None,
+                   path: str | Path | None = None) -> dict[str, float]:
+    """The chosen segment's benchmark means on the score scale: overall, throughput, stability.
+
+    The segment is all industries unless an industry or an organisation size is given (the
+    industry wins when both are). Stability is 10 - the published instability mean. Without
+    the seed file, only all industries is known (DORA 2025's means).
+    """
+    path = Path(path) if path is not None else BENCHMARKS_CSV
+    if industry:
+        wanted = ("industry", industry)
+    elif organization_size:
+        wanted = ("organization_size", organization_size)
+    else:
+        wanted = None
+    if not path.exists():
+        if wanted is not None:
+            raise ValueError(f"no benchmark file {path} for {wanted[0]} {wanted[1]!r}")
+        means = dict(ALL_INDUSTRIES_BENCHMARK)
+    else:
+        means = {}
+        with path.open(newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
+                segment_type = row.get("segment_type", "").lower().replace("organisation", "organization")
+                names = {row.get("segment", "").lower(), row.get("segment_label", "").lower()}
+                if wanted is None:
+                    hit = segment_type in ("all", "all_industries") or names & {"all", "all_industries",
+                                                                                "all industries"}
+                else:
+                    hit = segment_type == wanted[0] and wanted[1].lower() in names
+                if hit and row.get("metric"):
+                    means[row["metric"].lower()] = float(row["mean"])
+        if not means:
+            raise ValueError(f"{path}: no benchmark for "
+                             + (f"{wanted[0]} {wanted[1]!r}" if wanted else "all industries"))
+    missing = {"overall", "throughput", "instability"} - set(means)
+    if missing:
+        raise ValueError(f"{path}: benchmark metrics missing: {sorted(missing)}")
+    return {"overall": means["overall"], "throughput": means["throughput"],
+            "stability": 10.0 - means["instability"]}
+
+
+def _weekly_rows(scope_type: str, scope: str, facts: list[_RepoFacts], last_week: dt.date,
+                 benchmark: dict[str, float] | None = None) -> list[dict]:
     firsts = [f.first_activity for f in facts if f.first_activity is not None]
     if not firsts:
         return []
+    bench = benchmark if benchmark is not None else load_benchmark()
     first_week = week_start(min(firsts))
     deployments = [d for f in facts for d in f.deployments]
     merged = [p for f in facts for p in f.prs if p["merged_at"] is not None and not p["is_bot"]]
@@ -417,13 +678,15 @@ def _weekly_rows(scope_type: str, scope: str, facts: list[_RepoFacts], last_week
         weeks.append(week)
         week += dt.timedelta(days=7)
     days_by_week: dict[dt.date, int] = {}
-    for w in weeks:
+    successes_by_week: dict[dt.date, int] = {}
+    for index, w in enumerate(weeks):
         deps = deps_w.get(w, [])
         prs = merged_w.get(w, [])
         shipped = shipped_w.get(w, [])
         incs = incidents_w.get(w, [])
         successful_days = {d.deployed_at.astimezone(dt.timezone.utc).date() for d in deps if not d.is_failed}
         days_by_week[w] = len(successful_days)
+        successes_by_week[w] = sum(1 for d in deps if not d.is_failed)
         failed = sum(1 for d in deps if d.fails_change)
         reviewed = sum(1 for p in prs if p["first_review_at"] is not None)
         sizes = [float(p["pr_size"]) for p in prs]
@@ -464,13 +727,51 @@ def _weekly_rows(scope_type: str, scope: str, facts: list[_RepoFacts], last_week
             "time_to_restore": _grade_time_to_restore(ttr),
         }
         row.update({
-            "deployment_frequency_grade": grades["deployment_frequency"],
-            "lead_time_grade": grades["lead_time"],
-            "change_failure_rate_grade": grades["change_failure_rate"],
-            "time_to_restore_grade": grades["time_to_restore"],
+            "legacy_deployment_frequency_grade": grades["deployment_frequency"],
+            "legacy_lead_time_grade": grades["lead_time"],
+            "legacy_change_failure_rate_grade": grades["change_failure_rate"],
+            "legacy_time_to_restore_grade": grades["time_to_restore"],
             "review_coverage_12w": coverage,
-            "performance_score": performance_score(grades, coverage),
+            "legacy_performance_score": performance_score(grades, coverage),
         })
+
+        # docs/dora.md: the week's rework and recovery, then the trailing windows (the row and
+        # the weeks before it that exist for the scope), bands, scores and benchmark deltas.
+        rework = sum(1 for d in deps if d.is_rework)
+        recovered = [d.recovery_hours for d in deps if d.fails_change and d.recovery is not None]
+        row.update({
+            "rework_deployments": rework,
+            "rework_rate": rework / len(deps) if deps else None,
+            "recovered_deployments": len(recovered),
+            "median_recovery_hours": _median(recovered),
+        })
+        window12 = weeks[max(0, index - (GRADE_WEEKS - 1)):index + 1]
+        window26 = weeks[max(0, index - (REWORK_LONG_WEEKS - 1)):index + 1]
+        deps12 = [d for x in window12 for d in deps_w.get(x, [])]
+        deps26 = [d for x in window26 for d in deps_w.get(x, [])]
+        days12 = sum(days_by_week[x] for x in window12)  # weeks are disjoint: distinct dates
+        successes12 = sum(successes_by_week[x] for x in window12)
+        d = days12 / len(window12)
+        m = successes12 / days12 if days12 else None
+        recovery12 = _median([dep.recovery_hours for dep in deps12 if dep.fails_change and dep.recovery is not None])
+        rework12 = sum(1 for dep in deps12 if dep.is_rework) / len(deps12) if deps12 else None
+        row.update({
+            "lead_time_hours_12w": lead,
+            "deployment_days_per_week_12w": d,
+            "deployments_per_deployment_day_12w": m,
+            "change_failure_rate_12w": cfr,
+            "recovery_hours_12w": recovery12,
+            "rework_rate_12w": rework12,
+            "rework_rate_26w": sum(1 for dep in deps26 if dep.is_rework) / len(deps26) if deps26 else None,
+            "lead_time_band": hours_band(lead),
+            "deployment_frequency_band": deployment_frequency_band(d, m),
+            "recovery_band": hours_band(recovery12),
+        })
+        row.update(quick_check_scores(row["lead_time_band"], row["deployment_frequency_band"],
+                                      row["recovery_band"], cfr, rework12))
+        for name in ("overall", "throughput", "stability"):
+            score = row[f"{name}_score"]
+            row[f"{name}_vs_benchmark"] = None if score is None else score - bench[name]
         rows.append(row)
     return rows
 
@@ -481,16 +782,28 @@ def _frame(name: str, rows: list[dict]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=MART_COLUMNS[name])
     for column in TIMESTAMP_COLUMNS.get(name, []):
         frame[column] = pd.to_datetime(frame[column], utc=True)
+    for column in INTEGER_COLUMNS.get(name, []):
+        if frame[column].isna().any():  # integers with nulls: Python ints and None, not floats
+            frame[column] = pd.Series([None if pd.isna(v) else int(v) for v in frame[column]],
+                                      index=frame.index, dtype=object)
+        else:
+            frame[column] = frame[column].astype("int64")
     return frame
 
 
-def compute(org: Organization, settings: dict[str, dict] | None = None) -> dict[str, pd.DataFrame]:
-    """Every mart of docs/contracts.md, plus the injected anomaly labels, keyed by mart name.
+def compute(org: Organization, settings: dict[str, dict] | None = None, *,
+            benchmark_industry: str | None = None,
+            benchmark_organization_size: str | None = None) -> dict[str, pd.DataFrame]:
+    """Every mart of docs/contracts.md and docs/dora.md, plus the injected anomaly labels, keyed by mart name.
 
     `settings` maps a repository full name to `app.repository_settings` values
-    (deployment_source and the three regexes); missing or null values take the defaults.
+    (deployment_source and the regexes); missing or null values take the defaults. The
+    benchmark segment is all industries unless an industry or an organisation size is given
+    (the industry wins when both are).
     """
+    benchmark = load_benchmark(benchmark_industry, benchmark_organization_size)
     facts = [_repo_facts(org, repo, _settings_for(repo, settings)) for repo in org.repositories]
+    _link(facts)
     by_name = {f.repo.full_name: f for f in facts}
     lasts = [f.last_activity for f in facts if f.last_activity is not None]
     last_week = week_start(max(lasts)) if lasts else None
@@ -501,18 +814,23 @@ def compute(org: Organization, settings: dict[str, dict] | None = None) -> dict[
         "environment": d.environment, "deployed_at": d.deployed_at,
         "week_start": week_start(d.deployed_at), "is_failed": d.is_failed,
         "incident_count": d.incident_count, "fails_change": d.fails_change,
+        "failure_cause": d.failure_cause, "is_rework": d.is_rework, "recovered_at": d.recovered_at,
+        "recovery_hours": d.recovery_hours, "recovery_deployment_id": d.recovery.id if d.recovery else None,
+        "recovery_evidence": d.recovery_evidence,
     } for f in facts for d in f.deployments]
     incident_rows = [{
         "incident_id": i.id, "repo_full_name": i.repo, "kind": i.kind, "started_at": i.started_at,
         "restored_at": i.restored_at, "restore_hours": i.restore_hours,
         "week_start": week_start(i.started_at), "deployment_id": i.deployment_id,
         "reverted_pull_request_id": i.reverted_pull_request_id,
+        "closing_pull_request_id": i.closing_pull_request_id,
+        "attribution_evidence": i.attribution_evidence,
     } for f in facts for i in f.incidents]
 
     weekly: list[dict] = []
     repo_rows, user_rows = [], []
     for f in facts:
-        rows = _weekly_rows("repository", f.repo.full_name, [f], last_week) if last_week else []
+        rows = _weekly_rows("repository", f.repo.full_name, [f], last_week, benchmark) if last_week else []
         weekly += rows
         repo_rows.append(_dimension_row({
             "repo_full_name": f.repo.full_name, "repository_id": f.repo.node_id,
@@ -521,7 +839,7 @@ def compute(org: Organization, settings: dict[str, dict] | None = None) -> dict[
         }, rows))
     for login, repos in org.memberships.items():
         mine = [by_name[name] for name in dict.fromkeys(repos) if name in by_name]
-        rows = _weekly_rows("user", login, mine, last_week) if last_week else []
+        rows = _weekly_rows("user", login, mine, last_week, benchmark) if last_week else []
         weekly += rows
         user = org.users.get(login)
         user_rows.append(_dimension_row({
@@ -551,7 +869,8 @@ def _dimension_row(base: dict, rows: list[dict]) -> dict:
         "first_week": rows[0]["week_start"] if rows else None,
         "last_week": latest.get("week_start"),
         **{column: latest.get(column) for column in GRADE_COLUMNS},
-        "performance_score": latest.get("performance_score"),
+        "legacy_performance_score": latest.get("legacy_performance_score"),
+        "overall_score": latest.get("overall_score"),
     })
     return base
 

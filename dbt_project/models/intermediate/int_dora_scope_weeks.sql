@@ -9,7 +9,8 @@
 
 -- One row per scope (a repository, or a user = the union of their repositories) and UTC week
 -- with any item: the week's counts and medians over the pooled items of its repositories,
--- and the parts of the 12-week windows that fct_dora_weekly grades on (macro median_parts).
+-- the parts of the 12-week windows that fct_dora_weekly grades on (macro median_parts), and the
+-- week's lead times and recovery times as jsonb arrays, for the exact medians of its windows.
 -- Weeks without items have no row; fct_dora_weekly zero-fills them.
 -- Incremental runs recompute every scope from dora_recompute_from() (the trailing
 -- `recompute_weeks` weeks), and every week of a scope without rows: new, or dropped by the
@@ -92,7 +93,9 @@ deployment_items as (
         repo_full_name,
         week_start,
         case when not is_failed then {{ utc_date('deployed_at') }} end as success_date,
-        fails_change
+        fails_change,
+        is_rework,
+        recovery_hours
     from {{ ref('fct_deployments') }}
     where week_start >= (select read_from from read_window)
 ),
@@ -110,7 +113,14 @@ weekly_deployments as (
         items.week_start,
         count(*) as deployments,
         count(distinct items.success_date) as deployment_days,
-        count(*) filter (where items.fails_change) as failed_changes
+        count(*) filter (where items.fails_change) as failed_changes,
+        count(items.success_date) as successful_deployments,
+        count(*) filter (where items.is_rework) as rework_deployments,
+        count(items.recovery_hours) as recovered_deployments,
+        percentile_cont(0.5) within group (order by items.recovery_hours)::numeric as median_recovery_hours,
+        -- jsonb arrays, not numeric[], so that dbt unit tests can give them as inputs
+        jsonb_agg(items.recovery_hours order by items.recovery_hours) filter (where items.recovery_hours is not null)
+            as recovery_hours_list
     from members
     inner join deployment_items as items
         on items.repo_full_name = members.repo_full_name and items.week_start >= members.read_from
@@ -143,6 +153,7 @@ weekly_shipped as (
         items.week_start,
         percentile_cont(0.5) within group (order by items.lead_time_hours)::numeric as median_lead_time_hours,
         count(*) as lead_times,
+        jsonb_agg(items.lead_time_hours order by items.lead_time_hours) as lead_time_hours_list,
         {{ median_parts('items.lead_time_hours', 24, 'lead_24') }},
         {{ median_parts('items.lead_time_hours', 168, 'lead_168') }},
         {{ median_parts('items.lead_time_hours', 720, 'lead_720') }}
@@ -186,6 +197,12 @@ select
     coalesce(scope_weeks.deployments, 0) as deployments,
     coalesce(scope_weeks.deployment_days, 0) as deployment_days,
     coalesce(scope_weeks.failed_changes, 0) as failed_changes,
+    coalesce(scope_weeks.successful_deployments, 0) as successful_deployments,
+    coalesce(scope_weeks.rework_deployments, 0) as rework_deployments,
+    coalesce(scope_weeks.recovered_deployments, 0) as recovered_deployments,
+    scope_weeks.median_recovery_hours,
+    scope_weeks.recovery_hours_list,
+    scope_weeks.lead_time_hours_list,
     coalesce(scope_weeks.incidents, 0) as incidents,
     scope_weeks.median_time_to_restore_hours,
     coalesce(scope_weeks.merged_prs, 0) as merged_prs,

@@ -1,4 +1,5 @@
--- Incidents from labelled issues and from reverted pull requests, not yet attributed.
+-- Incidents from labelled issues and from reverted pull requests, not yet attributed, with
+-- the merged pull request that closed an issue incident (docs/dora.md).
 -- A table, not a view: it reads int_revert_pull_requests, which a full refresh replaces (and
 -- would drop a view on it with).
 {{ config(materialized='table') }}
@@ -14,9 +15,18 @@ issue_incidents as (
         'issue' as kind,
         issues.created_at as started_at,
         issues.closed_at as restored_at,
-        cast(null as text) as reverted_pull_request_id
+        cast(null as text) as reverted_pull_request_id,
+        closer.pull_request_id as closing_pull_request_id
     from {{ ref('stg_github__issues') }} as issues
     inner join settings on settings.repo_full_name = issues.repo_full_name
+    left join lateral (
+        -- by primary key; only a merged closer fixed anything
+        select pull_requests.pull_request_id
+        from {{ ref('stg_github__pull_requests') }} as pull_requests
+        where pull_requests.pull_request_id = issues.closed_by_pull_request_id
+            and pull_requests.merged_at is not null
+        offset 0
+    ) as closer on true
     where exists (
         select 1
         from unnest(issues.labels) as label (name)
@@ -102,7 +112,8 @@ revert_incidents as (
         'revert' as kind,
         coalesce(by_sha.reverted_merged_at, by_title.reverted_merged_at) as started_at,
         reverts.merged_at as restored_at,
-        coalesce(by_sha.reverted_pull_request_id, by_title.reverted_pull_request_id) as reverted_pull_request_id
+        coalesce(by_sha.reverted_pull_request_id, by_title.reverted_pull_request_id) as reverted_pull_request_id,
+        cast(null as text) as closing_pull_request_id
     from reverts
     left join reverted_by_sha as by_sha on by_sha.pull_request_id = reverts.pull_request_id
     left join reverted_by_title as by_title on by_title.pull_request_id = reverts.pull_request_id

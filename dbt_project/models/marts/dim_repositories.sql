@@ -19,11 +19,12 @@ select
     sources.deployment_source,
     bounds.first_week,
     bounds.last_week,
-    latest.deployment_frequency_grade,
-    latest.lead_time_grade,
-    latest.change_failure_rate_grade,
-    latest.time_to_restore_grade,
-    latest.performance_score
+    latest.legacy_deployment_frequency_grade,
+    latest.legacy_lead_time_grade,
+    latest.legacy_change_failure_rate_grade,
+    latest.legacy_time_to_restore_grade,
+    latest.legacy_performance_score,
+    latest.overall_score
 from repositories
 left join sources on sources.repo_full_name = repositories.repo_full_name
 left join bounds on bounds.scope = repositories.repo_full_name

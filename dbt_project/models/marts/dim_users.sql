@@ -23,11 +23,12 @@ select
     coalesce(repository_counts.repository_count, 0) as repository_count,
     bounds.first_week,
     bounds.last_week,
-    latest.deployment_frequency_grade,
-    latest.lead_time_grade,
-    latest.change_failure_rate_grade,
-    latest.time_to_restore_grade,
-    latest.performance_score
+    latest.legacy_deployment_frequency_grade,
+    latest.legacy_lead_time_grade,
+    latest.legacy_change_failure_rate_grade,
+    latest.legacy_time_to_restore_grade,
+    latest.legacy_performance_score,
+    latest.overall_score
 from users
 left join repository_counts on repository_counts.login = users.login
 left join bounds on bounds.scope = users.login

@@ -12,19 +12,41 @@
     ],
 ) }}
 
--- One row per production deployment under the repository's source in effect. Incremental
--- runs write the deployments that are new or changed, or whose attributed incidents changed;
--- the post-hook drops those no longer deployments (e.g. the source in effect changed).
+-- One row per production deployment under the repository's source in effect, with whether
+-- it failed a change and why, when it recovered, and whether it was rework (docs/dora.md).
+-- Incremental runs write the deployments that are new or changed, or whose attributed
+-- incidents, recovery or rework changed; the post-hook drops those no longer deployments
+-- (e.g. the source in effect changed).
 
 with deployments as (
     select * from {{ ref('int_deployments') }}
 ),
 
 incident_counts as (
-    select deployment_id, count(*) as incident_count
+    select
+        deployment_id,
+        count(*) as incident_count,
+        bool_or(attribution_evidence = 'revert') as is_reverted
     from {{ ref('fct_incidents') }}
     where deployment_id is not null
     group by deployment_id
+),
+
+-- The pull requests that fix a failed deployment: the reverts of a change it shipped and the
+-- closing pull requests of the issue incidents attributed to it.
+identified_fixes as (
+    select
+        deployment_id,
+        case when kind = 'revert' then incident_id else closing_pull_request_id end as fix_pull_request_id
+    from {{ ref('fct_incidents') }}
+    where deployment_id is not null
+        and (kind = 'revert' or closing_pull_request_id is not null)
+),
+
+rework_shipped as (
+    select distinct shipping_deployment_id as deployment_id
+    from {{ ref('fct_pull_requests') }}
+    where rework_reason is not null and shipping_deployment_id is not null
 ),
 
 computed as (
@@ -37,13 +59,71 @@ computed as (
         {{ week_start('deployments.deployed_at') }} as week_start,
         deployments.is_failed,
         coalesce(incident_counts.incident_count, 0) as incident_count,
-        deployments.is_failed or coalesce(incident_counts.incident_count, 0) > 0 as fails_change
+        deployments.is_failed or coalesce(incident_counts.incident_count, 0) > 0 as fails_change,
+        case
+            when deployments.is_failed then 'status'
+            when incident_counts.is_reverted then 'revert'
+            when incident_counts.incident_count > 0 then 'incident'
+        end as failure_cause,
+        rework_shipped.deployment_id is not null as is_rework
     from deployments
     left join incident_counts on incident_counts.deployment_id = deployments.deployment_id
+    left join rework_shipped on rework_shipped.deployment_id = deployments.deployment_id
+),
+
+-- Recovery of a deployment that fails a change: the first later deployment shipping one of
+-- its identified fixes, or without any, the repository's next successful deployment.
+recovered as (
+    select
+        computed.*,
+        recovery.deployment_id as recovery_deployment_id,
+        recovery.deployed_at as recovered_at,
+        case when recovery.deployment_id is not null
+            then case when fixed.has_fix then 'fix' else 'next_success' end end as recovery_evidence
+    from computed
+    left join lateral (
+        select exists (select 1 from identified_fixes where identified_fixes.deployment_id = computed.deployment_id) as has_fix
+    ) as fixed on computed.fails_change
+    left join lateral (
+        select later.deployment_id, later.deployed_at
+        from {{ ref('int_deployments') }} as later
+        where computed.fails_change
+            and later.repo_full_name = computed.repo_full_name
+            and not later.is_failed
+            and later.deployed_at > computed.deployed_at
+            and (
+                not fixed.has_fix
+                or later.deployment_id in (
+                    select pull_requests.shipping_deployment_id
+                    from identified_fixes
+                    inner join {{ ref('fct_pull_requests') }} as pull_requests
+                        on pull_requests.pull_request_id = identified_fixes.fix_pull_request_id
+                    where identified_fixes.deployment_id = computed.deployment_id
+                )
+            )
+        order by later.deployed_at, later.deployment_id
+        limit 1
+    ) as recovery on true
 ),
 
 final as (
-    select * from computed
+    select
+        deployment_id,
+        repo_full_name,
+        source,
+        environment,
+        deployed_at,
+        week_start,
+        is_failed,
+        incident_count,
+        fails_change,
+        failure_cause,
+        is_rework,
+        recovered_at,
+        {{ hours_between('deployed_at', 'recovered_at') }} as recovery_hours,
+        recovery_deployment_id,
+        recovery_evidence
+    from recovered
 )
 
 select final.*
@@ -53,8 +133,10 @@ from final
 left join {{ this }} as processed on processed.deployment_id = final.deployment_id
 where processed.deployment_id is null
     or (processed.repo_full_name, processed.source, processed.environment, processed.deployed_at,
-        processed.is_failed, processed.incident_count)
+        processed.is_failed, processed.incident_count, processed.failure_cause, processed.is_rework,
+        processed.recovery_deployment_id, processed.recovered_at, processed.recovery_evidence)
     is distinct from
         (final.repo_full_name, final.source, final.environment, final.deployed_at,
-         final.is_failed, final.incident_count)
+         final.is_failed, final.incident_count, final.failure_cause, final.is_rework,
+         final.recovery_deployment_id, final.recovered_at, final.recovery_evidence)
 {% endif %}

@@ -12,7 +12,8 @@
     ],
 ) }}
 
--- One row per pull request with its cycle stages (docs/contracts.md, metric rules).
+-- One row per pull request with its cycle stages (docs/contracts.md, metric rules) and, for a
+-- merged one, why it is rework (docs/dora.md).
 -- Incremental runs recompute the pull requests of the trailing `recompute_weeks` weeks before
 -- the newest stored event: those updated on GitHub (their own row or a review) in the
 -- window, and the merged ones a deployment may now ship differently: not shipped, shipped in
@@ -47,13 +48,19 @@ candidates as (
             or shipping.is_failed
             or shipping.deployed_at <> processed.shipped_at
         )
+    union
+    -- rework found through an incident: a revert resolved, an incident closed (few rows)
+    select incident_id from {{ ref('int_incidents') }} where kind = 'revert'
+    union
+    select closing_pull_request_id from {{ ref('int_incidents') }} where closing_pull_request_id is not null
 ),
 {% endif %}
 
 pull_requests as materialized (
     select
         pull_request_id, repo_full_name, number, title, author_login, is_bot, is_draft, state,
-        created_at, ready_for_review_at, merged_at, closed_at, additions, deletions, is_revert
+        created_at, ready_for_review_at, merged_at, closed_at, additions, deletions, is_revert,
+        head_ref_name, labels
     from {{ ref('stg_github__pull_requests') }}
     {% if is_incremental() %}
     -- by primary key: a join or IN would parse the JSON of every row first
@@ -92,9 +99,35 @@ commits as (
     group by commits.pull_request_id
 ),
 
+-- Rework causes in order of precedence (docs/dora.md); null when none or not merged.
+rework as (
+    select
+        pull_requests.pull_request_id,
+        case
+            when exists (
+                select 1 from {{ ref('int_incidents') }} as incidents
+                where incidents.kind = 'revert' and incidents.incident_id = pull_requests.pull_request_id
+            ) then 'revert'
+            when exists (
+                select 1 from {{ ref('int_incidents') }} as incidents
+                where incidents.closing_pull_request_id = pull_requests.pull_request_id
+            ) then 'incident_fix'
+            when exists (
+                select 1 from jsonb_array_elements_text(pull_requests.labels) as label (name)
+                where {{ regex_matches('label.name', 'settings.hotfix_label_regex') }}
+            ) then 'hotfix_label'
+            when {{ regex_matches('pull_requests.head_ref_name', 'settings.hotfix_branch_regex') }} then 'hotfix_branch'
+        end as rework_reason
+    from pull_requests
+    inner join {{ ref('int_repository_settings') }} as settings
+        on settings.repo_full_name = pull_requests.repo_full_name
+    where pull_requests.merged_at is not null
+),
+
 joined as (
     select
         pull_requests.*,
+        rework.rework_reason,
         commits.first_commit_at,
         reviews.first_review_at,
         coalesce(reviews.review_count, 0) as review_count,
@@ -103,6 +136,7 @@ joined as (
     from pull_requests
     left join commits on commits.pull_request_id = pull_requests.pull_request_id
     left join reviews on reviews.pull_request_id = pull_requests.pull_request_id
+    left join rework on rework.pull_request_id = pull_requests.pull_request_id
     -- The shipping deployment: the first successful one at or after the merge, ties by id.
     left join lateral (
         select deployments.deployment_id, deployments.deployed_at
@@ -149,7 +183,8 @@ final as (
         deletions,
         additions + deletions as pr_size,
         review_count,
-        is_revert
+        is_revert,
+        rework_reason
     from joined
 )
 

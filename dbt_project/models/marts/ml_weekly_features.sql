@@ -1,5 +1,7 @@
 -- The numeric columns of fct_dora_weekly: the feature table of the ML assets. A table, not
 -- a view: the nightly full refresh replaces fct_dora_weekly and would drop a view on it.
+-- Same columns, same order as ghmetrics_dagster/contracts.py FEATURE_COLUMNS. The models
+-- choose their inputs among them (ml/features.py, ml/anomaly.py).
 {{ config(materialized='table') }}
 
 select
@@ -22,5 +24,30 @@ select
     median_review_hours,
     median_deploy_hours,
     review_coverage_12w,
-    performance_score
+    legacy_performance_score,
+    rework_deployments,
+    rework_rate,
+    recovered_deployments,
+    median_recovery_hours,
+    lead_time_hours_12w,
+    deployment_days_per_week_12w,
+    deployments_per_deployment_day_12w,
+    change_failure_rate_12w,
+    recovery_hours_12w,
+    rework_rate_12w,
+    rework_rate_26w,
+    lead_time_band,
+    deployment_frequency_band,
+    recovery_band,
+    lead_time_score,
+    deployment_frequency_score,
+    recovery_score,
+    change_fail_score,
+    rework_score,
+    throughput_score,
+    stability_score,
+    overall_score,
+    overall_vs_benchmark,
+    throughput_vs_benchmark,
+    stability_vs_benchmark
 from {{ ref('fct_dora_weekly') }}

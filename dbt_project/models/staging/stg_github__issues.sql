@@ -15,6 +15,9 @@ renamed as (
             select label ->> 'name'
             from jsonb_array_elements(case when jsonb_typeof(data -> 'labels') = 'array' then data -> 'labels' else '[]'::jsonb end) as label
         ) as labels,
+        -- the pull request that closed it (the closer of its latest ClosedEvent), if any
+        case when data -> 'closedBy' ->> '__typename' = 'PullRequest'
+            then data -> 'closedBy' ->> 'id' end as closed_by_pull_request_id,
         ingested_at
     from source
 )
