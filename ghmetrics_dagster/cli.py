@@ -329,6 +329,7 @@ def repos() -> None:
 
 def _attach_commands() -> None:
     """Commands that live beside their library."""
+    from ghmetrics_dagster.benchmarks_cli import benchmark_group
     from ghmetrics_dagster.models_cli import models
     from ghmetrics_dagster.repos_cli import repos_set
     from ghmetrics_dagster.sandbox.cli import sandbox
@@ -336,6 +337,7 @@ def _attach_commands() -> None:
 
     repos.add_command(repos_set)
     main.add_command(secrets_group)
+    main.add_command(benchmark_group)
     main.add_command(models)
     main.add_command(sandbox)
 
