@@ -17,9 +17,13 @@ from ghmetrics_dagster import repository_settings as rs
               help="Workflow names whose runs on the default branch deploy; `default` resets.")
 @click.option("--incident-label-regex", metavar="R",
               help="Issue labels that make an incident; `default` resets.")
+@click.option("--hotfix-label-regex", metavar="R",
+              help="Pull-request labels that make a merged pull request rework (a hotfix); `default` resets.")
+@click.option("--hotfix-branch-regex", metavar="R",
+              help="Head branches that make a merged pull request rework (a hotfix); `default` resets.")
 def repos_set(repo_full_name, deployment_source, production_environment_regex, deploy_workflow_regex,
-              incident_label_regex):
-    """Sets how OWNER/NAME's deployments and incidents are measured.
+              incident_label_regex, hotfix_label_regex, hotfix_branch_regex):
+    """Sets how OWNER/NAME's deployments, incidents and rework are measured.
 
     Regexes are Python style; a leading (?i) makes them case-insensitive. The marts follow on
     their next refresh.
@@ -27,15 +31,12 @@ def repos_set(repo_full_name, deployment_source, production_environment_regex, d
     try:
         stored = rs.set_repository_settings(
             None, repo_full_name, deployment_source, production_environment_regex,
-            deploy_workflow_regex, incident_label_regex,
+            deploy_workflow_regex, incident_label_regex, hotfix_label_regex, hotfix_branch_regex,
         )
     except rs.SettingsError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{stored.repo_full_name}:")
-    raw = {
-        "deployment_source": stored.deployment_source,
-        **{field: getattr(stored, field) for field in rs.REGEX_FIELDS},
-    }
+    raw = {field: getattr(stored, field) for field in rs.FIELDS}
     for field, value in stored.effective().items():
         note = "" if raw[field] is not None else "  (default)"
         click.echo(f"  {field.replace('_', '-')}: {value}{note}")

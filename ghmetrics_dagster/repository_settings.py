@@ -21,8 +21,15 @@ DEFAULTS = {
     "production_environment_regex": r"(?i)^prod(uction)?$",
     "deploy_workflow_regex": r"(?i)deploy",
     "incident_label_regex": r"(?i)^(incident|outage|sev[0-9].*)$",
+    # docs/dora.md: a merged pull request with a matching label or head branch is rework.
+    "hotfix_label_regex": r"(?i)^hot-?fix$",
+    "hotfix_branch_regex": r"(?i)^hot-?fix[/_-]",
 }
-REGEX_FIELDS = ("production_environment_regex", "deploy_workflow_regex", "incident_label_regex")
+REGEX_FIELDS = (
+    "production_environment_regex", "deploy_workflow_regex", "incident_label_regex",
+    "hotfix_label_regex", "hotfix_branch_regex",
+)
+FIELDS = ("deployment_source", *REGEX_FIELDS)  # the columns of app.repository_settings
 _REPO_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
 _CASE_INSENSITIVE = "(?i)"
 
@@ -40,6 +47,8 @@ class RepositorySettings:
     production_environment_regex: str | None = None
     deploy_workflow_regex: str | None = None
     incident_label_regex: str | None = None
+    hotfix_label_regex: str | None = None
+    hotfix_branch_regex: str | None = None
 
     def effective(self) -> dict[str, str]:
         """Every rule with the defaults filled in."""
@@ -115,6 +124,8 @@ def validate(
     production_environment_regex: str | None = None,
     deploy_workflow_regex: str | None = None,
     incident_label_regex: str | None = None,
+    hotfix_label_regex: str | None = None,
+    hotfix_branch_regex: str | None = None,
 ) -> RepositorySettings:
     """Validated settings (None leaves a value as it is; the string `default` resets it)."""
     name = validate_repo_name(repo_full_name)
@@ -128,6 +139,8 @@ def validate(
         "production_environment_regex": production_environment_regex,
         "deploy_workflow_regex": deploy_workflow_regex,
         "incident_label_regex": incident_label_regex,
+        "hotfix_label_regex": hotfix_label_regex,
+        "hotfix_branch_regex": hotfix_branch_regex,
     }
     for field, regex in regexes.items():
         if regex is not None and regex != "default":
@@ -160,16 +173,19 @@ def set_repository_settings(
     production_environment_regex: str | None = None,
     deploy_workflow_regex: str | None = None,
     incident_label_regex: str | None = None,
+    hotfix_label_regex: str | None = None,
+    hotfix_branch_regex: str | None = None,
 ) -> RepositorySettings:
     """Validates and writes app.repository_settings; returns the stored row.
 
     A None argument leaves the stored value unchanged; `default` sets it back to the default.
     """
     requested = validate(repo_full_name, deployment_source, production_environment_regex,
-                         deploy_workflow_regex, incident_label_regex)
+                         deploy_workflow_regex, incident_label_regex, hotfix_label_regex,
+                         hotfix_branch_regex)
     changes = {
         field: getattr(requested, field)
-        for field in ("deployment_source", *REGEX_FIELDS)
+        for field in FIELDS
         if getattr(requested, field) is not None
     }
     with warehouse.connect(url) as conn, conn.cursor() as cur:
@@ -195,8 +211,7 @@ def get_repository_settings(url: str | None, repo_full_name: str) -> RepositoryS
     name = validate_repo_name(repo_full_name)
     with warehouse.connect(url) as conn, conn.cursor() as cur:
         cur.execute(
-            "select deployment_source, production_environment_regex, deploy_workflow_regex,"
-            " incident_label_regex from app.repository_settings where repo_full_name = %s",
+            f"select {', '.join(FIELDS)} from app.repository_settings where repo_full_name = %s",
             (name,),
         )
         row = cur.fetchone()

@@ -41,6 +41,8 @@ def test_dbt_env_maps_tcp_and_unix_socket_urls():
         ({"repo_full_name": "acme/api", "deploy_workflow_regex": "deploy("}, "not a valid regex"),
         ({"repo_full_name": "acme/api", "incident_label_regex": "^inc(?i)"}, "leading (?i)"),
         ({"repo_full_name": "acme/api", "production_environment_regex": ""}, "is empty"),
+        ({"repo_full_name": "acme/api", "hotfix_label_regex": "hot(fix"}, "--hotfix-label-regex 'hot(fix' is not a valid regex"),
+        ({"repo_full_name": "acme/api", "hotfix_branch_regex": r"^hotfix\b"}, "--hotfix-branch-regex"),
     ],
 )
 def test_invalid_settings_are_refused_with_one_clear_line(kwargs, message):
@@ -68,6 +70,25 @@ def test_settings_are_written_updated_and_reset(database_url):
     assert rs.get_repository_settings(database_url, "acme/api").deploy_workflow_regex == "^ship$"
 
 
+def test_hotfix_rules_default_are_set_and_reset(database_url):
+    stored = rs.get_repository_settings(database_url, "acme/ops")
+    assert stored.effective()["hotfix_label_regex"] == "(?i)^hot-?fix$"
+    assert stored.effective()["hotfix_branch_regex"] == "(?i)^hot-?fix[/_-]"
+    stored = rs.set_repository_settings(database_url, "acme/ops", hotfix_label_regex="(?i)^(hotfix|urgent)$",
+                                        hotfix_branch_regex="^release/")
+    assert (stored.hotfix_label_regex, stored.hotfix_branch_regex) == ("(?i)^(hotfix|urgent)$", "^release/")
+    assert stored.incident_label_regex is None
+    stored = rs.set_repository_settings(database_url, "acme/ops", hotfix_branch_regex="default")
+    assert stored.hotfix_branch_regex is None and stored.hotfix_label_regex == "(?i)^(hotfix|urgent)$"
+    with pytest.raises(rs.SettingsError, match="Postgres"):
+        rs.set_repository_settings(database_url, "acme/ops", hotfix_label_regex="(?P<x>hotfix)")
+    # the two columns the migration added, null meaning the default
+    with warehouse.connect(database_url) as conn, conn.cursor() as cur:
+        cur.execute("select hotfix_label_regex, hotfix_branch_regex from app.repository_settings"
+                    " where repo_full_name = 'acme/ops'")
+        assert cur.fetchone() == ("(?i)^(hotfix|urgent)$", None)
+
+
 def test_repos_set_command(database_url):
     runner = CliRunner()
     result = runner.invoke(repos_set, ["acme/web", "--deployment-source", "workflow_runs",
@@ -86,3 +107,11 @@ def test_repos_set_command(database_url):
     assert "--incident-label-regex '[unclosed' is not a valid regex" in bad.output
     bad = runner.invoke(repos_set, ["acme/web", "--deployment-source", "tags"])
     assert bad.exit_code != 0 and "tags" in bad.output
+
+    result = runner.invoke(repos_set, ["acme/web", "--hotfix-label-regex", "(?i)^urgent$"])
+    assert result.exit_code == 0, result.output
+    assert "hotfix-label-regex: (?i)^urgent$\n" in result.output
+    assert "hotfix-branch-regex: (?i)^hot-?fix[/_-]  (default)" in result.output
+    assert "deployment-source: workflow_runs" in result.output  # the others stay as they were
+    result = runner.invoke(repos_set, ["acme/web", "--hotfix-label-regex", "default", "--hotfix-branch-regex", "^hf/"])
+    assert "hotfix-label-regex: (?i)^hot-?fix$  (default)" in result.output and "hotfix-branch-regex: ^hf/\n" in result.output

@@ -86,6 +86,34 @@ def connection_cost(document: graphql.DocumentNode, variables: dict) -> tuple[in
     return totals["requests"], totals["nodes"], problems
 
 
+def connections_of(type_name: str, text: str) -> list[str]:
+    """The connection fields a query selects on objects of `type_name`, sorted."""
+    schema = github_schema()
+    document = graphql.parse(text)
+    fragments = {d.name.value: d for d in document.definitions if isinstance(d, graphql.FragmentDefinitionNode)}
+    found = []
+
+    def walk(selection_set, parent_type):
+        for selection in selection_set.selections:
+            if isinstance(selection, graphql.FragmentSpreadNode):
+                fragment = fragments[selection.name.value]
+                walk(fragment.selection_set, schema.get_type(fragment.type_condition.name.value))
+            elif isinstance(selection, graphql.InlineFragmentNode):
+                condition = selection.type_condition
+                walk(selection.selection_set, schema.get_type(condition.name.value) if condition else parent_type)
+            elif selection.name.value != "__typename":
+                field_type = graphql.get_named_type(parent_type.fields[selection.name.value].type)
+                if parent_type.name == type_name and field_type.name.endswith("Connection"):
+                    found.append(selection.name.value)
+                if selection.selection_set:
+                    walk(selection.selection_set, field_type)
+
+    for definition in document.definitions:
+        if isinstance(definition, graphql.OperationDefinitionNode):
+            walk(definition.selection_set, schema.query_type)
+    return sorted(found)
+
+
 def github_points(requests: int) -> int:
     return max(1, int(requests / 100 + 0.5))
 
@@ -113,13 +141,35 @@ def test_batched_repository_query_is_valid_and_costs_one_point(count):
 
 
 def test_pull_request_page_is_one_point_and_fifty_would_not_be():
-    """Why PR_PAGE_SIZE is 49: three nested connections per PR make 50 round to 2 points."""
+    """Why PR_PAGE_SIZE is 49: three nested connections per PR (timeline events, reviews,
+    commits) make 50 round to 2 points."""
     document = graphql.parse(queries.PULL_REQUESTS)
     requests, _, _ = connection_cost(document, {"first": queries.PR_PAGE_SIZE})
     assert requests == 1 + 3 * queries.PR_PAGE_SIZE
     assert github_points(requests) == 1
     requests_50, _, _ = connection_cost(document, {"first": 50})
     assert github_points(requests_50) == 2
+
+
+def test_labels_and_ready_for_review_share_one_timeline_connection():
+    """Labels cost no connection of their own: another nested connection per pull request
+    would add PR_PAGE_SIZE requests a page. One timeline connection brings ready-for-review,
+    labeled and unlabeled events; the overflow query pages the same events."""
+    assert connections_of("PullRequest", queries.PULL_REQUESTS) == ["commits", "reviews", "timelineItems"]
+    for text in (queries.PULL_REQUESTS, queries.PULL_REQUEST_TIMELINE):
+        assert "itemTypes: [READY_FOR_REVIEW_EVENT, LABELED_EVENT, UNLABELED_EVENT]" in text
+    assert f"first: {queries.NESTED_TIMELINE}" in queries.PULL_REQUESTS and 20 <= queries.NESTED_TIMELINE <= 30
+
+
+def test_issue_page_with_its_closing_event_is_one_point_and_one_more_would_not_be():
+    """Why ISSUE_PAGE_SIZE is 74: labels and the latest ClosedEvent are two connections per issue."""
+    document = graphql.parse(queries.ISSUES)
+    requests, _, _ = connection_cost(document, {"first": queries.ISSUE_PAGE_SIZE})
+    assert requests == 1 + 2 * queries.ISSUE_PAGE_SIZE
+    assert github_points(requests) == 1
+    more, _, _ = connection_cost(document, {"first": queries.ISSUE_PAGE_SIZE + 1})
+    assert github_points(more) == 2
+    assert "timelineItems(itemTypes: [CLOSED_EVENT], last: 1)" in queries.ISSUES
 
 
 def test_cost_check_rejects_what_github_rejects():

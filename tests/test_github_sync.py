@@ -101,14 +101,29 @@ def assert_raw_matches(url, org):
         prs = dict(cur.fetchall())
         cur.execute("select id, data from raw.deployments")
         deployments = dict(cur.fetchall())
+        cur.execute("select id, data from raw.issues")
+        issues = dict(cur.fetchall())
     for repo in org.repositories:
+        numbers = {pr.node_id: pr.number for pr in repo.pull_requests}
         for pr in repo.pull_requests:
             data = prs[pr.node_id]
             assert data["updatedAt"] == pr.updated_at.strftime("%Y-%m-%dT%H:%M:%SZ")
             assert data["state"] == pr.state and data["title"] == pr.title
-            assert "reviews" not in data and "commits" not in data
+            assert "reviews" not in data and "commits" not in data and "timeline" not in data
             ready = data["readyForReview"]
             assert (ready is None) == (pr.ready_for_review_at is None)
+            if ready is not None:
+                assert ready == {"createdAt": pr.ready_for_review_at.strftime("%Y-%m-%dT%H:%M:%SZ")}
+            # the replay of the labeled/unlabeled events: the labels on the pull request now
+            assert data["labels"] == [{"name": name} for name in pr.labels], pr.number
+            assert data["headRefName"] == pr.head_ref
+        for issue in repo.issues:
+            closer = issues[issue.node_id]["closedBy"]
+            if issue.closed_by_pull_request is None:
+                assert closer is None
+            else:
+                assert closer == {"__typename": "PullRequest", "id": issue.closed_by_pull_request,
+                                  "number": numbers[issue.closed_by_pull_request]}
         for dep in repo.deployments:
             assert sorted(s["id"] for s in deployments[dep.node_id]["statuses"]) == sorted(s.node_id for s in dep.statuses)
 
@@ -139,6 +154,53 @@ def test_full_load_then_unchanged_refresh_is_free(database_url):
         assert refresh.stats.not_modified == 4 * len(org.repositories)  # PRs: checked by the repositories query
         assert all(s.status == "unchanged" for r in refresh.repositories for k, s in r.streams.items() if k != "repositories")
         assert raw_snapshot(database_url) == before
+
+
+def test_labels_replay_the_timeline_and_issues_name_their_closing_pull_request(database_url):
+    org = small_org(seed=6)
+    prs = [pr for repo in org.repositories for pr in repo.pull_requests]
+    # What the organisation must show for this test to mean something:
+    overflowing = [pr for pr in prs if len(pr.label_events) > queries.NESTED_TIMELINE]
+    assert overflowing and all(pr.labels == ["hotfix"] for pr in overflowing)
+    removed = [pr for pr in prs if any(e.kind == model.UNLABELED for e in pr.label_events)
+               and len(pr.label_events) <= queries.NESTED_TIMELINE]
+    assert any(not pr.labels for pr in removed)  # added, then removed: no label now
+    assert any(pr.labels for pr in removed)  # added, removed and added again
+    closed_by = [i for repo in org.repositories for i in repo.issues if i.closed_by_pull_request]
+    assert closed_by and any(i.closed_at and not i.closed_by_pull_request for r in org.repositories for i in r.issues)
+    with server.run_sandbox(org) as sb:
+        client = make_client(sb)
+        report = sync.sync_repositories(database_url, client, names(org))
+        assert report.ok, report.metadata()["errors"]
+    # The overflowing pull request's last label comes after the nested page: right only
+    # because its events were paged (PullRequestTimeline) and replayed in order.
+    assert_raw_matches(database_url, org)
+
+
+def test_label_replay_rules():
+    def event(kind, name):
+        return {"__typename": kind, "createdAt": "2026-05-04T13:00:00Z", "label": {"name": name}}
+
+    events = [
+        event("LabeledEvent", "hotfix"), event("LabeledEvent", "feature"), event("UnlabeledEvent", "hotfix"),
+        {"__typename": "ReadyForReviewEvent", "createdAt": "2026-05-04T14:00:00Z"},
+        event("LabeledEvent", "Hotfix"), event("UnlabeledEvent", "never-added"), event("LabeledEvent", "feature"),
+    ]
+    assert sync.replay_labels(events) == [{"name": "Hotfix"}, {"name": "feature"}]
+    assert sync.replay_labels([]) == []
+    node = {"id": "PR_1", "reviews": {}, "commits": {}, "timeline": {"pageInfo": {}, "nodes": events[:4] + [None]}}
+    data = sync._pull_request_data(node)
+    assert data == {"id": "PR_1", "readyForReview": {"createdAt": "2026-05-04T14:00:00Z"}, "labels": [{"name": "feature"}]}
+    # the overflow events continue the nested page
+    data = sync._pull_request_data(node, events)
+    assert data["labels"] == [{"name": "Hotfix"}, {"name": "feature"}]
+    assert sync._pull_request_data({"id": "PR_2", "timeline": {"nodes": []}})["readyForReview"] is None
+    # An issue's closer: a pull request only; closed by a commit or by hand, null.
+    closed = {"nodes": [{"closer": {"__typename": "PullRequest", "id": "PR_9", "number": 9}}]}
+    assert sync._issue_data({"id": "I_1", "closedBy": closed})["closedBy"] == {
+        "__typename": "PullRequest", "id": "PR_9", "number": 9}
+    for other in ({"nodes": [{"closer": {"__typename": "Commit"}}]}, {"nodes": [{"closer": None}]}, {"nodes": []}, None):
+        assert sync._issue_data({"id": "I_1", "closedBy": other})["closedBy"] is None
 
 
 def test_refresh_after_changes_fetches_only_what_changed(database_url):

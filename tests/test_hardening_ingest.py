@@ -114,5 +114,48 @@ def test_validation_accepts_every_object_the_sandbox_serves(org):
         variables = {"owner": repo.owner, "name": repo.name, "first": queries.PR_PAGE_SIZE, "after": None}
         nodes = client.graphql(queries.PULL_REQUESTS, variables)["repository"]["pullRequests"]["nodes"]
         runs = client.rest(f"/repos/{repo.full_name}/actions/runs", {"per_page": 100}).data["workflow_runs"]
+        issues = client.graphql(queries.ISSUES, {"owner": repo.owner, "name": repo.name, "first": queries.ISSUE_PAGE_SIZE,
+                                                 "after": None, "since": None})["repository"]["issues"]["nodes"]
     assert validate.split("pull_requests", nodes)[1] == []
+    assert validate.split("issues", issues)[1] == [] and any(i["closedBy"]["nodes"] for i in issues)
     assert validate.split("workflow_runs", runs)[1] == []
+
+
+def test_a_bad_label_or_closer_quarantines_its_object_and_the_rest_continue(org, database_url):
+    """Labels are replayed from the timeline: a label event without a string name (nested, or
+    in the overflow pages) would store a wrong label list, so its pull request is set aside; so
+    is an issue whose closer is not a proper object."""
+    repo = org.repositories[0]
+    with server.run_sandbox(org) as sb:
+        client = make_client(sb)
+        variables = {"owner": repo.owner, "name": repo.name, "first": queries.PR_PAGE_SIZE, "after": None}
+        page = client.graphql(queries.PULL_REQUESTS, variables)
+        nodes = page["repository"]["pullRequests"]["nodes"]
+        label = {"__typename": "LabeledEvent", "createdAt": "2026-05-04T13:00:00Z", "label": {"name": 7}}
+        nodes[0]["timeline"]["nodes"].append(label)
+        nodes[1]["timeline"]["nodes"] = {"not": "a list"}
+        # The next one has more events than the page nests; the overflow page is malformed.
+        nodes[2]["timeline"]["pageInfo"] = {"hasNextPage": True, "endCursor": "Y3Vyc29yOnYyOjA="}
+        overflow = {"node": {"timelineItems": {"pageInfo": {"hasNextPage": False, "endCursor": None},
+                                               "nodes": [{"__typename": "UnlabeledEvent", "label": {"name": None}}]}}}
+        issues = client.graphql(queries.ISSUES, {"owner": repo.owner, "name": repo.name,
+                                                 "first": queries.ISSUE_PAGE_SIZE, "after": None, "since": None})
+        issue_nodes = issues["repository"]["issues"]["nodes"]
+        issue_nodes[0]["closedBy"] = {"nodes": [{"closer": "PR_1"}]}
+        sb.script(
+            Scripted(match="query PullRequests", body=json.dumps({"data": page})),
+            Scripted(match="query PullRequestTimeline", body=json.dumps({"data": overflow})),
+            Scripted(match="query Issues", body=json.dumps({"data": issues})),
+        )
+        report = sync.sync_repositories(database_url, client, [repo.full_name], streams=["pull_requests", "issues"])
+    streams = report.repositories[0].streams
+    assert streams["pull_requests"].status == "ok" and streams["pull_requests"].quarantined == 3
+    assert streams["issues"].status == "ok" and streams["issues"].quarantined == 1
+    reasons = dict(_rows(database_url, "select object_key, reason from raw.quarantine"))
+    assert reasons[nodes[0]["id"]].endswith("label.name should be str but is 7")
+    assert reasons[nodes[1]["id"]] == "timeline.nodes is not a list"
+    assert reasons[nodes[2]["id"]] == "timelineItems overflow: nodes[0].label.name is missing"
+    assert reasons[issue_nodes[0]["id"]] == "closedBy.nodes[0].closer is a str, not an object"
+    assert count(database_url, "select count(*) from raw.pull_requests") == len(nodes) - 3
+    assert count(database_url, "select count(*) from raw.issues") == len(issue_nodes) - 1
+    assert count(database_url, "select count(*) from raw.pull_requests where jsonb_typeof(data -> 'labels') <> 'array'") == 0

@@ -15,6 +15,7 @@ import time
 import pytest
 
 from ghmetrics_dagster.sandbox import generator, truth
+from ghmetrics_dagster.sandbox import model
 from ghmetrics_dagster.sandbox.model import Organization
 
 ZERO = dt.timedelta(0)
@@ -312,3 +313,76 @@ def test_styles_argument_and_performance():
     assert len(frames["fct_pull_requests"]) == sum(len(r.pull_requests) for r in org.repositories)
     only = generator.generate(2, repos=3, prs_per_repo=20, weeks=4, styles=["releases"])
     assert {r.deployment_style for r in only.repositories} == {"releases"}
+
+
+HOTFIX_LABEL = re.compile(r"^hot-?fix$", re.IGNORECASE)  # the default hotfix regexes (docs/dora.md)
+HOTFIX_BRANCH = re.compile(r"^hot-?fix[/_-]", re.IGNORECASE)
+INCIDENT_LABEL = re.compile(r"^(incident|outage|sev[0-9].*)$", re.IGNORECASE)
+
+
+def check_labels(org):
+    for pr in all_prs(org):
+        times = [e.created_at for e in pr.label_events]
+        assert times == sorted(times) and all(pr.created_at <= t <= pr.updated_at for t in times)
+        assert all(e.kind in (model.LABELED, model.UNLABELED) for e in pr.label_events)
+        assert pr.labels == model.replay_labels(pr.label_events)
+
+
+@pytest.mark.parametrize("seed, size", [(7, {}), (1, dict(repos=4, prs_per_repo=50, weeks=12, users=6)),
+                                        (12, dict(repos=5, prs_per_repo=60, weeks=12))])
+def test_hotfixes_and_pull_requests_that_close_incidents(seed, size):
+    org = generator.generate(seed, **size)
+    check_labels(org)
+    merged = [p for p in all_prs(org) if p.merged_at]
+    by_label = [p for p in merged if any(HOTFIX_LABEL.match(name) for name in p.labels)]
+    by_branch = [p for p in merged if HOTFIX_BRANCH.match(p.head_ref)]
+    hotfixes = {p.node_id for p in by_label + by_branch}
+    assert by_label and by_branch and 0.02 <= len(hotfixes) / len(merged) <= 0.08
+    assert {name for p in by_label for name in p.labels if HOTFIX_LABEL.match(name)} - {"hotfix"}  # other cases
+    events = lambda p: [(e.kind, e.name) for e in p.label_events]  # noqa: E731
+    # A hotfix label removed again (no longer a hotfix), and one removed and added back.
+    assert any(p.node_id not in hotfixes and any(HOTFIX_LABEL.match(n) and k == model.UNLABELED for k, n in events(p))
+               for p in merged)
+    assert any(any(k == model.UNLABELED and HOTFIX_LABEL.match(n) for k, n in events(p)) for p in by_label)
+    assert any(HOTFIX_BRANCH.match(p.head_ref) is None and "hotfix" in p.head_ref.lower() for p in merged)  # near miss
+    assert {"feature", "chore"} & {name for p in all_prs(org) for name in p.labels}
+    closing_reverts = 0
+    for repo in org.repositories:
+        prs = {p.node_id: p for p in repo.pull_requests}
+        incidents = [i for i in repo.issues if any(INCIDENT_LABEL.match(name) for name in i.labels)]
+        closed = [i for i in incidents if i.closed_by_pull_request]
+        assert closed, repo.full_name
+        assert any(i.closed_at and not i.closed_by_pull_request for i in incidents)  # closed by hand
+        for issue in closed:
+            pr = prs[issue.closed_by_pull_request]
+            assert pr.merged_at is not None and issue.closed_at == pr.merged_at == issue.updated_at
+            assert re.search(rf"(^|\n)Fixes #{issue.number}$", pr.body), pr.body
+            assert issue.created_at < pr.merged_at and pr.base_ref == repo.default_branch
+            match = re.search(r"This reverts commit ([0-9a-f]{40})", pr.body)
+            if match:
+                reverted = next(p for p in repo.pull_requests if any(c.sha == match.group(1) for c in p.commits))
+                assert pr.title == f'Revert "{reverted.title}"' and reverted.merged_at < issue.created_at
+                closing_reverts += 1
+        assert not [i for i in repo.issues if i.closed_by_pull_request and i not in closed]
+    assert closing_reverts >= 1
+
+
+def test_failed_deployments_recover_in_every_style():
+    for seed in (3, 7):
+        org = generator.generate(seed, repos=8, prs_per_repo=40, weeks=10)
+        deployments = truth.compute(org)["fct_deployments"]
+        failed = deployments[deployments["is_failed"]]
+        assert len(failed) and set(failed["source"]) == {"github_deployments", "workflow_runs"}
+        for _, row in failed.iterrows():
+            later = deployments[(deployments["repo_full_name"] == row["repo_full_name"])
+                                & ~deployments["is_failed"] & (deployments["deployed_at"] > row["deployed_at"])]
+            assert len(later), (row["repo_full_name"], row["deployed_at"])
+
+
+def test_advance_keeps_labels_the_replay_of_their_events():
+    org = generator.generate(4, repos=4, prs_per_repo=40, weeks=6)
+    old = {p.node_id for p in all_prs(org)}
+    generator.advance(org, days=21)
+    check_labels(org)
+    new = [p for p in all_prs(org) if p.node_id not in old]
+    assert any(p.labels for p in new)

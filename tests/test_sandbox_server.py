@@ -519,3 +519,73 @@ def test_serve_command_answers_on_localhost(tmp_path):
         process.terminate()
         process.wait(timeout=10)
     assert len(log_path.read_text().splitlines()) == 2
+
+
+def test_timeline_labels_and_closing_pull_requests_as_github_serves_them():
+    from ghmetrics_dagster.sandbox import generator, model
+
+    org = generator.generate(6, repos=1, prs_per_repo=30, weeks=12, users=5)
+    repo = org.repositories[0]
+    busy = max(repo.pull_requests, key=lambda p: len(p.label_events))
+    assert len(busy.label_events) > 25 and busy.labels == model.replay_labels(busy.label_events)
+    query = """
+    query($owner: String!, $name: String!, $number: Int!, $types: [PullRequestTimelineItemsItemType!], $after: String) {
+      repository(owner: $owner, name: $name) {
+        pullRequest(number: $number) {
+          labels(first: 10) { nodes { name } }
+          timelineItems(itemTypes: $types, first: 10, after: $after) {
+            pageInfo { hasNextPage endCursor }
+            nodes { __typename ... on LabeledEvent { createdAt label { name } }
+                    ... on UnlabeledEvent { createdAt label { name } } ... on ReadyForReviewEvent { createdAt } }
+          }
+        }
+      }
+    }"""
+    iso = lambda t: t.strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
+    with run_sandbox(org) as sandbox:
+        s = session(sandbox.tokens[0])
+        seen, after = [], None
+        while True:
+            body = gql(s, sandbox.graphql_url, query, owner=repo.owner, name=repo.name, number=busy.number,
+                       types=["LABELED_EVENT", "UNLABELED_EVENT"], after=after)
+            pull = body["data"]["repository"]["pullRequest"]
+            seen += pull["timelineItems"]["nodes"]
+            if not pull["timelineItems"]["pageInfo"]["hasNextPage"]:
+                break
+            after = pull["timelineItems"]["pageInfo"]["endCursor"]
+        assert [(n["__typename"], n["createdAt"], n["label"]["name"]) for n in seen] == [
+            ("LabeledEvent" if e.kind == model.LABELED else "UnlabeledEvent", iso(e.created_at), e.name)
+            for e in busy.label_events]
+        assert [n["name"] for n in pull["labels"]["nodes"]] == sorted(busy.labels)
+        ready = next(p for p in repo.pull_requests if p.ready_for_review_at and p.label_events)
+        body = gql(s, sandbox.graphql_url, query, owner=repo.owner, name=repo.name, number=ready.number,
+                   types=["READY_FOR_REVIEW_EVENT"], after=None)
+        assert body["data"]["repository"]["pullRequest"]["timelineItems"]["nodes"] == [
+            {"__typename": "ReadyForReviewEvent", "createdAt": iso(ready.ready_for_review_at)}]
+        # REST shows the labels on the pull request too
+        rest = s.get(f"{sandbox.rest_url}/repos/{repo.full_name}/pulls/{busy.number}").json()
+        assert [label["name"] for label in rest["labels"]] == sorted(busy.labels)
+
+        issues = """
+        query($owner: String!, $name: String!) {
+          repository(owner: $owner, name: $name) {
+            issues(first: 50) { nodes { number
+              closedBy: timelineItems(itemTypes: [CLOSED_EVENT], last: 1) {
+                nodes { __typename ... on ClosedEvent { createdAt closer { __typename ... on PullRequest { id number } } } }
+              } } }
+          }
+        }"""
+        nodes = gql(s, sandbox.graphql_url, issues, owner=repo.owner, name=repo.name)["data"]["repository"]["issues"]["nodes"]
+    numbers = {p.node_id: p.number for p in repo.pull_requests}
+    by_number = {i.number: i for i in repo.issues}
+    assert any(by_number[n["number"]].closed_by_pull_request for n in nodes)
+    for node in nodes:
+        issue = by_number[node["number"]]
+        if issue.closed_at is None:
+            assert node["closedBy"]["nodes"] == []
+            continue
+        closer = None
+        if issue.closed_by_pull_request:
+            closer = {"__typename": "PullRequest", "id": issue.closed_by_pull_request,
+                      "number": numbers[issue.closed_by_pull_request]}
+        assert node["closedBy"]["nodes"] == [{"__typename": "ClosedEvent", "createdAt": iso(issue.closed_at), "closer": closer}]

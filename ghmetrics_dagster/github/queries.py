@@ -2,8 +2,11 @@
 
 GitHub prices a query at the number of requests needed to fill every connection at its full
 `first`, divided by 100 and rounded (minimum 1). A pull-request page of `PR_PAGE_SIZE`
-pull requests with three nested connections (ready-for-review event, reviews, commits) costs
-round((1 + 3 * PR_PAGE_SIZE) / 100) points. tests/test_github_queries.py validates every
+pull requests with three nested connections (timeline events, reviews, commits) costs
+round((1 + 3 * PR_PAGE_SIZE) / 100) points. Each nested connection per pull request adds
+PR_PAGE_SIZE requests, so another one (a `labels` connection, say) would double the price of
+the stream: the labels come from the timeline connection instead (labeled/unlabeled events,
+replayed by the sync), which also gives the ready-for-review time. tests/test_github_queries.py validates every
 query here against GitHub's public schema and checks the cost and node limits.
 """
 
@@ -15,11 +18,17 @@ PR_PAGE_SIZE = 49
 PR_MIN_PAGE_SIZE = 5
 NESTED_REVIEWS = 25
 NESTED_COMMITS = 25
+# Ready-for-review and label events per pull request in the page; more are paged separately
+# (PULL_REQUEST_TIMELINE), like reviews and commits.
+NESTED_TIMELINE = 25
+TIMELINE_ITEM_TYPES = "[READY_FOR_REVIEW_EVENT, LABELED_EVENT, UNLABELED_EVENT]"
 OVERFLOW_PAGE_SIZE = 100
 DEPLOYMENT_PAGE_SIZE = 100
 DEPLOYMENT_STATUSES = 100
 RELEASE_PAGE_SIZE = 100
-ISSUE_PAGE_SIZE = 100
+# Issues per page: two nested connections per issue (labels, the latest ClosedEvent), and
+# 1 + 2 * 74 = 149 requests -> 1.49 -> 1 point, where 75 would round to 2.
+ISSUE_PAGE_SIZE = 74
 ISSUE_LABELS = 100
 REPOSITORY_BATCH = 100
 
@@ -53,6 +62,17 @@ fragment ReviewFields on PullRequestReview {
 }
 """
 
+# Timeline items in chronological order: the first ReadyForReviewEvent is the ready-for-review
+# time; replaying LabeledEvent/UnlabeledEvent gives the labels on the pull request now.
+TIMELINE_FIELDS = """
+fragment TimelineFields on PullRequestTimelineItems {
+  __typename
+  ... on ReadyForReviewEvent { createdAt }
+  ... on LabeledEvent { createdAt label { name } }
+  ... on UnlabeledEvent { createdAt label { name } }
+}
+"""
+
 COMMIT_FIELDS = """
 fragment CommitFields on PullRequestCommit {
   commit {
@@ -70,8 +90,9 @@ query PullRequests($owner: String!, $name: String!, $first: Int!, $after: String
       pageInfo { hasNextPage endCursor }
       nodes {
         ...PullRequestFields
-        readyForReview: timelineItems(itemTypes: [READY_FOR_REVIEW_EVENT], first: 1) {
-          nodes { ... on ReadyForReviewEvent { createdAt } }
+        timeline: timelineItems(itemTypes: %s, first: %d) {
+          pageInfo { hasNextPage endCursor }
+          nodes { ...TimelineFields }
         }
         reviews(first: %d) {
           pageInfo { hasNextPage endCursor }
@@ -87,10 +108,29 @@ query PullRequests($owner: String!, $name: String!, $first: Int!, $after: String
   %s
 }
 """
-    % (NESTED_REVIEWS, NESTED_COMMITS, RATE_LIMIT)
+    % (TIMELINE_ITEM_TYPES, NESTED_TIMELINE, NESTED_REVIEWS, NESTED_COMMITS, RATE_LIMIT)
     + PULL_REQUEST_FIELDS
+    + TIMELINE_FIELDS
     + REVIEW_FIELDS
     + COMMIT_FIELDS
+)
+
+PULL_REQUEST_TIMELINE = (
+    """
+query PullRequestTimeline($id: ID!, $after: String) {
+  node(id: $id) {
+    ... on PullRequest {
+      timelineItems(itemTypes: %s, first: %d, after: $after) {
+        pageInfo { hasNextPage endCursor }
+        nodes { ...TimelineFields }
+      }
+    }
+  }
+  %s
+}
+"""
+    % (TIMELINE_ITEM_TYPES, OVERFLOW_PAGE_SIZE, RATE_LIMIT)
+    + TIMELINE_FIELDS
 )
 
 PULL_REQUEST_REVIEWS = (
@@ -198,6 +238,9 @@ query Issues($owner: String!, $name: String!, $first: Int!, $after: String, $sin
         id databaseId number title state createdAt updatedAt closedAt
         author { login }
         labels(first: %d) { nodes { name } }
+        closedBy: timelineItems(itemTypes: [CLOSED_EVENT], last: 1) {
+          nodes { ... on ClosedEvent { closer { __typename ... on PullRequest { id number } } } }
+        }
       }
     }
   }
@@ -250,6 +293,7 @@ def repositories_query(count: int) -> str:
 # Every fixed query, by name, for the schema test.
 ALL_QUERIES = {
     "PullRequests": PULL_REQUESTS,
+    "PullRequestTimeline": PULL_REQUEST_TIMELINE,
     "PullRequestReviews": PULL_REQUEST_REVIEWS,
     "PullRequestCommits": PULL_REQUEST_COMMITS,
     "Deployments": DEPLOYMENTS,

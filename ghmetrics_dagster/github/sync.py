@@ -5,8 +5,10 @@ Streams (`ALL_STREAMS`) and the tables they write (docs/contracts.md):
 - `repositories` -> raw.repositories. Always fetched first, 100 repositories per GraphQL
   query (1 point); it also resolves names and finds unknown repositories.
 - `pull_requests` -> raw.pull_requests, raw.pull_request_reviews, raw.pull_request_commits.
-  GraphQL pages of `queries.PR_PAGE_SIZE` PRs ordered by updatedAt desc with reviews and
-  commits nested; overflow reviews/commits are paged separately for those PRs only.
+  GraphQL pages of `queries.PR_PAGE_SIZE` PRs ordered by updatedAt desc with timeline events
+  (ready for review, labeled, unlabeled), reviews and commits nested; overflow events, reviews
+  and commits are paged separately for those PRs only. The events become `readyForReview` and
+  `labels` (their replay) in the stored object.
   Paging stops at the watermark (max updatedAt of the last complete pass) minus `overlap`.
 - `deployments` -> raw.deployments (statuses nested), ordered by createdAt desc; re-reads
   deployments whose statuses are not final, each environment's active (latest successful)
@@ -14,7 +16,8 @@ Streams (`ALL_STREAMS`) and the tables they write (docs/contracts.md):
 - `releases` -> raw.releases (all releases whenever the listing changed; there are few).
 - `workflow_runs` -> raw.workflow_runs, REST /actions/runs (GraphQL has no Actions),
   newest first, back to the earliest unfinished run or `lookback`.
-- `issues` -> raw.issues, GraphQL issues(filterBy: {since}) ordered by updatedAt desc.
+- `issues` -> raw.issues, GraphQL issues(filterBy: {since}) ordered by updatedAt desc, with
+  the closer of each issue's latest ClosedEvent (`closedBy`, when it is a pull request).
 
 Cheap refresh: the repositories query also returns each repository's newest pull-request
 updatedAt, which decides whether the pull-request stream has anything to read. For the other
@@ -287,11 +290,33 @@ def _commit_rows(repo: str, pr: dict, commits: list[dict]) -> list[tuple]:
     return rows
 
 
-def _pull_request_data(node: dict) -> dict:
-    data = {k: v for k, v in node.items() if k not in ("reviews", "commits", "readyForReview")}
-    events = ((node.get("readyForReview") or {}).get("nodes") or [])
-    events = [e for e in events if e and e.get("createdAt")]
-    data["readyForReview"] = {"createdAt": events[0]["createdAt"]} if events else None
+def replay_labels(events: list[dict]) -> list[dict]:
+    """The labels on a pull request now, [{name}], from its LabeledEvent/UnlabeledEvent items
+    in timeline (chronological) order; a label keeps the position of its latest addition."""
+    labels: dict[str, None] = {}
+    for event in events:
+        name = ((event or {}).get("label") or {}).get("name")
+        if not isinstance(name, str):
+            continue
+        kind = event.get("__typename")
+        if kind == "LabeledEvent":
+            labels.pop(name, None)
+            labels[name] = None
+        elif kind == "UnlabeledEvent":
+            labels.pop(name, None)
+    return [{"name": name} for name in labels]
+
+
+def _pull_request_data(node: dict, timeline: list[dict] | None = None) -> dict:
+    """The stored pull request: nested connections removed, the timeline events (`timeline`:
+    all of them, the nested page plus any overflow) turned into `readyForReview` (the first
+    ReadyForReviewEvent, null when none) and `labels` (their replay)."""
+    data = {k: v for k, v in node.items() if k not in ("reviews", "commits", "timeline")}
+    if timeline is None:
+        timeline = [e for e in ((node.get("timeline") or {}).get("nodes") or []) if e]
+    ready = [e for e in timeline if e.get("__typename") == "ReadyForReviewEvent" and e.get("createdAt")]
+    data["readyForReview"] = {"createdAt": ready[0]["createdAt"]} if ready else None
+    data["labels"] = replay_labels(timeline)
     return data
 
 
@@ -304,6 +329,13 @@ def _deployment_data(node: dict, statuses: list[dict]) -> dict:
 def _issue_data(node: dict) -> dict:
     data = dict(node)
     data["labels"] = [{"name": label["name"]} for label in ((node.get("labels") or {}).get("nodes") or []) if label]
+    # The closer of the latest ClosedEvent, kept only when it is a pull request.
+    events = [e for e in ((node.get("closedBy") or {}).get("nodes") or []) if e]
+    closer = (events[-1].get("closer") if events else None) or {}
+    data["closedBy"] = (
+        {"__typename": "PullRequest", "id": closer["id"], "number": closer.get("number")}
+        if closer.get("__typename") == "PullRequest" and closer.get("id") else None
+    )
     return data
 
 
@@ -502,7 +534,17 @@ def _sync_pull_requests(job: _StreamJob, conn) -> None:
         nodes = [n for n in nodes if stored.get(n["id"]) != parse_time(n["updatedAt"])]
         prs, reviews, commits, quarantined = [], [], [], []
         for node in nodes:
-            prs.append((node["id"], repo, node["number"], _jsonb(_pull_request_data(node)), node["updatedAt"]))
+            timeline = [e for e in node["timeline"]["nodes"] if e]
+            if node["timeline"]["pageInfo"]["hasNextPage"]:
+                more = _overflow(job, queries.PULL_REQUEST_TIMELINE, node["id"], "timelineItems", node["timeline"]["pageInfo"]["endCursor"])
+                reason = validate.problem(validate.SPECS["pull_request_timeline"], {"nodes": more})
+                if reason:
+                    # Labels replayed from part of the events would be wrong: set the PR aside.
+                    quarantined += quarantine_rows(repo, job.stream, [(node["id"], f"timelineItems overflow: {reason}", node)])
+                    log.warning("%s %s: pull request %s quarantined: %s", repo, job.stream, node["id"], reason)
+                    continue
+                timeline += more
+            prs.append((node["id"], repo, node["number"], _jsonb(_pull_request_data(node, timeline)), node["updatedAt"]))
             review_nodes = list(node["reviews"]["nodes"])
             if node["reviews"]["pageInfo"]["hasNextPage"]:
                 review_nodes += _overflow(job, queries.PULL_REQUEST_REVIEWS, node["id"], "reviews", node["reviews"]["pageInfo"]["endCursor"])

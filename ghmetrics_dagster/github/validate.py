@@ -6,7 +6,8 @@ is checked against the fields the sync and the staging models read; a bad one go
 `raw.quarantine` with the reason, and the rest of the page continues.
 
 A spec maps a field to its type: "str", "int", "bool", "time" (ISO 8601), "list", a nested
-spec (dict), or a connection `("conn", node_spec)`; a trailing "?" allows null or absence.
+spec (dict), a connection `("conn", node_spec)` or a list of objects `("list_of", node_spec)`
+(null items allowed, as GraphQL nodes lists have them); a trailing "?" allows null or absence.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ COMMIT = {
     )
 }
 DEPLOYMENT_STATUS = {"id": "str?", "state": "str", "createdAt": "time"}
+# A pull request's timeline item (ReadyForReviewEvent, LabeledEvent, UnlabeledEvent): a label
+# without a string name would replay into a wrong label list.
+TIMELINE_ITEM = {"__typename": "str", "createdAt": "time?", "label": ({"name": "str"}, True)}
+# An issue's latest ClosedEvent: its closer, when it is a pull request, needs a string id.
+CLOSED_EVENT = {"closer": ({"__typename": "str?", "id": "str?", "number": "int?"}, True)}
 
 SPECS: dict[str, dict] = {
     "repositories": {
@@ -36,9 +42,10 @@ SPECS: dict[str, dict] = {
     "pull_requests": {
         "id": "str", "number": "int", "state": "str", "isDraft": "bool?", "createdAt": "time", "updatedAt": "time",
         "closedAt": "time?", "mergedAt": "time?", "additions": "int?", "deletions": "int?", "changedFiles": "int?",
-        "author": (_ACTOR, True),
-        "reviews": ("conn", REVIEW), "commits": ("conn", COMMIT),
+        "author": (_ACTOR, True), "headRefName": "str?",
+        "timeline": ("conn", TIMELINE_ITEM), "reviews": ("conn", REVIEW), "commits": ("conn", COMMIT),
     },
+    "pull_request_timeline": {"nodes": ("list_of", TIMELINE_ITEM)},
     "pull_request_reviews": REVIEW,
     "pull_request_commits": COMMIT,
     "deployments": {
@@ -49,7 +56,8 @@ SPECS: dict[str, dict] = {
     "releases": {"id": "str", "isDraft": "bool?", "isPrerelease": "bool?", "createdAt": "time", "publishedAt": "time?"},
     "issues": {
         "id": "str", "number": "int", "state": "str?", "createdAt": "time", "updatedAt": "time", "closedAt": "time?",
-        "labels": ({"nodes": "list"}, True),
+        "labels": ({"nodes": ("list_of", {"name": "str"})}, True),
+        "closedBy": ({"nodes": ("list_of", CLOSED_EVENT)}, True),
     },
     "workflow_runs": {
         "id": "int", "status": "str?", "conclusion": "str?", "created_at": "time", "updated_at": "time?",
@@ -100,6 +108,13 @@ def problem(spec: dict, obj: Any, path: str = "") -> str | None:
                 return f"{where}.nodes is not a list"
             for i, node in enumerate(nodes):
                 if node is not None and (reason := problem(kind[1], node, f"{where}.nodes[{i}]")):
+                    return reason
+            continue
+        if isinstance(kind, tuple) and kind[0] == "list_of":
+            if not isinstance(value, list):
+                return f"{where} is missing or not a list"
+            for i, item in enumerate(value):
+                if item is not None and (reason := problem(kind[1], item, f"{where}[{i}]")):
                     return reason
             continue
         if isinstance(kind, tuple):  # (nested spec, nullable)

@@ -20,15 +20,19 @@ import bisect
 import datetime as dt
 import math
 import random
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 
 from .model import (
+    LABELED,
+    UNLABELED,
     Anomaly,
     Commit,
     Deployment,
     DeploymentStatus,
     Issue,
     IssueComment,
+    LabelEvent,
     Organization,
     PullRequest,
     Release,
@@ -36,6 +40,7 @@ from .model import (
     Review,
     User,
     WorkflowRun,
+    replay_labels,
 )
 
 UTC = dt.timezone.utc
@@ -114,6 +119,25 @@ BOT_PACKAGES = ["lodash", "requests", "urllib3", "react", "pyyaml", "axios", "dj
 INCIDENT_LABELS = [["incident"], ["sev2", "bug"], ["outage"], ["Incident"], ["sev1"], ["SEV3"]]
 OTHER_LABELS = [["bug"], ["enhancement"], ["incident-review"], ["documentation"], ["question"],
                 ["bug", "good first issue"]]
+# The default incident label regex of docs/contracts.md: which generated issues are incidents.
+INCIDENT_LABEL = re.compile(r"^(incident|outage|sev[0-9].*)$", re.IGNORECASE)
+# Rework (docs/dora.md): hotfix labels and head branches that the default regexes
+# (?i)^hot-?fix$ and (?i)^hot-?fix[/_-] match, and near misses they must not.
+HOTFIX_LABELS = ["hotfix", "Hotfix", "HOTFIX", "hot-fix"]
+NOT_HOTFIX_LABELS = ["hotfix-candidate", "no-hotfix"]
+HOTFIX_BRANCHES = ["hotfix/{}", "hot-fix-{}", "Hotfix_{}", "hotfix-{}"]
+NOT_HOTFIX_BRANCHES = ["hotfixes/{}", "revert-hotfix-{}", "nothotfix/{}"]
+HOTFIX_SLUGS = ["login-timeout", "payments-retry", "cache-stampede", "null-session", "queue-backlog",
+                "tz-offset", "db-pool", "webhook-storm", "csv-export", "token-refresh"]
+PR_LABELS = ["feature", "chore", "enhancement", "documentation"]
+FIX_TITLES = ["Raise the connection pool limit", "Fix 5xx on checkout after the cache change",
+              "Restore queue consumers after failover", "Stop the payments retry storm",
+              "Fix login timeout behind the proxy", "Roll forward: handle null sessions",
+              "Shorten the DNS TTL for failover", "Guard the webhook fan-out"]
+FIX_BODIES = ["Roll forward instead of reverting.", "The on-call fix; a follow-up adds tests.",
+              "Root cause in the incident.", ""]
+INCIDENT_TITLES = ["Elevated 5xx on checkout", "Login outage", "Queue backlog growing", "Database failover",
+                   "Payments timing out 💥", "支付接口超时"]
 
 
 class _Ids:
@@ -221,6 +245,11 @@ class _Plan:
     revert_of: "_Plan | None" = None
     revert_by_title: bool = False
     pr: PullRequest | None = None
+    # Label events as (fraction of the pull request's life from creation to merge/close,
+    # LABELED or UNLABELED, name); those after the clock have not happened yet.
+    labels: list = field(default_factory=list)
+    head_ref: str | None = None  # the head branch; None: "<author>/<slug>-<id>"
+    fixes_incident: bool = False  # a fix-forward: its merge closes an incident (Fixes #n)
 
     def times(self) -> dict[str, dt.datetime | None]:
         if self.backward:
@@ -376,7 +405,7 @@ class _Builder:
             created_at=created,
             updated_at=created,
             base_ref=plan.base_ref,
-            head_ref=f"{plan.author or 'ghost'}/{slug}-{db_id}",
+            head_ref=plan.head_ref or f"{plan.author or 'ghost'}/{slug}-{db_id}",
             additions=plan.additions,
             deletions=plan.deletions,
             changed_files=max(1, round((plan.additions + plan.deletions) / rng.uniform(15, 40))),
@@ -447,6 +476,12 @@ class _Builder:
                         self._review(pr, self.reviewer(plan.author), "COMMENTED", _at_seconds(late))
         pr.reviews.sort(key=lambda r: (r.submitted_at, r.database_id))
         pr.comments.sort(key=lambda c: (c.created_at, c.database_id))
+        if plan.labels:
+            life = end - created
+            events = [LabelEvent(_at_seconds(created + life * fraction), kind, name) for fraction, kind, name in plan.labels]
+            # Stable: events at the same second keep the plan's order.
+            pr.label_events = sorted((e for e in events if e.created_at <= cutoff), key=lambda e: e.created_at)
+            pr.labels = replay_labels(pr.label_events)
         refresh_pull_request(pr)
         plan.pr = pr
         self.repo.pull_requests.append(pr)
@@ -586,6 +621,7 @@ def refresh_pull_request(pr: PullRequest) -> None:
     moments += [r.submitted_at or r.created_at for r in pr.reviews]
     moments += [c.created_at for c in pr.comments]
     moments += [m for m in (pr.ready_for_review_at, pr.merged_at, pr.closed_at) if m is not None]
+    moments += [event.created_at for event in pr.label_events]
     pr.updated_at = max(moments)
 
 
@@ -670,7 +706,17 @@ def _deploy_plan(rng: random.Random, style: str, start: dt.datetime, end: dt.dat
                     day -= 2 * DAY
                 plan.append((_work_time(rng, day, 19, 21), outcome))
     plan.sort(key=lambda e: e[0])
-    return [(when, outcome) for when, outcome in plan if start < when < end]
+    plan = [(when, outcome) for when, outcome in plan if start < when < end]
+    # Every failed deployment recovers: a success follows it before the clock (a redeploy of
+    # the fix 40 minutes later when no later deployment succeeds).
+    last_success = max((when for when, outcome in plan if outcome == "success"), default=None)
+    failures = [when for when, outcome in plan if outcome in ("failure", "error")]
+    if failures and (last_success is None or last_success < failures[-1]):
+        recovery = failures[-1] + dt.timedelta(minutes=40)
+        if recovery < end:
+            plan.append((recovery, "success"))
+            plan.sort(key=lambda e: e[0])
+    return plan
 
 
 COUNTED = ("success", "failure", "error")
@@ -809,6 +855,11 @@ def _generate_history(org: Organization, repo: Repository, index: int, ids: _Ids
         q.revert_of = rng.choice(targets)
         q.revert_by_title = index == 0 and made == 0
         made += 1
+    # Labels, hotfixes and fix-forwards of incidents, from their own generator: the rest of
+    # the history is the one it would be without them.
+    drng = random.Random(f"{org.seed}:rework:{index}")
+    reserved = merged_human[3:9] if index == 0 and len(merged_human) > 10 else []
+    fixes, revert_closer = _plan_rework(b, drng, plans, merged_human, reserved, week_starts, org.now, weeks, index)
 
     deploy_events = _deploy_plan(rng, repo.deployment_style, start, org.now)
     if inject_anomalies:
@@ -816,11 +867,158 @@ def _generate_history(org: Organization, repo: Repository, index: int, ids: _Ids
                           deploy_events, week_starts, weeks)
 
     for plan in sorted(plans, key=lambda p: (p.anchor, p.backward)):
-        b.materialize(plan, org.now)
+        if plan.fixes_incident:
+            b.rng = drng  # new pull requests draw from the rework generator only
+            b.materialize(plan, org.now)
+            b.rng = rng
+        else:
+            b.materialize(plan, org.now)
     _materialize_deployments(b, deploy_events, start, org.now)
+    known = len(repo.issues)
     _generate_issues(b, start, org.now, weeks)
+    links = _close_incidents_by_pull_requests(b, drng, fixes, revert_closer, repo.issues[known:], start)
     _number_new_items(repo)
+    for issue, pr in links:
+        issue.closed_by_pull_request = pr.node_id
+        if REVERT_BODY.search(pr.body):
+            pr.body = f"{pr.body}\n\nFixes #{issue.number}"
+        else:
+            intro = drng.choice(FIX_BODIES)
+            pr.body = f"{intro}\n\nFixes #{issue.number}" if intro else f"Fixes #{issue.number}"
     _refresh_repository(repo)
+
+
+REVERT_BODY = re.compile(r"This reverts commit [0-9a-f]{7,40}")
+
+
+def _plan_rework(b: _Builder, rng: random.Random, plans: list[_Plan], merged_human: list[_Plan],
+                 reserved: list[_Plan], week_starts: list[dt.datetime], end: dt.datetime, weeks: int,
+                 index: int) -> tuple[list[_Plan], _Plan | None]:
+    """What docs/dora.md's rework and recovery rules read: pull-request labels (a few feature
+    or chore labels, hotfix labels in several spellings, some added and removed again), hotfix
+    head branches, near misses of both, and fix-forward pull requests of incidents (new plans,
+    merged within hours) plus one revert that closes an incident. Returns (fix plans, the
+    revert that closes an incident or None); the incidents are linked once issues exist."""
+    repo = b.repo
+    for plan in plans:
+        if plan.kind == "bot":
+            plan.labels.append((0.0, LABELED, "dependencies"))
+        elif rng.random() < 0.15:
+            late = plan.backward and rng.random() < 0.3
+            plan.labels.append((rng.uniform(0.1, 0.6) if late else 0.0, LABELED, rng.choice(PR_LABELS)))
+    slugs = list(HOTFIX_SLUGS)
+    rng.shuffle(slugs)
+    used: set[str] = set()
+
+    def branch(pattern: str) -> str:
+        name = pattern.format(slugs[len(used) % len(slugs)])
+        while name in used:
+            name += "-2"
+        used.add(name)
+        return name
+
+    skip = {id(p) for p in reserved}
+    eligible = [p for p in merged_human if p.kind == "human" and id(p) not in skip and p.base_ref == repo.default_branch]
+    rng.shuffle(eligible)
+    n_hot = max(1, round(len(merged_human) * 0.025))
+    n_near = max(1, round(len(merged_human) * 0.015))
+    for k, plan in enumerate(eligible[:n_hot]):
+        variant = (k + index) % 3
+        if variant == 0:
+            plan.labels.append((0.0, LABELED, rng.choice(HOTFIX_LABELS)))
+        elif variant == 1:
+            plan.head_ref = branch(rng.choice(HOTFIX_BRANCHES))
+        else:  # added, removed, added again: only the replay of the events says it is one now
+            name = rng.choice(HOTFIX_LABELS)
+            plan.labels += [(0.05, LABELED, name), (0.3, UNLABELED, name), (0.7, LABELED, name)]
+    for k, plan in enumerate(eligible[n_hot:n_hot + n_near]):
+        variant = (k + index) % 3
+        if variant == 0:  # a hotfix label added, then removed: not a hotfix
+            name = rng.choice(HOTFIX_LABELS)
+            plan.labels += [(0.1, LABELED, name), (0.5, UNLABELED, name)]
+        elif variant == 1:
+            plan.head_ref = branch(rng.choice(NOT_HOTFIX_BRANCHES))
+        else:
+            plan.labels.append((0.0, LABELED, rng.choice(NOT_HOTFIX_LABELS)))
+    if reserved:
+        # More timeline events than the pull-request page nests (25): the client pages the rest.
+        plan = merged_human[4]
+        for k in range(13):
+            plan.labels += [(0.02 + 0.06 * k, LABELED, "needs-rebase"), (0.05 + 0.06 * k, UNLABELED, "needs-rebase")]
+        plan.labels.append((0.85, LABELED, "hotfix"))
+
+    # Incidents closed by a merged pull request: fix-forwards, and a revert; one incident at
+    # least stays closed by hand (as _generate_issues will make about this many).
+    n_incidents = max(1, round(weeks / 3))
+    spare = n_incidents - 1
+    revert_closer = None
+    if spare >= 2:
+        reverts = sorted((p for p in plans if p.kind == "revert" and not p.revert_by_title and p.revert_of),
+                         key=lambda p: p.anchor)
+        revert_closer = reverts[0] if reverts else None
+    n_fix = min(spare - (revert_closer is not None), max(1, round(n_incidents * 0.3)))
+    fixes = []
+    for k in range(max(0, n_fix)):
+        day = week_starts[rng.randrange(1, weeks)] + rng.randrange(5) * DAY
+        anchor = _work_time(rng, day, 11, 18)
+        title = rng.choice(FIX_TITLES)
+        while title in b.titles:
+            title += " (again)"
+        size = max(4, int(rng.lognormvariate(math.log(30), 0.6)))
+        additions = max(1, int(size * 0.7))
+        plan = _Plan(
+            kind="human", author=rng.choice(b.members), anchor=anchor, backward=True, outcome="merged",
+            coding_s=_lognormal_s(rng, 1.0, 0.5), draft_s=None, pickup_s=_lognormal_s(rng, 0.4, 0.5),
+            review_s=_lognormal_s(rng, 0.7, 0.5), additions=additions, deletions=size - additions,
+            n_commits=rng.randint(1, 3), extra_reviews=0, self_review=False, author_comment=False,
+            base_ref=repo.default_branch, title=title, body="Fixes the incident.", fixes_incident=True,
+        )
+        if anchor >= end - dt.timedelta(hours=1):
+            continue
+        b.titles.add(title)
+        variant = (k + index) % 3
+        if variant == 0:
+            plan.labels.append((0.0, LABELED, rng.choice(HOTFIX_LABELS)))
+        elif variant == 1:
+            plan.head_ref = branch(rng.choice(HOTFIX_BRANCHES))
+        # variant 2: neither; it is rework because it closed an incident
+        plans.append(plan)
+        fixes.append(plan)
+    return fixes, revert_closer
+
+
+def _close_incidents_by_pull_requests(b: _Builder, rng: random.Random, fixes: list[_Plan],
+                                      revert_closer: _Plan | None, issues: list[Issue],
+                                      start: dt.datetime) -> list[tuple[Issue, PullRequest]]:
+    """Each merged fix (and the revert) closes an incident: an incident issue of this pass is
+    moved to open shortly before the fix's first commit (or after the reverted pull request
+    merged) and closed when the fix merges; one incident at least stays closed by hand.
+    Returns (issue, pull request) pairs; the caller writes `Fixes #n` once numbers exist."""
+    incidents = [i for i in issues if any(INCIDENT_LABEL.match(label) for label in i.labels)]
+    rng.shuffle(incidents)
+    closers = [(p.pr, None) for p in fixes if p.pr is not None and p.pr.merged_at is not None]
+    if revert_closer is not None and revert_closer.pr is not None and revert_closer.pr.merged_at is not None:
+        closers.append((revert_closer.pr, revert_closer.revert_of.pr))
+    links = []
+    for pr, reverted in closers:
+        if reverted is not None and reverted.merged_at is not None:
+            span = (pr.merged_at - reverted.merged_at) / 2
+            opened = reverted.merged_at + min(dt.timedelta(minutes=rng.randint(20, 120)), span)
+        else:
+            first = min([pr.created_at] + [c.authored_at for c in pr.commits])
+            opened = first - dt.timedelta(minutes=rng.randint(10, 45))
+        opened = _at_seconds(opened)
+        if opened <= start or opened >= pr.merged_at:
+            continue
+        if len(incidents) > 1:
+            issue = incidents.pop()
+        else:
+            author = "github-actions[bot]" if rng.random() < 0.2 else rng.choice(b.members)
+            issue = b.issue(rng.choice(INCIDENT_TITLES), list(rng.choice(INCIDENT_LABELS)), opened, None, author)
+        issue.created_at = opened
+        issue.closed_at = issue.updated_at = pr.merged_at
+        links.append((issue, pr))
+    return links
 
 
 def _weekday_plan(b: _Builder, params: _Params, anchor: dt.datetime, outcome: str = "merged") -> _Plan:
@@ -1019,8 +1217,7 @@ def _generate_issues(b: _Builder, start: dt.datetime, end: dt.datetime, weeks: f
         if incident:
             labels = rng.choice(INCIDENT_LABELS)
             duration = dt.timedelta(seconds=_lognormal_s(rng, 3.0, 0.9))
-            title = rng.choice(["Elevated 5xx on checkout", "Login outage", "Queue backlog growing",
-                                "Database failover", "Payments timing out 💥", "支付接口超时"])
+            title = rng.choice(INCIDENT_TITLES)
             author = "github-actions[bot]" if rng.random() < 0.2 else b.human()
         else:
             labels = rng.choice(OTHER_LABELS)
@@ -1045,6 +1242,8 @@ def advance(org: Organization, days: int, seed: int | None = None) -> Organizati
             or [login for login, user in org.users.items() if not user.is_bot]
         b = _Builder(org, repo, rng, ids, members)
         params = _repo_params(org.seed, index)
+        # Labels and hotfix branches of the new pull requests (set when they open).
+        lrng = random.Random(f"{base}:advance-labels:{start.isoformat()}:{days}:{index}")
         _update_existing(b, start, end)
         # New pull requests at the repository's usual pace, created after the old clock.
         recent = [p for p in repo.pull_requests if p.created_at > start - 8 * WEEK]
@@ -1056,11 +1255,11 @@ def advance(org: Organization, days: int, seed: int | None = None) -> Organizati
             for _ in range(n):
                 created = _work_time(rng, day)
                 if start < created < end:
-                    b.materialize(b.plan(params, created, backward=False), end)
+                    b.materialize(_label_new(lrng, b.plan(params, created, backward=False)), end)
             if day.weekday() == 0 and rng.random() < 0.3:
                 created = _work_time(rng, day, 6, 8)
                 if start < created < end:
-                    b.materialize(b.plan(params, created, backward=False, kind="bot"), end)
+                    b.materialize(_label_new(lrng, b.plan(params, created, backward=False, kind="bot")), end)
             day += DAY
         # Now and then a revert of something merged recently.
         if rng.random() < min(0.9, days / 40):
@@ -1088,6 +1287,21 @@ def advance(org: Organization, days: int, seed: int | None = None) -> Organizati
         _refresh_repository(repo)
     org.now = end
     return org
+
+
+def _label_new(rng: random.Random, plan: _Plan) -> _Plan:
+    """Labels (and now and then a hotfix branch) of a pull request opened by advance()."""
+    if plan.kind == "bot":
+        plan.labels.append((0.0, LABELED, "dependencies"))
+        return plan
+    roll = rng.random()
+    if roll < 0.15:
+        plan.labels.append((0.0, LABELED, rng.choice(PR_LABELS)))
+    elif roll < 0.18:
+        plan.labels.append((0.0, LABELED, rng.choice(HOTFIX_LABELS)))
+    elif roll < 0.21:
+        plan.head_ref = rng.choice(HOTFIX_BRANCHES).format(f"{rng.choice(HOTFIX_SLUGS)}-{rng.randrange(1000)}")
+    return plan
 
 
 def _update_existing(b: _Builder, start: dt.datetime, end: dt.datetime) -> None:

@@ -283,7 +283,8 @@ class Renderer:
         if args.get("headRefName"):
             prs = [p for p in prs if p.head_ref == args["headRefName"]]
         if args.get("labels"):
-            prs = []  # the model has no pull-request labels
+            wanted = set(args["labels"])
+            prs = [p for p in prs if wanted & set(p.labels)]
         field, direction = _order(args)
         time_of = (lambda p: p.updated_at) if field == "UPDATED_AT" else (lambda p: p.created_at)
         items, keys = ordered(prs, time_of, direction)
@@ -307,7 +308,7 @@ class Renderer:
             "commits": lambda a, c: connection(pr.commits, a, lambda cm: self.pull_request_commit(cm, pr, url)),
             "timelineItems": lambda a, c: self.timeline(pr, a),
             "comments": lambda a, c: connection(pr.comments, a, self.issue_comment),
-            "labels": lambda a, c: connection([], a, None),
+            "labels": lambda a, c: connection(sorted(pr.labels), a, self.label),
             "totalCommentsCount": len(pr.comments),
         }
 
@@ -362,27 +363,41 @@ class Renderer:
         }
 
     def timeline(self, pr: model.PullRequest, args: dict) -> dict:
-        wanted = set(args.get("itemTypes") or ("READY_FOR_REVIEW_EVENT", "MERGED_EVENT", "CLOSED_EVENT"))
+        """PullRequest.timelineItems: the events the model has, oldest first (GitHub's order),
+        of the `itemTypes` asked for (all of them without)."""
+        wanted = set(args.get("itemTypes") or (
+            "READY_FOR_REVIEW_EVENT", "LABELED_EVENT", "UNLABELED_EVENT", "MERGED_EVENT", "CLOSED_EVENT"))
+        # (time, position, typename, label name): the position keeps events of one second in order.
         events = []
         if "READY_FOR_REVIEW_EVENT" in wanted and pr.ready_for_review_at is not None:
-            events.append(("ReadyForReviewEvent", pr.ready_for_review_at, pr.author_login))
+            events.append((pr.ready_for_review_at, 0, "ReadyForReviewEvent", None))
+        for i, event in enumerate(pr.label_events):
+            typename = "LabeledEvent" if event.kind == model.LABELED else "UnlabeledEvent"
+            if ("LABELED_EVENT" if event.kind == model.LABELED else "UNLABELED_EVENT") in wanted:
+                events.append((event.created_at, 1 + i, typename, event.name))
         if "MERGED_EVENT" in wanted and pr.merged_at is not None:
-            events.append(("MergedEvent", pr.merged_at, pr.author_login))
+            events.append((pr.merged_at, 1 << 30, "MergedEvent", None))
         if "CLOSED_EVENT" in wanted and pr.closed_at is not None:
-            events.append(("ClosedEvent", pr.closed_at, pr.author_login))
+            events.append((pr.closed_at, (1 << 30) + 1, "ClosedEvent", None))
         if args.get("since"):
             since = parse_time(args["since"])
-            events = [e for e in events if e[1] >= since]
-        events.sort(key=lambda e: e[1])
+            events = [e for e in events if e[0] >= since]
+        events.sort(key=lambda e: (e[0], e[1]))
         skip = args.get("skip") or 0
         events = events[skip:]
 
         def render(event):
-            typename, at, login = event
-            return {
-                "__typename": typename, "id": f"{typename}_{pr.node_id}", "createdAt": iso(at),
-                "actor": self.actor(login), "pullRequest": None,
+            at, position, typename, label = event
+            out = {
+                "__typename": typename, "id": f"{typename}_{pr.node_id}_{position}", "createdAt": iso(at),
+                "actor": self.actor(pr.author_login), "pullRequest": None,
             }
+            if label is not None:
+                out["label"] = self.label(label)
+                out["labelable"] = None
+            if typename == "ClosedEvent":
+                out.update(closer=None, closable=None, stateReason=None, url=None, resourcePath=None)
+            return out
 
         return {**connection(events, args, render), "filteredCount": len(events), "pageCount": len(events)}
 
@@ -419,7 +434,38 @@ class Renderer:
             "authorAssociation": "MEMBER", "repository": lambda a, c: self.repository(repo),
             "labels": lambda a, c: connection(sorted(issue.labels), a, self.label),
             "comments": lambda a, c: connection([], a, None),
+            "timelineItems": lambda a, c: self.issue_timeline(issue, repo, a),
         }
+
+    def issue_timeline(self, issue: model.Issue, repo: model.Repository, args: dict) -> dict:
+        """Issue.timelineItems: the ClosedEvent of a closed issue (its closer the pull request
+        that closed it, else null: closed by hand), of the `itemTypes` asked for."""
+        wanted = set(args.get("itemTypes") or ("CLOSED_EVENT",))
+        events = []
+        if "CLOSED_EVENT" in wanted and issue.closed_at is not None:
+            events.append(("ClosedEvent", issue.closed_at))
+        if args.get("since"):
+            since = parse_time(args["since"])
+            events = [e for e in events if e[1] >= since]
+        skip = args.get("skip") or 0
+        events = events[skip:]
+
+        def render(event):
+            typename, at = event
+            pr = None
+            if issue.closed_by_pull_request is not None:
+                pr = next((p for p in repo.pull_requests if p.node_id == issue.closed_by_pull_request), None)
+            url = f"{HTML}/{repo.full_name}/issues/{issue.number}#event-{issue.database_id}"
+            return {
+                "__typename": typename, "id": f"CE_{issue.node_id}", "createdAt": iso(at),
+                # closed by a merge: the merger (the author here); by hand: the reporter
+                "actor": self.actor(pr.author_login if pr is not None else issue.author_login),
+                "closer": self.pull_request(pr, repo) if pr is not None else None,
+                "closable": self.issue(issue, repo), "stateReason": "COMPLETED", "url": url,
+                "resourcePath": url[len(HTML):], "duplicateOf": None,
+            }
+
+        return {**connection(events, args, render), "filteredCount": len(events), "pageCount": len(events)}
 
     def label(self, name: str) -> dict:
         return {"__typename": "Label", "id": f"LA_{synthetic_id('label:' + name)}", "name": name,

@@ -56,6 +56,30 @@ class IssueComment:
     body: str
 
 
+LABELED, UNLABELED = "LABELED", "UNLABELED"
+
+
+@dataclass
+class LabelEvent:
+    """A LabeledEvent or UnlabeledEvent on a pull request's timeline."""
+
+    created_at: dt.datetime
+    kind: str  # LABELED or UNLABELED
+    name: str  # the label's name
+
+
+def replay_labels(events: list[LabelEvent]) -> list[str]:
+    """The labels on a pull request after its label events (oldest first): a label is on it
+    after its latest LABELED event unless an UNLABELED one follows; it keeps the position of
+    that latest addition."""
+    labels: dict[str, None] = {}
+    for event in events:
+        labels.pop(event.name, None)
+        if event.kind == LABELED:
+            labels[event.name] = None
+    return list(labels)
+
+
 @dataclass
 class PullRequest:
     node_id: str
@@ -78,6 +102,10 @@ class PullRequest:
     commits: list[Commit] = field(default_factory=list)
     reviews: list[Review] = field(default_factory=list)
     comments: list[IssueComment] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)  # the labels on it now
+    # Its LabeledEvent/UnlabeledEvent timeline items, oldest first; `labels` is always their
+    # replay (`replay_labels`).
+    label_events: list[LabelEvent] = field(default_factory=list)
 
     @property
     def state(self) -> str:
@@ -148,6 +176,8 @@ class Issue:
     updated_at: dt.datetime
     closed_at: dt.datetime | None
     labels: list[str] = field(default_factory=list)
+    # node id of the pull request that closed it (its latest ClosedEvent's closer), if any
+    closed_by_pull_request: str | None = None
 
     @property
     def state(self) -> str:

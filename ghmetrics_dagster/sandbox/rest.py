@@ -215,7 +215,8 @@ class RestApi:
             "diff_url": html + ".diff", "patch_url": html + ".patch",
             "issue_url": f"{self.base}/repos/{repo.full_name}/issues/{pr.number}", "number": pr.number,
             "state": "open" if pr.closed_at is None else "closed", "locked": False, "title": pr.title,
-            "user": self.user(pr.author_login), "body": pr.body, "labels": [], "milestone": None,
+            "user": self.user(pr.author_login), "body": pr.body, "labels": self._labels(repo, pr.labels),
+            "milestone": None,
             "active_lock_reason": None, "created_at": iso(pr.created_at), "updated_at": iso(pr.updated_at),
             "closed_at": iso(pr.closed_at), "merged_at": iso(pr.merged_at),
             "merge_commit_sha": None, "assignee": None, "assignees": [], "requested_reviewers": [],
@@ -319,7 +320,7 @@ class RestApi:
         items = [i for i in items if state == "all" or (i.closed_at is None) == (state == "open")]
         if query.get("labels"):
             wanted = {x.strip() for x in query["labels"].split(",") if x.strip()}
-            items = [i for i in items if isinstance(i, model.Issue) and wanted <= set(i.labels)]
+            items = [i for i in items if wanted <= set(i.labels)]
         if query.get("since"):
             try:
                 since = parse_time(query["since"])
@@ -337,16 +338,20 @@ class RestApi:
                 return RestResponse(200, self._issue(repo, item))
         raise not_found(f"{DOCS}/issues/issues#get-an-issue")
 
+    def _labels(self, repo: model.Repository, names: list[str]) -> list[dict]:
+        """REST label objects (issues and pull requests carry the same ones)."""
+        return [
+            {"id": synthetic_id("label:" + n), "node_id": f"LA_{synthetic_id('label:' + n)}",
+             "url": f"{self.base}/repos/{repo.full_name}/labels/{quote(n)}", "name": n, "color": "d73a4a",
+             "default": False, "description": None}
+            for n in sorted(names)
+        ]
+
     def _issue(self, repo: model.Repository, item) -> dict:
         api = f"{self.base}/repos/{repo.full_name}/issues/{item.number}"
         is_pr = isinstance(item, model.PullRequest)
         html = f"{HTML}/{repo.full_name}/{'pull' if is_pr else 'issues'}/{item.number}"
-        labels = [] if is_pr else [
-            {"id": synthetic_id("label:" + n), "node_id": f"LA_{synthetic_id('label:' + n)}",
-             "url": f"{self.base}/repos/{repo.full_name}/labels/{quote(n)}", "name": n, "color": "d73a4a",
-             "default": False, "description": None}
-            for n in sorted(item.labels)
-        ]
+        labels = self._labels(repo, item.labels)
         out = {
             "url": api, "repository_url": f"{self.base}/repos/{repo.full_name}", "html_url": html,
             "id": item.database_id, "node_id": item.node_id, "number": item.number, "title": item.title,

@@ -103,7 +103,18 @@ def sample_organization(
                 pr.closed_at = t + dt.timedelta(hours=2)
             elif outcome < 0.9:
                 pr.is_draft = True
-            pr.updated_at = max([pr.created_at, t] + [x for x in (pr.closed_at, pr.ready_for_review_at) if x])
+            # Labels, without randomness (the rest stays as it was): one on some pull requests,
+            # and on a few a hotfix label added and removed again.
+            if n % 4 == 0:
+                pr.label_events.append(model.LabelEvent(opened, model.LABELED, ["feature", "bug", "chore"][n % 3]))
+            if n % 10 == 0:
+                pr.label_events += [
+                    model.LabelEvent(opened + dt.timedelta(minutes=30), model.LABELED, "hotfix"),
+                    model.LabelEvent(opened + dt.timedelta(minutes=50), model.UNLABELED, "hotfix"),
+                ]
+            pr.labels = model.replay_labels(pr.label_events)
+            pr.updated_at = max([pr.created_at, t] + [x for x in (pr.closed_at, pr.ready_for_review_at) if x]
+                                + [e.created_at for e in pr.label_events])
             repo.pull_requests.append(pr)
             # Issues take the even numbers, pull requests the odd ones (they share one sequence).
             if n % 3 == 0:
