@@ -213,8 +213,9 @@ scored as (
 
 -- DORA's five metrics over the trailing 12 weeks (26 for rework_rate_26w), for the weeks
 -- written only: exact medians of the window's lead and recovery times by the
--- (scope_type, scope, week_start) index of int_dora_scope_weeks.
-five_metrics as (
+-- (scope_type, scope, week_start) index of int_dora_scope_weeks. Materialised: inlined, each
+-- use of a median below re-ran its subquery (60 s instead of 1 s at 20,000 pull requests).
+five_metrics as materialized (
     select
         scored.*,
         medians.lead_time_hours_12w,
