@@ -122,7 +122,7 @@ def bench_sandbox(seed: int = 1) -> list[dict]:
         {"model": f"sandbox seed {seed}: performance", "scopes": scopes, "rows": len(features), "train_s": perf_s,
          "score_s": float("nan"), "train_s_per_1k": perf_s / (scopes / 1000), "score_s_per_1k": float("nan"),
          "quality": f"MASE {perf.metrics['mase']:.3f} (lead {perf.metrics['mase_lead_time']:.3f}, "
-                    f"score {perf.metrics['mase_performance_score']:.3f})"},
+                    f"overall score {perf.metrics['mase_overall_score']:.3f})"},
         {"model": f"sandbox seed {seed}: anomaly", "scopes": scopes, "rows": len(features), "train_s": anom_s,
          "score_s": float("nan"), "train_s_per_1k": anom_s / (scopes / 1000), "score_s_per_1k": float("nan"),
          "quality": f"P {anom.metrics['precision']:.2f} R {anom.metrics['recall']:.2f}"},

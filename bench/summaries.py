@@ -37,20 +37,46 @@ from ghmetrics_dagster.llm.providers import AnthropicProvider, OpenAIProvider  #
 from ghmetrics_dagster.llm.router import Router, RouterConfig  # noqa: E402
 from ghmetrics_dagster.llm.service import save_summary  # noqa: E402
 
-GRADES = ("elite", "high", "medium", "low")
+BENCHMARKS = {"overall": 4.3, "throughput": 6.0, "stability": 7.9, "lead_time": 5.5, "deployment_frequency": 5.9,
+              "recovery": 6.6, "change_fail": 7.4, "rework": 7.8}
+
+
+def _quick_check(rng: random.Random) -> tuple[dict, dict]:
+    """DORA's five metrics over 12 weeks with their bands and scores (docs/dora.md)."""
+    bands = {f: rng.randint(2, 6) for f in ("lead_time_band", "deployment_frequency_band", "recovery_band")}
+    cfr, rework = round(rng.random() * 0.3, 4), round(rng.random() * 0.2, 4)
+    scores = {
+        "lead_time_score": (bands["lead_time_band"] - 1) * 2,
+        "deployment_frequency_score": (bands["deployment_frequency_band"] - 1) * 2,
+        "recovery_score": (bands["recovery_band"] - 1) * 2,
+        "change_fail_score": round(10 - 10 * cfr, 4),
+        "rework_score": round(10 - 10 * rework, 4),
+    }
+    scores["throughput_score"] = round(sum(list(scores.values())[:3]) / 3, 4)
+    scores["stability_score"] = round((scores["change_fail_score"] + scores["rework_score"]) / 2, 4)
+    scores["overall_score"] = round(sum(list(scores.values())[:5]) / 5, 4)
+    values = {
+        "lead_time_hours_12w": round(rng.uniform(2, 200), 3),
+        "deployment_days_per_week_12w": round(rng.uniform(0, 5), 3),
+        "deployments_per_deployment_day_12w": round(rng.uniform(1, 3), 3),
+        "recovery_hours_12w": round(rng.uniform(0.5, 72), 2),
+        "change_failure_rate_12w": cfr,
+        "rework_rate_12w": rework,
+        **scores,
+        **{f"{k}_vs_benchmark": round(scores[f"{k}_score"] - BENCHMARKS[k], 4)
+           for k in ("overall", "throughput", "stability")},
+    }
+    return values, bands
 
 
 def synthetic_users(count: int, seed: int = 7) -> list[SummaryInput]:
     rng = random.Random(seed)
     users = []
     for n in range(count):
-        grades = {
-            f: rng.choice(GRADES)
-            for f in ("deployment_frequency_grade", "lead_time_grade", "change_failure_rate_grade", "time_to_restore_grade")
-        }
-        previous = dict(grades)
+        dora, bands = _quick_check(rng)
+        previous = dict(bands)
         if rng.random() < 0.1:
-            previous["lead_time_grade"] = rng.choice(GRADES)
+            previous["lead_time_band"] = rng.randint(2, 6)
         deployments = rng.randint(0, 12)
         users.append(
             SummaryInput(
@@ -65,7 +91,7 @@ def synthetic_users(count: int, seed: int = 7) -> list[SummaryInput]:
                     "median_time_to_restore_hours": round(rng.uniform(0.2, 48), 2) if rng.random() < 0.5 else None,
                     "merged_prs": rng.randint(0, 25),
                     "review_coverage": round(rng.uniform(0.4, 1), 4),
-                    "performance_score": round(rng.uniform(25, 100), 2),
+                    **dora,
                 },
                 trailing={
                     "deployments": deployments * 12 + rng.randint(0, 9),
@@ -76,17 +102,20 @@ def synthetic_users(count: int, seed: int = 7) -> list[SummaryInput]:
                     "merged_prs": rng.randint(10, 200),
                     "review_coverage": round(rng.uniform(0.4, 1), 4),
                 },
-                grades=grades,
-                previous_grades=previous,
+                bands=bands,
+                previous_bands=previous,
+                benchmarks=dict(BENCHMARKS),
+                benchmark_segment="All industries",
                 cycle_medians_12w={s: round(rng.uniform(0.5, 72), 2) for s in ("coding", "pickup", "review", "deploy")},
                 repositories=[
-                    RepositoryAggregate(f"org{n % 17}/service-{rng.randint(1, 300)}", rng.randint(0, 60), round(rng.uniform(1, 100), 1), round(rng.uniform(25, 100), 1))
+                    RepositoryAggregate(f"org{n % 17}/service-{rng.randint(1, 300)}", rng.randint(0, 60), round(rng.uniform(1, 100), 1), round(rng.uniform(0, 10), 1))
                     for _ in range(rng.randint(1, 3))
                 ],
                 anomalies=[Anomaly("2026-04-27", "median_lead_time_hours", round(rng.uniform(0.6, 1), 3))]
                 if rng.random() < 0.1
                 else [],
-                predictions={"predicted_lead_time_hours": round(rng.uniform(2, 200), 2)},
+                predictions={"predicted_lead_time_hours": round(rng.uniform(2, 200), 2),
+                             "predicted_overall_score": round(rng.uniform(0, 10), 2)},
             )
         )
     return users

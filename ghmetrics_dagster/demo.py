@@ -56,8 +56,9 @@ def _print_counts(url: str) -> None:
 
 
 def _print_dora(url: str, users: list[tuple[str, list[str]]]) -> None:
-    """Two tables, so no row mixes windows: the trailing 12 weeks (figures with the grades given
-    on them), then the latest week alone."""
+    """Two tables, so no row mixes windows: DORA's five metrics over the trailing 12 weeks with
+    their Quick Check scores (docs/dora.md) and the overall score against the benchmark, then
+    the latest week alone."""
     from ghmetrics_dagster.llm.aggregates import load_summary_input
 
     # Each repository through one of its users, as that user's dashboard shows it.
@@ -66,36 +67,55 @@ def _print_dora(url: str, users: list[tuple[str, list[str]]]) -> None:
         cur.execute("select repo_full_name, deployment_source from marts.dim_repositories")
         sources = dict(cur.fetchall())
         views = [(repo, load_summary_input(conn, through[repo], repository=repo)) for repo in sorted(through)]
+    for line in dora_lines(views, sources):
+        _say(line)
+
+
+def dora_lines(views: list, sources: dict[str, str]) -> list[str]:
+    """The two tables of `_print_dora` for (repository, SummaryInput) pairs, as lines."""
     views = [(repo, data) for repo, data in views if data.has_data]
     if not views:
-        _say("no repository has weekly data yet")
-        return
+        return ["no repository has weekly data yet"]
 
     def fmt(value, pattern="{:.1f}"):
         return "-" if value is None else pattern.format(float(value))
 
-    def graded(value, grade, pattern="{:.1f}"):
-        return f"{fmt(value, pattern)} {grade or '-'}"
+    def scored(value, score, pattern="{:.1f}"):
+        return f"{fmt(value, pattern)} ({fmt(score).removesuffix('.0')})"
 
-    _heading("DORA per repository, trailing 12 weeks (figure and grade)")
-    _say(f"  {'repository':<22} {'source':<19} {'deploys':<13} {'lead time h':<14} {'fail rate':<13} "
-         f"{'restore h':<13} {'score':>5}")
+    lines = ["", click.style("DORA's five metrics per repository, trailing 12 weeks (figure and Quick Check score "
+                             "0-10)", bold=True)]
+    lines.append(f"  {'repository':<22} {'source':<19} {'deploy days/wk':<15} {'lead time h':<13} {'recovery h':<12} "
+                 f"{'fail rate':<11} {'rework':<11} {'overall':>7}")
     for repo, data in views:
-        t, g = data.trailing, data.grades
-        _say(f"  {repo:<22} {sources.get(repo) or '-':<19} "
-             f"{graded(t.get('deployments'), g.get('deployment_frequency_grade'), '{:.0f}'):<13} "
-             f"{graded(t.get('median_lead_time_hours'), g.get('lead_time_grade')):<14} "
-             f"{graded(t.get('change_failure_rate'), g.get('change_failure_rate_grade'), '{:.0%}'):<13} "
-             f"{graded(t.get('median_time_to_restore_hours'), g.get('time_to_restore_grade')):<13} "
-             f"{fmt(data.latest.get('performance_score'), '{:.0f}'):>5}")
-    _say("  (deployment frequency is graded on the median days with a deployment per week)")
+        d = data.latest
+        lines.append(
+            f"  {repo:<22} {sources.get(repo) or '-':<19} "
+            f"{scored(d.get('deployment_days_per_week_12w'), d.get('deployment_frequency_score')):<15} "
+            f"{scored(d.get('lead_time_hours_12w'), d.get('lead_time_score')):<13} "
+            f"{scored(d.get('recovery_hours_12w'), d.get('recovery_score')):<12} "
+            f"{scored(d.get('change_failure_rate_12w'), d.get('change_fail_score'), '{:.0%}'):<11} "
+            f"{scored(d.get('rework_rate_12w'), d.get('rework_score'), '{:.0%}'):<11} "
+            f"{fmt(d.get('overall_score')):>7}")
+    benchmarks, segment = views[0][1].benchmarks, views[0][1].benchmark_segment
+    if benchmarks.get("overall") is not None:
+        lines.append(f"  overall = mean of the five scores; DORA 2025 benchmark ({segment or 'all industries'}): "
+                     f"overall {fmt(benchmarks.get('overall'))}, throughput {fmt(benchmarks.get('throughput'))}, "
+                     f"stability {fmt(benchmarks.get('stability'))}")
+    lines.append("  DORA's metrics describe a team's or a service's delivery, not a person.")
     week = views[0][1].week_start
-    _heading(f"Latest week only (starting {week}; a week without incidents has no restore time)")
-    _say(f"  {'repository':<22} {'deploys':>7} {'lead time h':>11} {'fail rate':>9} {'restore h':>9}")
+    lines += ["", click.style(f"Latest week only (starting {week}; a week without incidents has no restore time)",
+                              bold=True)]
+    lines.append(f"  {'repository':<22} {'deploys':>7} {'lead time h':>11} {'fail rate':>9} {'rework':>7} "
+                 f"{'recovery h':>10} {'restore h':>9}")
     for repo, data in views:
         latest = data.latest
-        _say(f"  {repo:<22} {fmt(latest.get('deployments'), '{:.0f}'):>7} {fmt(latest.get('median_lead_time_hours')):>11} "
-             f"{fmt(latest.get('change_failure_rate'), '{:.0%}'):>9} {fmt(latest.get('median_time_to_restore_hours')):>9}")
+        lines.append(
+            f"  {repo:<22} {fmt(latest.get('deployments'), '{:.0f}'):>7} "
+            f"{fmt(latest.get('median_lead_time_hours')):>11} {fmt(latest.get('change_failure_rate'), '{:.0%}'):>9} "
+            f"{fmt(latest.get('rework_rate'), '{:.0%}'):>7} {fmt(latest.get('median_recovery_hours')):>10} "
+            f"{fmt(latest.get('median_time_to_restore_hours')):>9}")
+    return lines
 
 
 def _print_models(url: str) -> None:

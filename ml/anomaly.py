@@ -21,8 +21,11 @@ from sklearn.ensemble import IsolationForest
 
 from ml import features as F
 
-# Weekly values that can jump on their own. Trailing-window aggregates (review_coverage_12w,
-# performance_score) and values derived from others (failed_changes) only echo these.
+# Weekly values that can jump on their own. Trailing-window aggregates (review_coverage_12w, DORA's
+# 12-week values, their Quick Check bands and scores, the legacy performance score) and values
+# derived from others (failed_changes) only echo these. The week's rework and recovery
+# (rework_rate, median_recovery_hours) are left out too: a handful of events a week, already
+# carried by deployments and the change fail rate, they would flag ordinary weeks.
 ANOMALY_METRICS = [
     "deployments",
     "deployment_days",

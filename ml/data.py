@@ -13,7 +13,7 @@ from ml import features as F
 
 FEATURES_TABLE = "marts.ml_weekly_features"
 INSIGHT_COLUMNS = [
-    "login", "scope_type", "scope", "week_start", "predicted_lead_time_hours", "predicted_performance_score",
+    "login", "scope_type", "scope", "week_start", "predicted_lead_time_hours", "predicted_overall_score",
     "anomaly_score", "is_anomaly", "anomaly_metric", "model_version",
 ]
 

@@ -42,7 +42,7 @@ def train_and_summarise(features: pd.DataFrame, labels: pd.DataFrame | None = No
                f"{'promoted to champion' if outcome.promoted else 'kept as challenger'} ({outcome.promotion_reason})"
                if outcome.trained else f"not retrained ({outcome.decision.reason})")
         lines.append(f"  {outcome.model_name}: {now}")
-        champ = registry.champion(client, outcome.model_name)
+        champ = registry.champion(client, outcome.model_name, registry.REQUIRED_TAGS[outcome.model_name])
         if champ is None:
             lines.append("    no champion yet")
             continue
@@ -79,8 +79,10 @@ def describe_models_and_anomalies(database_url: str, labels: pd.DataFrame | None
 
 def _performance_line(m: dict) -> str:
     return (f"MASE {m.get('mase', float('nan')):.3f} (lead time {m.get('mase_lead_time', float('nan')):.3f}, "
-            f"score {m.get('mase_performance_score', float('nan')):.3f}); MAE lead time "
-            f"{m.get('mae_lead_time', float('nan')):.1f} h vs naive {m.get('mae_naive_lead_time', float('nan')):.1f} h")
+            f"overall score {m.get('mase_overall_score', float('nan')):.3f}); MAE lead time "
+            f"{m.get('mae_lead_time', float('nan')):.1f} h vs naive {m.get('mae_naive_lead_time', float('nan')):.1f} h, "
+            f"overall score {m.get('mae_overall_score', float('nan')):.2f} vs naive "
+            f"{m.get('mae_naive_overall_score', float('nan')):.2f} (of 10)")
 
 
 def _anomaly_line(m: dict) -> str:

@@ -16,22 +16,32 @@ KEY_COLUMNS = ["scope_type", "scope", "week_start"]
 # The numeric columns of fct_dora_weekly, in contract order.
 METRIC_COLUMNS = list(contracts.FEATURE_COLUMNS)
 
-# Shares in [0, 1] or the 0-100 score: compared on their own scale. Everything else is a
-# count, a size or a duration, skewed to the right, compared on log1p.
-BOUNDED_METRICS = {"change_failure_rate", "review_coverage", "review_coverage_12w", "performance_score"}
+# Shares in [0, 1], Quick Check bands and 0-10 scores, their distance to the benchmark and the
+# legacy 0-100 score: compared on their own scale. Everything else is a count, a size or a
+# duration, skewed to the right, compared on log1p.
+SHARE_METRICS = {"change_failure_rate", "review_coverage", "review_coverage_12w", "rework_rate",
+                 "change_failure_rate_12w", "rework_rate_12w", "rework_rate_26w"}
+BOUNDED_METRICS = (SHARE_METRICS | set(contracts.BAND_COLUMNS) | set(contracts.SCORE_COLUMNS)
+                   | set(contracts.BENCHMARK_DELTA_COLUMNS) | {contracts.LEGACY_SCORE})
 
 LEAD_TIME = "median_lead_time_hours"
-SCORE = "performance_score"
+SCORE = contracts.OVERALL_SCORE  # the headline Quick Check score, 0..10 (docs/dora.md)
 TARGETS = [LEAD_TIME, SCORE]
+
+# The week's own columns the forecaster sees: all but the distances to the benchmark, which
+# repeat the scores and move when the benchmark segment is changed.
+FORECAST_RAW_METRICS = [m for m in METRIC_COLUMNS if m not in contracts.BENCHMARK_DELTA_COLUMNS]
 
 # Metrics whose recent history is summarised for the forecaster.
 HISTORY_METRICS = [
     "median_lead_time_hours",
-    "performance_score",
+    SCORE,
     "deployments",
     "deployment_days",
     "merged_prs",
     "change_failure_rate",
+    "rework_rate",
+    "median_recovery_hours",
     "review_coverage",
     "median_pr_size",
     "median_review_hours",
@@ -63,7 +73,8 @@ def prepare(frame: pd.DataFrame) -> pd.DataFrame:
 
 # Event counts: roughly Poisson, so compared on the Anscombe scale (2 * sqrt(x + 3/8)) where
 # the noise has a standard deviation near 1 whatever the level.
-COUNT_METRICS = {"deployments", "deployment_days", "failed_changes", "incidents", "merged_prs"}
+COUNT_METRICS = {"deployments", "deployment_days", "failed_changes", "incidents", "merged_prs",
+                 "rework_deployments", "recovered_deployments"}
 
 
 def _transform(metric: str, values: pd.Series) -> pd.Series:
@@ -90,7 +101,7 @@ def forecast_features(frame: pd.DataFrame) -> pd.DataFrame:
     cols: dict[str, pd.Series] = {}
     cols["is_user_scope"] = (frame["scope_type"] == "user").astype(float)
     cols["weeks_of_history"] = by_scope.cumcount().astype(float)
-    for metric in METRIC_COLUMNS:
+    for metric in FORECAST_RAW_METRICS:
         cols[metric] = frame[metric]
     transformed = pd.DataFrame({m: _transform(m, frame[m]) for m in HISTORY_METRICS})
     transformed["scope_type"], transformed["scope"] = frame["scope_type"], frame["scope"]
@@ -104,10 +115,11 @@ def forecast_features(frame: pd.DataFrame) -> pd.DataFrame:
             cols[f"{metric}__mean{window}"] = gm.rolling(window, min_periods=1).mean().reset_index(level=[0, 1], drop=True)
         cols[f"{metric}__median8"] = gm.rolling(8, min_periods=1).median().reset_index(level=[0, 1], drop=True)
         cols[f"{metric}__std8"] = gm.rolling(8, min_periods=2).std().reset_index(level=[0, 1], drop=True)
-    # Inputs that leave the 12-week grade window next week drive the score's change.
-    for metric in ("deployment_days", "median_lead_time_hours", "change_failure_rate", "review_coverage"):
-        cols[f"{metric}__leaving_window"] = g[metric].shift(11)
-    # Next week's score is graded on a window that shares its latest 11 weeks with this one:
+    # Inputs that leave the 12-week window next week drive the score's change.
+    for metric in ("deployment_days", "deployments", "failed_changes", "rework_deployments",
+                   "median_lead_time_hours", "median_recovery_hours"):
+        cols[f"{metric}__leaving_window"] = by_scope[metric].shift(11)
+    # Next week's score is taken on a window that shares its latest 11 weeks with this one:
     # the score of those 11 weeks says where it is heading before the new week arrives.
     score11 = window_score(frame, 11)
     score12 = window_score(frame, 12)
@@ -123,15 +135,21 @@ def forecast_features(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([frame[KEY_COLUMNS], pd.DataFrame(cols, index=frame.index)], axis=1)
 
 
-_POINTS_ELITE, _POINTS_HIGH, _POINTS_MEDIUM, _POINTS_LOW = 100.0, 75.0, 50.0, 25.0
-_SCORE_WEIGHTS = {"deployment_frequency": 0.25, "lead_time": 0.25, "change_failure_rate": 0.2,
-                  "time_to_restore": 0.15, "review_coverage": 0.15}
+# Quick Check hour bands (docs/dora.md): the lower bound of each band, worst first.
+_HOUR_BANDS = ((4380.0, 1), (720.0, 2), (168.0, 3), (24.0, 4), (1.0, 5))
+
+
+def _hours_score(hours: pd.Series) -> pd.Series:
+    """Lead time or recovery hours -> the Quick Check score (band - 1) * 2; NaN stays NaN."""
+    band = np.select([hours >= lower for lower, _ in _HOUR_BANDS], [b for _, b in _HOUR_BANDS], 6)
+    return pd.Series((band - 1) * 2.0, index=hours.index).where(hours.notna())
 
 
 def window_score(frame: pd.DataFrame, window: int) -> pd.Series:
-    """The contract's performance score (docs/contracts.md) recomputed from weekly rows over
-    the trailing `window` weeks ending at each row. Approximate where the contract pools items
-    (lead time and restore medians become medians of weekly medians); exact otherwise.
+    """The overall Quick Check score (docs/dora.md) recomputed from weekly rows over the
+    trailing `window` weeks ending at each row. Approximate where the contract pools items
+    (lead time and recovery medians become medians of weekly medians; deployments per
+    deployment day count failed deployments too); exact otherwise.
     Expects `prepare`d input (sorted by scope and week)."""
     g = frame.groupby(["scope_type", "scope"], sort=False)
 
@@ -139,34 +157,28 @@ def window_score(frame: pd.DataFrame, window: int) -> pd.Series:
         r = getattr(g[column].rolling(window, min_periods=1), how)()
         return r.reset_index(level=[0, 1], drop=True).reindex(frame.index)
 
-    days_median = roll("deployment_days", "median").fillna(0)
-    days_mean = roll("deployment_days", "mean").fillna(0)
-    freq = np.select([days_median >= 5, days_median >= 1, days_mean >= 12 / 52],
-                     [_POINTS_ELITE, _POINTS_HIGH, _POINTS_MEDIUM], _POINTS_LOW)
-    lead = roll("median_lead_time_hours", "median")
-    lead_pts = pd.Series(np.select([lead < 24, lead < 168, lead < 720], [_POINTS_ELITE, _POINTS_HIGH, _POINTS_MEDIUM],
-                                   _POINTS_LOW), index=frame.index).where(lead.notna())
     tmp = frame[["scope_type", "scope"]].copy()
-    tmp["failed"] = frame["failed_changes"].fillna(0)
+    tmp["days"] = frame["deployment_days"].fillna(0)
     tmp["deploys"] = frame["deployments"].fillna(0)
-    tmp["reviewed"] = (frame["review_coverage"] * frame["merged_prs"]).fillna(0)
-    tmp["merged"] = frame["merged_prs"].where(frame["review_coverage"].notna()).fillna(0)
+    tmp["failed"] = frame["failed_changes"].fillna(0)
+    tmp["rework"] = frame["rework_deployments"].fillna(0)
+    tmp["weeks"] = 1.0
     gt = tmp.groupby(["scope_type", "scope"], sort=False)
     sums = {c: gt[c].rolling(window, min_periods=1).sum().reset_index(level=[0, 1], drop=True).reindex(frame.index)
-            for c in ("failed", "deploys", "reviewed", "merged")}
-    cfr = (sums["failed"] / sums["deploys"]).where(sums["deploys"] > 0)
-    cfr_pts = pd.Series(np.select([cfr <= 0.05, cfr <= 0.10, cfr <= 0.15], [_POINTS_ELITE, _POINTS_HIGH, _POINTS_MEDIUM],
-                                  _POINTS_LOW), index=frame.index).where(cfr.notna())
-    ttr = roll("median_time_to_restore_hours", "median")
-    ttr_pts = pd.Series(np.select([ttr < 1, ttr < 24, ttr < 168], [_POINTS_ELITE, _POINTS_HIGH, _POINTS_MEDIUM],
-                                  _POINTS_LOW), index=frame.index).where(ttr.notna())
-    coverage = (100 * sums["reviewed"] / sums["merged"]).where(sums["merged"] > 0)
-    parts = [(pd.Series(freq, index=frame.index), _SCORE_WEIGHTS["deployment_frequency"]),
-             (lead_pts, _SCORE_WEIGHTS["lead_time"]), (cfr_pts, _SCORE_WEIGHTS["change_failure_rate"]),
-             (ttr_pts, _SCORE_WEIGHTS["time_to_restore"]), (coverage, _SCORE_WEIGHTS["review_coverage"])]
-    weighted = sum(p.fillna(0) * w for p, w in parts)
-    weights = sum(p.notna() * w for p, w in parts)
-    return (weighted / weights).where(weights > 0)
+            for c in ("days", "deploys", "failed", "rework", "weeks")}
+    d = sums["days"] / sums["weeks"]
+    m = (sums["deploys"] / sums["days"]).where(sums["days"] > 0)
+    frequency_band = np.select([(d >= 5) & (m >= 2), d >= 5, d >= 1, d >= 12 / 52, sums["days"] > 0],
+                               [6, 5, 4, 3, 2], 1)
+    has_deploys = sums["deploys"] > 0
+    scores = [
+        _hours_score(roll("median_lead_time_hours", "median")),
+        pd.Series((frequency_band - 1) * 2.0, index=frame.index),
+        _hours_score(roll("median_recovery_hours", "median")),
+        (10 - 10 * sums["failed"] / sums["deploys"]).where(has_deploys),
+        (10 - 10 * sums["rework"] / sums["deploys"]).where(has_deploys),
+    ]
+    return pd.concat(scores, axis=1).mean(axis=1, skipna=True)
 
 
 def forecast_feature_names(features: pd.DataFrame) -> list[str]:
@@ -177,16 +189,20 @@ def forecast_feature_names(features: pd.DataFrame) -> list[str]:
 # Smallest scale per metric (on its transformed axis), so a history that never moved does not
 # make the first small change look extreme: 1 on the count scale is Poisson noise, 0.25 on
 # log1p is about +-28 %, 0.15 of a share (a ratio of a few events each week is coarse),
-# 5 points of the 0-100 score.
-_SCALE_FLOORS = {**{m: 1.0 for m in COUNT_METRICS}, **{m: 0.15 for m in BOUNDED_METRICS}, SCORE: 5.0,
+# half a point of a 0-10 score or a band, 5 points of the legacy 0-100 score.
+_SCALE_FLOORS = {**{m: 1.0 for m in COUNT_METRICS}, **{m: 0.15 for m in SHARE_METRICS},
+                 **{m: 0.5 for m in BOUNDED_METRICS - SHARE_METRICS}, contracts.LEGACY_SCORE: 5.0,
                  "deployments_per_deployment_day": 0.1}
 
 
 # Derived for the anomaly model: several deployments on the same day (redeploy storms) move
 # this while deployment_days stays put.
 DEPLOYS_PER_DAY = "deployments_per_deployment_day"
-ROBUST_METRICS = METRIC_COLUMNS + [DEPLOYS_PER_DAY]
-SHARE_DENOMINATORS = {"change_failure_rate": "deployments", "review_coverage": "merged_prs"}
+# The values of a week alone: trailing-window aggregates, bands and scores only echo them, so
+# they get no z-score of their own.
+ROBUST_METRICS = list(contracts.WEEKLY_METRICS) + list(contracts.DORA_WEEK_METRICS) + [DEPLOYS_PER_DAY]
+SHARE_DENOMINATORS = {"change_failure_rate": "deployments", "review_coverage": "merged_prs",
+                      "rework_rate": "deployments"}
 
 
 def robust_scores(frame: pd.DataFrame, history_weeks: int = 26, min_history: int = 6) -> pd.DataFrame:
@@ -209,7 +225,7 @@ def robust_scores(frame: pd.DataFrame, history_weeks: int = 26, min_history: int
     past = _PastWindows(scope_id, position, history_weeks)
     out = frame[KEY_COLUMNS].copy()
     out["history_weeks"] = np.minimum(position, history_weeks)
-    values = {m: frame[m] for m in METRIC_COLUMNS}
+    values = {m: frame[m] for m in ROBUST_METRICS if m != DEPLOYS_PER_DAY}
     values[DEPLOYS_PER_DAY] = (frame["deployments"] / frame["deployment_days"]).where(frame["deployment_days"] > 0)
     for metric in ROBUST_METRICS:
         if metric in SHARE_DENOMINATORS:

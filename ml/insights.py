@@ -34,10 +34,14 @@ def load_champions(tracking_uri: str) -> Champions:
     mlflow_client = registry.client(tracking_uri)
     found = Champions()
     for name, attr in ((registry.PERFORMANCE, "performance"), (registry.ANOMALY, "anomaly")):
-        champ = registry.champion(mlflow_client, name)
+        champ = registry.champion(mlflow_client, name, registry.REQUIRED_TAGS[name])
         if champ is None:
             found.missing.append(name)
-            found.notes.append(f"{name} has no champion yet: its columns stay empty until one is trained")
+            if registry.champion(mlflow_client, name) is not None:
+                found.notes.append(f"{name}'s champion forecasts a former target (the legacy performance score), "
+                                   "not the overall score: its columns stay empty until a new one is trained")
+            else:
+                found.notes.append(f"{name} has no champion yet: its columns stay empty until one is trained")
             continue
         setattr(found, attr, registry.load(name, str(champ.version)))
         setattr(found, f"{attr}_version", str(champ.version))
@@ -50,7 +54,7 @@ def score(frame: pd.DataFrame, champions: Champions, login: str, weeks: int = 4)
     `predicted_*` on week w is the forecast for week w + 1 made from data up to w; the anomaly
     columns judge week w itself. All history in `frame` is used to build features.
     """
-    columns = ["login", *F.KEY_COLUMNS, "predicted_lead_time_hours", "predicted_performance_score",
+    columns = ["login", *F.KEY_COLUMNS, "predicted_lead_time_hours", "predicted_overall_score",
                "anomaly_score", "is_anomaly", "anomaly_metric", "model_version"]
     if frame.empty:
         # Typed columns: a boolean mask over an object-typed empty `is_anomaly` would be read
@@ -68,7 +72,7 @@ def score(frame: pd.DataFrame, champions: Champions, login: str, weeks: int = 4)
         out = out.merge(forecasts, on=F.KEY_COLUMNS, how="left")
     else:
         out["predicted_lead_time_hours"] = None
-        out["predicted_performance_score"] = None
+        out["predicted_overall_score"] = None
     if champions.anomaly is not None:
         verdict = anomaly.score_frame(champions.anomaly, frame)
         verdict = verdict[F.KEY_COLUMNS + ["anomaly_score", "is_anomaly", "anomaly_metric", "has_history"]]

@@ -1,7 +1,8 @@
-"""The performance model: next week's median lead time and performance score per scope.
+"""The performance model: next week's median lead time and overall score per scope.
 
-Two gradient-boosted tree ensembles learn how far next week moves from the last known value (on
-log1p hours for lead time, points for the score) from lagged weekly features. They minimise
+The overall score is DORA's Quick Check headline (0..10, docs/dora.md). Two gradient-boosted
+tree ensembles learn how far next week moves from the last known value (on log1p hours for lead
+time, points for the score) from lagged weekly features. They minimise
 absolute error, the metric they are judged on, so when history says nothing they stay at
 "no change" rather than chasing noise. It is judged against that
 naive last-value forecast on the most recent weeks, held out by time: MASE below 1 means it
@@ -22,7 +23,12 @@ from ml import features as F
 
 LEAD_BASE = f"{F.LEAD_TIME}__last"  # log1p of the last known lead time
 SCORE_BASE = f"{F.SCORE}__last"
-OUTPUTS = ["predicted_lead_time_hours", "predicted_performance_score"]
+OUTPUTS = ["predicted_lead_time_hours", "predicted_overall_score"]
+# What the model forecasts, recorded on each registered version (tag `forecast_target`): a
+# version that forecast something else (the legacy 0-100 performance score) is not this
+# model's champion any more.
+FORECAST_TARGET = F.SCORE
+SCORE_RANGE = (0.0, 10.0)
 
 # What skops must trust to load the model (MLflow saves scikit-learn models with skops).
 SKOPS_TRUSTED_TYPES = [
@@ -33,7 +39,7 @@ SKOPS_TRUSTED_TYPES = [
 
 
 class PerformanceForecaster(RegressorMixin, BaseEstimator):
-    """Predicts [lead time hours, performance score] for the week after each feature row."""
+    """Predicts [lead time hours, overall score] for the week after each feature row."""
 
     def __init__(self, max_iter: int = 150, learning_rate: float = 0.05, max_leaf_nodes: int = 15,
                  min_samples_leaf: int = 20, l2_regularization: float = 1.0, random_state: int = 0):
@@ -55,6 +61,7 @@ class PerformanceForecaster(RegressorMixin, BaseEstimator):
     def fit(self, X: pd.DataFrame, y):
         y = np.asarray(y, dtype=float)
         self.feature_names_ = list(X.columns)
+        self.targets_ = list(F.TARGETS)
         self.default_bases_ = [float(np.nanmedian(X[LEAD_BASE])), float(np.nanmedian(X[SCORE_BASE]))]
         target = np.column_stack([np.log1p(np.clip(y[:, 0], 0, None)), y[:, 1]])
         X_values = X[self.feature_names_].to_numpy(dtype=float)
@@ -87,7 +94,7 @@ class PerformanceForecaster(RegressorMixin, BaseEstimator):
         with threadpool_limits(1):
             raw = np.column_stack([e.predict(X_values) for e in self.estimators_]) + self._bases(X)
         lead = np.expm1(raw[:, 0]).clip(min=0)
-        score = raw[:, 1].clip(0, 100)
+        score = raw[:, 1].clip(*SCORE_RANGE)
         return np.column_stack([lead, score])
 
 
@@ -125,7 +132,7 @@ def evaluate(model, holdout: pd.DataFrame) -> dict[str, float]:
     predicted = model.predict(holdout)
     metrics: dict[str, float] = {"holdout_rows": float(len(holdout))}
     ratios = []
-    for i, (target, short) in enumerate(((F.LEAD_TIME, "lead_time"), (F.SCORE, "performance_score"))):
+    for i, (target, short) in enumerate(((F.LEAD_TIME, "lead_time"), (F.SCORE, F.SCORE))):
         actual = holdout[f"target_{target}"].to_numpy(dtype=float)
         naive = holdout[f"naive_{target}"].to_numpy(dtype=float)
         ok = ~np.isnan(actual) & ~np.isnan(naive)

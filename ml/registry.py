@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ghmetrics_dagster.contracts import OVERALL_SCORE
 from ml.policy import LastTraining
 
 PERFORMANCE = "ghmetrics-performance"
@@ -24,8 +25,9 @@ CHALLENGER = "challenger"
 # What each registered model's page in MLflow says about it.
 DESCRIPTIONS = {
     PERFORMANCE: (
-        "Forecasts next week's median lead time for changes (hours) and performance score (0-100) for each "
-        "scope (a repository, or a user's repositories pooled), from that scope's weekly DORA and pull-request "
+        "Forecasts next week's median lead time for changes (hours) and overall score (DORA's Quick Check "
+        "headline, 0-10) for each scope (a repository, or a user's repositories pooled; a team's or a service's "
+        "delivery, never a person's), from that scope's weekly DORA and pull-request "
         "metrics in marts.ml_weekly_features and their recent history (lags, 4-week means). Judged on the last "
         "4 target weeks held out: MASE against the naive forecast (next week = this week) per target; a version "
         "is registered as `challenger` and becomes `champion` only when it beats naive and the champion's MASE "
@@ -44,6 +46,11 @@ TAG_RUN_ID = "dagster_run_id"
 TAG_SAMPLES = "sample_count"
 TAG_WATERMARK = "data_watermark"
 TAG_TRAINED_AT = "trained_at"
+TAG_TARGET = "forecast_target"  # what a performance version forecasts (overall_score)
+# Tags a version must carry to be today's model: the performance model forecast the legacy
+# 0-100 performance score before it forecast the overall score, and such versions neither
+# count as its champion nor as its last training.
+REQUIRED_TAGS = {PERFORMANCE: {TAG_TARGET: OVERALL_SCORE}, ANOMALY: {}}
 
 
 class RegistryError(RuntimeError):
@@ -122,28 +129,38 @@ def _alias_version(mlflow_client, name: str, alias: str):
         return None
 
 
-def champion(mlflow_client, name: str):
-    """The champion ModelVersion, or None."""
-    return _alias_version(mlflow_client, name, CHAMPION)
+def champion(mlflow_client, name: str, tags: dict[str, str] | None = None):
+    """The champion ModelVersion, or None. With `tags`, only a champion carrying those tags
+    counts (a version that forecast another target is no champion of today's model)."""
+    version = _alias_version(mlflow_client, name, CHAMPION)
+    if version is not None and not _has_tags(version, tags):
+        return None
+    return version
 
 
-def last_training(mlflow_client, name: str) -> LastTraining | None:
-    """What the newest registered version was trained on, for the training policy."""
-    versions = _versions(mlflow_client, name)
+def _has_tags(version, tags: dict[str, str] | None) -> bool:
+    found = version.tags or {}
+    return all(found.get(key) == str(value) for key, value in (tags or {}).items())
+
+
+def last_training(mlflow_client, name: str, tags: dict[str, str] | None = None) -> LastTraining | None:
+    """What the newest registered version was trained on, for the training policy. With `tags`,
+    only versions carrying those tags count: a model whose target changed starts afresh."""
+    versions = [v for v in _versions(mlflow_client, name) if _has_tags(v, tags)]
     if not versions:
         return None
     latest = versions[-1]
-    tags = latest.tags or {}
-    trained_at = tags.get(TAG_TRAINED_AT)
+    tags_found = latest.tags or {}
+    trained_at = tags_found.get(TAG_TRAINED_AT)
     when = (dt.datetime.fromisoformat(trained_at) if trained_at
             else dt.datetime.fromtimestamp(latest.creation_timestamp / 1000, dt.timezone.utc))
-    watermark = pd.Timestamp(tags[TAG_WATERMARK]) if tags.get(TAG_WATERMARK) else None
+    watermark = pd.Timestamp(tags_found[TAG_WATERMARK]) if tags_found.get(TAG_WATERMARK) else None
     return LastTraining(
         version=str(latest.version),
         trained_at=when,
         watermark=watermark,
-        sample_count=int(tags.get(TAG_SAMPLES, 0)),
-        has_champion=champion(mlflow_client, name) is not None,
+        sample_count=int(tags_found.get(TAG_SAMPLES, 0)),
+        has_champion=champion(mlflow_client, name, tags) is not None,
     )
 
 

@@ -11,6 +11,61 @@ import pandas as pd
 
 from ml.features import METRIC_COLUMNS
 
+# DORA 2025 Quick Check means, all industries, on the score scale (docs/dora.md).
+_BENCHMARK = {"overall": 4.3, "throughput": 6.0, "stability": 7.9}
+
+
+def _hours_band(hours: float) -> int | None:
+    if hours is None or np.isnan(hours):
+        return None
+    for lower, band in ((4380.0, 1), (720.0, 2), (168.0, 3), (24.0, 4), (1.0, 5)):
+        if hours >= lower:
+            return band
+    return 6
+
+
+def _mean(values) -> float:
+    present = [v for v in values if v is not None and not np.isnan(v)]
+    return float(np.mean(present)) if present else np.nan
+
+
+def _dora_columns(window: list[dict]) -> dict:
+    """docs/dora.md's 12-week values, bands, scores and benchmark deltas of the window's rows
+    (medians of weekly medians where the contract pools items: close enough for benchmarks)."""
+    deploys = sum(r["deployments"] for r in window)
+    days = sum(r["deployment_days"] for r in window)
+    failed = sum(r["failed_changes"] for r in window)
+    rework = sum(r["rework_deployments"] for r in window)
+    leads = [r["median_lead_time_hours"] for r in window if not np.isnan(r["median_lead_time_hours"])]
+    recoveries = [r["median_recovery_hours"] for r in window if not np.isnan(r["median_recovery_hours"])]
+    d, m = days / len(window), (deploys - failed) / days if days else np.nan
+    lead = float(np.median(leads)) if leads else np.nan
+    recovery = float(np.median(recoveries)) if recoveries else np.nan
+    cfr = failed / deploys if deploys else np.nan
+    rework_rate = rework / deploys if deploys else np.nan
+    frequency = 6 if d >= 5 and m >= 2 else 5 if d >= 5 else 4 if d >= 1 else 3 if d >= 12 / 52 else 2 if days else 1
+    lead_band, recovery_band = _hours_band(lead), _hours_band(recovery)
+    scores = {
+        "lead_time_score": np.nan if lead_band is None else (lead_band - 1) * 2.0,
+        "deployment_frequency_score": (frequency - 1) * 2.0,
+        "recovery_score": np.nan if recovery_band is None else (recovery_band - 1) * 2.0,
+        "change_fail_score": 10 - 10 * cfr,
+        "rework_score": 10 - 10 * rework_rate,
+    }
+    scores["throughput_score"] = _mean([scores["lead_time_score"], scores["deployment_frequency_score"],
+                                        scores["recovery_score"]])
+    scores["stability_score"] = _mean([scores["change_fail_score"], scores["rework_score"]])
+    scores["overall_score"] = _mean([scores[k] for k in list(scores)[:5]])
+    return {
+        "lead_time_hours_12w": lead, "deployment_days_per_week_12w": d, "deployments_per_deployment_day_12w": m,
+        "change_failure_rate_12w": cfr, "recovery_hours_12w": recovery, "rework_rate_12w": rework_rate,
+        "lead_time_band": np.nan if lead_band is None else float(lead_band),
+        "deployment_frequency_band": float(frequency),
+        "recovery_band": np.nan if recovery_band is None else float(recovery_band),
+        **scores,
+        **{f"{name}_vs_benchmark": scores[f"{name}_score"] - mean for name, mean in _BENCHMARK.items()},
+    }
+
 
 def weekly_features(
     scopes: int = 20,
@@ -40,6 +95,7 @@ def weekly_features(
             prs = rng.poisson(level_prs * np.exp(drift))
             deploys = rng.poisson(level_deploys)
             failed = rng.binomial(deploys, 0.08) if deploys else 0
+            rework = rng.binomial(deploys - failed, 0.05) if deploys > failed else 0
             lead = level_lead * np.exp(drift + rng.normal(0, 0.25)) if prs else np.nan
             row = {
                 "deployments": float(deploys),
@@ -57,6 +113,10 @@ def weekly_features(
                 "median_pickup_hours": float(rng.lognormal(1.5, 0.25)),
                 "median_review_hours": float(rng.lognormal(2.0, 0.25)),
                 "median_deploy_hours": float(rng.lognormal(1.0, 0.25)),
+                "rework_deployments": float(rework),
+                "rework_rate": rework / deploys if deploys else np.nan,
+                "recovered_deployments": float(failed),
+                "median_recovery_hours": float(rng.lognormal(2.0, 0.8)) if failed else np.nan,
             }
             if w >= 8 and rng.random() < anomaly_rate:
                 metric = rng.choice(["median_lead_time_hours", "merged_prs", "median_pr_size", "median_review_hours"])
@@ -75,8 +135,13 @@ def weekly_features(
             freq_points = 100 if dd >= 5 else 75 if dd >= 1 else 50
             cov = np.nanmean([r["review_coverage"] for r in window])
             row["review_coverage_12w"] = float(cov)
-            row["performance_score"] = float((0.25 * freq_points + 0.25 * lead_points + 0.2 * 75 + 0.15 * 75 + 0.15 * 100 * cov))
+            row["legacy_performance_score"] = float(
+                (0.25 * freq_points + 0.25 * lead_points + 0.2 * 75 + 0.15 * 75 + 0.15 * 100 * cov))
+            row.update(_dora_columns(window))
+            deploys26 = sum(r["deployments"] for r in history[-26:])
+            row["rework_rate_26w"] = (sum(r["rework_deployments"] for r in history[-26:]) / deploys26
+                                      if deploys26 else np.nan)
             rows.append({"scope_type": "repository", "scope": name, "week_start": start + pd.Timedelta(weeks=w), **row})
-    frame = pd.DataFrame(rows)[["scope_type", "scope", "week_start", *METRIC_COLUMNS]]
+    frame = pd.DataFrame(rows).reindex(columns=["scope_type", "scope", "week_start", *METRIC_COLUMNS])
     anomalies = pd.DataFrame(labels, columns=["scope_type", "scope", "week_start", "metric", "factor"])
     return frame, anomalies

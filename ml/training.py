@@ -122,7 +122,8 @@ def _requirements() -> list[str]:
 
 def _decide(store: Store, name: str, frame: pd.DataFrame, policy: TrainingPolicy, now) -> Decision:
     mlflow_client = registry.client(store.tracking_uri)
-    return decide(frame["week_start"], registry.last_training(mlflow_client, name), policy, now=now)
+    return decide(frame["week_start"], registry.last_training(mlflow_client, name, registry.REQUIRED_TAGS[name]),
+                  policy, now=now)
 
 
 def train_performance(frame: pd.DataFrame, store: Store, policy: TrainingPolicy = TrainingPolicy(),
@@ -137,7 +138,9 @@ def train_performance(frame: pd.DataFrame, store: Store, policy: TrainingPolicy 
     started = time.perf_counter()
     trained = performance.train(frame, holdout_weeks=holdout_weeks, **params)
     outcome.seconds = time.perf_counter() - started
-    champ = registry.champion(registry.client(store.tracking_uri), registry.PERFORMANCE)
+    # A champion that forecast another target (the legacy performance score) is no champion.
+    champ = registry.champion(registry.client(store.tracking_uri), registry.PERFORMANCE,
+                              registry.REQUIRED_TAGS[registry.PERFORMANCE])
     champion_metrics = {}
     if champ is not None:
         try:
@@ -156,7 +159,7 @@ def train_performance(frame: pd.DataFrame, store: Store, policy: TrainingPolicy 
     else:
         promote, why = False, (f"MASE {trained.metrics['mase']:.3f} does not beat champion v{champ.version} "
                                f"{champion_metrics['mase']:.3f} by more than {promotion_margin:g}")
-    tags = _version_tags(run_id, frame, now)
+    tags = {**_version_tags(run_id, frame, now), **registry.REQUIRED_TAGS[registry.PERFORMANCE]}
     params_logged = {**trained.params, "holdout_weeks": holdout_weeks, "promotion_margin": promotion_margin,
                      "min_new_samples": policy.min_new_samples, "max_age_days": policy.max_age_days}
     version, mlflow_run = _log_and_register(
@@ -244,7 +247,7 @@ def _finish(store, outcome, name, version, mlflow_run, promote, why, metrics, ch
 
 
 def _champion_version(store: Store, name: str) -> str | None:
-    champ = registry.champion(registry.client(store.tracking_uri), name)
+    champ = registry.champion(registry.client(store.tracking_uri), name, registry.REQUIRED_TAGS[name])
     return None if champ is None else str(champ.version)
 
 

@@ -12,20 +12,24 @@ import psycopg2
 import pytest
 from fake_llm_servers import FakeAnthropic, FakeOpenAI
 
+from ghmetrics_dagster import contracts
 from ghmetrics_dagster.defs.summaries import ASSETS, user_summaries
 from ghmetrics_dagster.llm import report
 from ghmetrics_dagster.llm.aggregates import load_summary_input
 from ghmetrics_dagster.llm.service import demo_summary
 
-DORA_COLUMNS = """
-    scope_type text, scope text, week_start date, deployments bigint, deployment_days bigint,
-    median_lead_time_hours numeric, change_failure_rate numeric, failed_changes bigint, incidents bigint,
-    median_time_to_restore_hours numeric, merged_prs bigint, review_coverage numeric, median_pr_size numeric,
-    p90_pr_size numeric, median_coding_hours numeric, median_pickup_hours numeric, median_review_hours numeric,
-    median_deploy_hours numeric, deployment_frequency_grade text, lead_time_grade text,
-    change_failure_rate_grade text, time_to_restore_grade text, review_coverage_12w numeric,
-    performance_score numeric
-"""
+# marts.fct_dora_weekly's columns (docs/contracts.md, docs/dora.md), in the mart's order.
+DORA_COLUMNS = ", ".join(
+    ["scope_type text", "scope text", "week_start date"]
+    + [f"{c} {'bigint' if c in ('deployments', 'deployment_days', 'failed_changes', 'incidents', 'merged_prs') else 'numeric'}"
+       for c in contracts.WEEKLY_METRICS]
+    + [f"{c} text" for c in contracts.LEGACY_GRADE_COLUMNS]
+    + [f"{c} numeric" for c in contracts.TRAILING_METRICS + contracts.DORA_WEEK_METRICS + contracts.DORA_WINDOW_METRICS]
+    + [f"{c} integer" for c in contracts.BAND_COLUMNS]
+    + [f"{c} numeric" for c in contracts.SCORE_COLUMNS + contracts.BENCHMARK_DELTA_COLUMNS]
+)
+BENCHMARKS = {"overall": 4.3, "throughput": 6.0, "stability": 7.9, "lead_time": 5.5, "deployment_frequency": 5.9,
+              "recovery": 6.6, "change_fail": 7.4, "rework": 7.8}
 PR_COLUMNS = """
     pull_request_id text, repo_full_name text, number int, title text, author_login text, is_bot boolean,
     is_draft boolean, state text, created_at timestamptz, ready_for_review_at timestamptz,
@@ -46,35 +50,50 @@ def seed_marts(url: str) -> None:
         cur.execute(f"create table marts.fct_pull_requests ({PR_COLUMNS})")
         cur.execute("insert into app.users (login, display_name) values ('alice', 'Alice'), ('bob', 'Bob')")
         cur.executemany("insert into app.user_repositories values ('alice', %s)", [(r,) for r in REPOS])
+        cur.execute("create table marts.dora_benchmarks (metric text, segment_type text, segment text,"
+                    " segment_label text, mean_score numeric, standard_deviation numeric, published_mean numeric,"
+                    " published_scale text)")
+        cur.executemany("insert into marts.dora_benchmarks (metric, segment_type, segment, segment_label, mean_score)"
+                        " values (%s, 'all', 'all', 'All industries', %s)", list(BENCHMARKS.items()))
         for i in range(14):
             week = LAST_WEEK - dt.timedelta(weeks=13 - i)
             latest = i == 13
-            # deployments 2..4, one failed change every third week; the last week's grade drops.
+            # deployments 2..4, one failed change every third week; in the last week the deployment
+            # frequency drops a Quick Check band.
             deployments = 2 + i % 3
-            cur.execute(
-                "insert into marts.fct_dora_weekly values ('user', 'alice', %s, %s, %s, %s, %s, %s, %s, %s, %s,"
-                " %s, 120, 300, 5.5, 3.25, 8, 1.5, %s, 'high', %s, 'high', 0.8, %s)",
-                (
-                    week,
-                    deployments,
-                    deployments,
-                    20 + i,
-                    (1 / deployments) if i % 3 == 0 else 0,
-                    1 if i % 3 == 0 else 0,
-                    1 if i % 3 == 0 else 0,
-                    4.0 if i % 3 == 0 else None,
-                    5,
-                    0.8,
-                    "medium" if latest else "high",
-                    "high" if latest else "elite",
-                    70.5 if latest else 75,
-                ),
-            )
+            row = {
+                "scope_type": "user", "scope": "alice", "week_start": week,
+                "deployments": deployments, "deployment_days": deployments, "median_lead_time_hours": 20 + i,
+                "change_failure_rate": (1 / deployments) if i % 3 == 0 else 0, "failed_changes": 1 if i % 3 == 0 else 0,
+                "incidents": 1 if i % 3 == 0 else 0, "median_time_to_restore_hours": 4.0 if i % 3 == 0 else None,
+                "merged_prs": 5, "review_coverage": 0.8, "median_pr_size": 120, "p90_pr_size": 300,
+                "median_coding_hours": 5.5, "median_pickup_hours": 3.25, "median_review_hours": 8,
+                "median_deploy_hours": 1.5,
+                "legacy_deployment_frequency_grade": "medium" if latest else "high",
+                "legacy_lead_time_grade": "high",
+                "legacy_change_failure_rate_grade": "high" if latest else "elite",
+                "legacy_time_to_restore_grade": "high", "review_coverage_12w": 0.8,
+                "legacy_performance_score": 70.5 if latest else 75,
+                "rework_deployments": 0, "rework_rate": 0, "recovered_deployments": 1 if i % 3 == 0 else 0,
+                "median_recovery_hours": 6.0 if i % 3 == 0 else None,
+                "lead_time_hours_12w": 26.5, "deployment_days_per_week_12w": 2.75,
+                "deployments_per_deployment_day_12w": 1, "change_failure_rate_12w": 0.125,
+                "recovery_hours_12w": 6.0, "rework_rate_12w": 0.0625, "rework_rate_26w": 0.05,
+                "lead_time_band": 4, "deployment_frequency_band": 3 if latest else 4, "recovery_band": 5,
+                "lead_time_score": 6, "deployment_frequency_score": 4 if latest else 6, "recovery_score": 8,
+                "change_fail_score": 8.75, "rework_score": 9.375,
+                "throughput_score": 6 if latest else 6.6667, "stability_score": 9.0625,
+                "overall_score": 7.225 if latest else 7.625,
+                "overall_vs_benchmark": 2.925 if latest else 3.325,
+                "throughput_vs_benchmark": 0 if latest else 0.6667, "stability_vs_benchmark": 1.1625,
+            }
+            cur.execute(f"insert into marts.fct_dora_weekly ({', '.join(row)}) values ({', '.join(['%s'] * len(row))})",
+                        list(row.values()))
             for repo, share in zip(REPOS, (deployments - 1, 1)):
                 cur.execute(
                     "insert into marts.fct_dora_weekly (scope_type, scope, week_start, deployments,"
-                    " median_lead_time_hours, performance_score) values ('repository', %s, %s, %s, %s, %s)",
-                    (repo, week, share, 18.0 + i, 72.0),
+                    " median_lead_time_hours, overall_score) values ('repository', %s, %s, %s, %s, %s)",
+                    (repo, week, share, 18.0 + i, 7.2 if repo == "acme/api" else 5.4),
                 )
         merged = dt.datetime(2026, 5, 5, 12, tzinfo=dt.timezone.utc)
         for n, (coding, pickup, review, deploy) in enumerate([(2, 1, 4, 1), (4, 3, 6, 2), (6, 5, 8, 3)], start=1):
@@ -91,8 +110,8 @@ def seed_marts(url: str) -> None:
         )
         cur.execute(
             "insert into ml.insights (login, scope_type, scope, week_start, predicted_lead_time_hours,"
-            " predicted_performance_score, anomaly_score, is_anomaly, anomaly_metric, model_version)"
-            " values ('alice', 'user', 'alice', %s, 31.5, 72.25, 0.93, true, 'median_lead_time_hours', '3')",
+            " predicted_overall_score, anomaly_score, is_anomaly, anomaly_metric, model_version)"
+            " values ('alice', 'user', 'alice', %s, 31.5, 7.25, 0.93, true, 'median_lead_time_hours', '3')",
             (LAST_WEEK,),
         )
 
@@ -110,14 +129,15 @@ def test_load_summary_input_reads_the_contract_columns(database_url):
     assert data.trailing["median_lead_time_hours"] == 15.0
     assert [r.name for r in data.repositories] == list(REPOS)
     assert data.repositories[1].deployments_12w == 12
-    assert data.grade_changes == {
-        "deployment_frequency_grade": ("high", "medium"),
-        "change_failure_rate_grade": ("elite", "high"),
-    }
+    assert data.band_changes == {"deployment_frequency_band": (4, 3)}
+    assert data.latest["overall_score"] == 7.225 and data.latest["recovery_hours_12w"] == 6.0
+    assert data.benchmarks["overall"] == 4.3 and data.benchmark_segment == "All industries"
+    assert data.legacy_grades["legacy_deployment_frequency_grade"] == "medium"
+    assert [r.overall_score for r in data.repositories] == [7.2, 5.4]
     assert [(a.week_start, a.metric, a.anomaly_score) for a in data.anomalies] == [
         (LAST_WEEK.isoformat(), "median_lead_time_hours", 0.93)
     ]
-    assert data.predictions == {"predicted_lead_time_hours": 31.5, "predicted_performance_score": 72.25}
+    assert data.predictions == {"predicted_lead_time_hours": 31.5, "predicted_overall_score": 7.25}
     with psycopg2.connect(database_url) as conn:
         assert not load_summary_input(conn, "bob").has_data
 
@@ -141,7 +161,7 @@ def test_user_summaries_asset_materialises_a_grounded_summary_and_report(databas
             runs.append((result.run_id, event.metadata))
 
         (first_run, first), (second_run, second) = runs
-        # Anomaly + grade change: the strong tier, the cheapest strong model available.
+        # Anomaly + a Quick Check band change: the strong tier, the cheapest strong model available.
         assert first["provider"].value == "openai" and first["model"].value == "gpt-4.1"
         assert first["grounded"].value is True and first["cost_usd"].value > 0
         assert "gpt-4.1" in first["summary"].value and "$" in first["summary"].value
@@ -169,6 +189,13 @@ def test_user_summaries_asset_materialises_a_grounded_summary_and_report(databas
     assert script == report.PLOTLY_FILE and (reports / script).read_bytes().startswith(b"/**")
     assert len(page) < 200_000 and "cdn" not in page.lower()
     assert "Weekly DORA metrics" in page and "Cycle time" in page.replace("Cycle-time", "Cycle time")
+    # The five metrics and the scores against the benchmark; the overall score's trend; teams, not persons.
+    assert "Overall <strong>7.2 / 10</strong> (DORA 2025 benchmark, All industries: 4.3)" in page
+    for name in ("Lead time for changes", "Deployment frequency", "Failed deployment recovery time",
+                 "Change fail rate", "Rework rate", "Throughput", "Stability"):
+        assert f"<td>{name}</td>" in page or f"<th>{name}</th>" in page, name
+    assert "Overall score (0-10" in page and "DORA 2025 benchmark, overall" in page
+    assert "not a person" in page and "DORA 2023 grades (legacy" in page
     assert "median_lead_time_hours" in page and rows[0][7].split(".")[0] in page
     exported = json.loads(open(json_path).read())
     assert exported["summary"]["text"] == rows[1][7] and exported["summary"]["cache_hit"] is True
@@ -181,7 +208,9 @@ def test_demo_summary_without_keys_uses_the_rule_based_writer(database_url, tmp_
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("GHMETRICS_REPORTS_DIR", str(tmp_path / "r"))
     text, path = demo_summary(database_url=database_url)
-    assert text.startswith("Summary for alice, week starting 2026-05-04.")
+    assert text.startswith("Summary for alice, week starting 2026-05-04. Overall 7.2 / 10 (DORA 2025 benchmark,"
+                           " All industries: 4.3)")
+    assert "not a person" in text and "rework rate 6.2% (score 9.4)" in text
     assert path.exists() and path.name == "alice.html"
     with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
         cur.execute("select provider, grounded, cost_usd from app.summaries")

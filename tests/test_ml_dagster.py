@@ -107,14 +107,15 @@ def test_insights_asset_scores_the_users_scopes_with_the_champions(warehouse_wit
         [event] = _events(result, "ASSET_MATERIALIZATION", ["ml", "insights"])
         meta = event.event_specific_data.materialization.metadata
     with warehouse.connect(url) as conn, conn.cursor() as cur:
-        cur.execute("select scope_type, scope, week_start, predicted_lead_time_hours, predicted_performance_score,"
+        cur.execute("select scope_type, scope, week_start, predicted_lead_time_hours, predicted_overall_score,"
                     " anomaly_score, is_anomaly, anomaly_metric, model_version from ml.insights where login = %s",
                     (login,))
         rows = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
     assert meta["rows"].value == len(rows) == 4 * (1 + len(repos))
     assert set(zip(rows["scope_type"], rows["scope"])) == {("user", login)} | {("repository", r) for r in repos}
-    assert rows["predicted_lead_time_hours"].notna().all() and rows["predicted_performance_score"].notna().all()
-    assert ((rows["predicted_performance_score"] >= 0) & (rows["predicted_performance_score"] <= 100)).all()
+    assert rows["predicted_lead_time_hours"].notna().all() and rows["predicted_overall_score"].notna().all()
+    # The overall score is DORA's Quick Check headline: 0..10.
+    assert ((rows["predicted_overall_score"] >= 0) & (rows["predicted_overall_score"] <= 10)).all()
     assert rows["anomaly_score"].notna().all()
     assert (rows["model_version"] == "ghmetrics-performance:1,ghmetrics-anomaly:1").all()
     # A flag always names its metric; an unflagged week names none.

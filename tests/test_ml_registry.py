@@ -87,6 +87,29 @@ def test_performance_model_that_does_not_beat_naive_is_never_promoted(store):
     assert strong.metrics["mase"] < 1 and strong.promoted and strong.champion_version == strong.version
 
 
+def test_a_champion_that_forecast_the_legacy_score_is_replaced_by_a_first_overall_score_champion(store):
+    frame, _ = synthetic.weekly_features(scopes=12, weeks=30, seed=5)
+    first = training.train_performance(frame, store, policy=FORCE)
+    client = registry.client(store.tracking_uri)
+    assert first.promoted
+    assert client.get_model_version(registry.PERFORMANCE, first.version).tags[registry.TAG_TARGET] == "overall_score"
+    # What a version trained before the overall score looks like: no forecast_target tag.
+    client.delete_model_version_tag(registry.PERFORMANCE, first.version, registry.TAG_TARGET)
+    assert registry.champion(client, registry.PERFORMANCE) is not None
+    assert registry.champion(client, registry.PERFORMANCE, registry.REQUIRED_TAGS[registry.PERFORMANCE]) is None
+    from ml import insights
+
+    stale = insights.load_champions(store.tracking_uri)
+    assert stale.performance is None and registry.PERFORMANCE in stale.missing
+    assert any("legacy performance score" in note for note in stale.notes)
+    # The same data, the normal policy: the legacy version does not count, so this is a first training.
+    again = training.train_performance(frame, store)
+    assert again.trained and "first training" in again.decision.reason
+    assert again.promoted and "first champion" in again.promotion_reason and again.champion_version == again.version
+    champions = insights.load_champions(store.tracking_uri)
+    assert champions.performance_version == again.version and registry.PERFORMANCE not in champions.missing
+
+
 def test_demo_summary_trains_on_the_sandbox_and_lists_the_anomalies_found(store):
     from ghmetrics_dagster.sandbox import generator, truth
     from ml import demo
@@ -96,6 +119,7 @@ def test_demo_summary_trains_on_the_sandbox_and_lists_the_anomalies_found(store)
     text = str(result)
     assert result.performance.trained and result.anomaly.trained
     assert f"champion version 1, holdout: MASE {result.performance.metrics['mase']:.3f}" in text
+    assert f"overall score {result.performance.metrics['mase_overall_score']:.3f}" in text
     assert f"precision {result.anomaly.metrics['precision']:.2f}" in text
     assert "(on labels anomalies)" in text
     listed = [line for line in text.splitlines() if "week of" in line]

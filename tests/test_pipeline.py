@@ -83,6 +83,20 @@ def test_login_refreshes_the_user_once_within_the_ttl(definitions, sandbox, data
         assert _scalar(database_url, "select count(*) from marts.fct_dora_weekly where scope_type = 'user' and scope = %s", (login,)) > 0
         assert _scalar(database_url, "select count(*) from ml.insights where login = %s", (login,)) > 0
         assert _scalar(database_url, "select count(*) from app.summaries where login = %s", (login,)) == 1
+        # The headline is the overall Quick Check score (0..10), forecast too, and the summary
+        # compares it with DORA's benchmark and says whose delivery it describes.
+        assert _scalar(database_url, "select count(*) from ml.insights where login = %s and"
+                       " not predicted_overall_score between 0 and 10", (login,)) == 0
+        overall = _scalar(database_url, "select overall_score from marts.fct_dora_weekly where scope_type = 'user'"
+                          " and scope = %s order by week_start desc limit 1", (login,))
+        provider, text = (_scalar(database_url, f"select {column} from app.summaries where login = %s", (login,))
+                          for column in ("provider", "text"))
+        if provider == "rules":  # no provider keys in the environment
+            from ghmetrics_dagster.llm.aggregates import format_value
+
+            shown = format_value(float(overall), "score10")
+            assert f"Overall {shown} / 10 (DORA 2025 benchmark, All industries: 4.3)" in text, text
+            assert "not a person" in text
         # The sandbox saw the user's token, not anonymous requests.
         assert sandbox.stats(token)["requests"] > 0
 

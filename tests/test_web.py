@@ -221,16 +221,31 @@ def test_a_repository_the_users_token_cannot_read_is_nowhere_in_their_dashboard(
 # --- what the pages show ----------------------------------------------------------------------
 
 
-def test_my_metrics_shows_each_metric_with_its_definition_grade_and_both_windows(world):
+def test_my_metrics_shows_each_metric_with_its_definition_score_and_both_windows(world):
     reader = sign_in(world.sandbox, world.web_url, world.reader)
     api = reader.get(world.web_url + "/api/metrics").json()
     (row,) = world.rows(
-        "select week_start::text, deployments, median_lead_time_hours, lead_time_grade from marts.fct_dora_weekly"
+        "select week_start::text, deployments, median_lead_time_hours, lead_time_score, recovery_hours_12w,"
+        " rework_rate_12w, rework_score, overall_score, legacy_lead_time_grade from marts.fct_dora_weekly"
         " where scope_type = 'user' and scope = %s order by week_start desc limit 1", world.reader)
+    benchmarks = dict(world.rows("select metric, mean_score from marts.dora_benchmarks"))
+    (segment,) = world.rows("select segment_label from marts.dora_benchmarks where metric = 'overall'")[0]
     assert api["latest_week"] == row[0]
     cards = {m["key"]: m for m in api["metrics"]}
     assert cards["deployments"]["latest"] == float(row[1])
-    assert cards["median_lead_time_hours"]["grade"] == row[3]
+    # DORA's five metrics, each with its 12-week value and its 0-10 score against the benchmark.
+    assert [m["title"] for m in api["metrics"] if m["dora"]] == [
+        "Lead time for changes", "Deployment frequency", "Failed deployment recovery time", "Change fail rate",
+        "Rework rate"]
+    assert cards["median_lead_time_hours"]["score"] == float(row[3])
+    assert cards["median_lead_time_hours"]["legacy_grade"] == row[8]
+    assert cards["median_recovery_hours"]["trailing"] == (None if row[4] is None else float(row[4]))
+    assert cards["rework_rate"]["trailing"] == (None if row[5] is None else float(row[5]))
+    assert cards["rework_rate"]["score"] == (None if row[6] is None else float(row[6]))
+    assert cards["rework_rate"]["benchmark"] == float(benchmarks["rework"])
+    overall = api["headline"]["scores"][0]
+    assert overall["title"] == "Overall" and overall["score"] == float(row[7])
+    assert overall["benchmark"] == float(benchmarks["overall"]) and api["headline"]["segment"] == segment
     response = reader.get(world.web_url + "/")
     assert "script-src 'self'" in response.headers["content-security-policy"]
     assert response.headers["x-frame-options"] == "DENY"
@@ -239,6 +254,8 @@ def test_my_metrics_shows_each_metric_with_its_definition_grade_and_both_windows
     for card in api["metrics"]:
         assert card["title"] in page and card["definition"] in page and card["thresholds"] in page
     assert f"the week starting <strong>{row[0]}</strong>" in page and "Median over 12 weeks" in page
+    assert "Scores against the benchmark" in page and f"DORA 2025 benchmark, {segment}" in page
+    assert "not a person" in page
     assert "Where the time goes" in page and "Summary" in page
     # plotly.js comes from the app, once, cacheable; no page inlines it or calls a CDN.
     script = re.search(r'src="(/assets/plotly-[^"]+\.min\.js)"', raw).group(1)
@@ -258,6 +275,18 @@ def test_an_anomaly_is_drawn_on_its_own_metrics_chart_with_a_sentence(world):
                 assert bool(marked) == any(a["metric"] == key for a in view["anomalies"]), key
 
 
+def test_the_team_page_sorts_repositories_by_overall_score(world):
+    reader = sign_in(world.sandbox, world.web_url, world.reader)
+    rows = reader.get(world.web_url + "/api/repos").json()["repositories"]
+    assert rows and all("overall_score" in r and "legacy_performance_score" in r for r in rows)
+    assert not any("performance_score" in r or "lead_time_grade" in r for r in rows)
+    scores = [r["overall_score"] for r in rows if r["overall_score"] is not None]
+    assert scores == sorted(scores, reverse=True)
+    page = html.unescape(reader.get(world.web_url + "/team").text)
+    positions = [page.index(f'href="/repos/{r["scope"]}"') for r in rows]
+    assert positions == sorted(positions) and "Overall" in page and "Rework rate, 12 weeks" in page
+
+
 def test_a_repository_page_lists_the_rows_behind_its_numbers(world):
     reader = sign_in(world.sandbox, world.web_url, world.reader)
     name = reader.get(world.web_url + "/api/me").json()["repositories"][0]
@@ -270,8 +299,18 @@ def test_a_repository_page_lists_the_rows_behind_its_numbers(world):
         "select count(*) from marts.fct_deployments where repo_full_name = %s and fails_change"
         " and week_start > %s::date - 84", name, view["latest_week"])[0][0]
     assert len(view["behind"]["failures"]) == failing
+    causes = dict(world.rows(
+        "select deployment_id, failure_cause from marts.fct_deployments where repo_full_name = %s and fails_change"
+        " and week_start > %s::date - 84", name, view["latest_week"]))
+    assert {d["deployment_id"]: d["failure_cause"] for d in view["behind"]["failures"]} == causes
+    rework = world.rows(
+        "select p.number from marts.fct_pull_requests p join marts.fct_deployments d"
+        " on d.deployment_id = p.shipping_deployment_id where d.repo_full_name = %s and p.rework_reason is not null"
+        " and d.week_start > %s::date - 84", name, view["latest_week"])
+    assert sorted(r["number"] for r in view["behind"]["rework"]) == sorted(r[0] for r in rework)
     page = reader.get(f"{world.web_url}/repos/{name}").text
     assert "The rows behind the numbers" in page and name in page
+    assert "its rework rate" in page and "its change fail rate and recovery time" in page
 
 
 def test_the_api_is_described_by_openapi_and_health_checks_answer(world):

@@ -21,6 +21,39 @@ def test_values_read_as_people_read_them():
     assert views.fmt(0.0912, "ratio") == "9 %"
     assert views.fmt(40.62, "hours") == "40.6 h" and views.fmt(50.7, "hours") == "51 h"
     assert views.fmt(None, "hours") == "–" and views.fmt(12, "count") == "12" and views.fmt(83.9, "score") == "84"
+    assert views.fmt(6.4, "score10") == "6.4" and views.fmt(10, "score10") == "10.0"
+
+
+def test_the_catalogue_shows_doras_five_metrics_with_their_scores_and_the_headline_against_the_benchmark():
+    from test_llm_grounding import sample_input
+
+    data = sample_input()
+    data.weeks = [dict(data.latest, week_start="2026-04-27", overall_score=7.0),
+                  dict(data.latest, week_start="2026-05-04", legacy_lead_time_grade="high")]
+    five = [key for key, spec in views.METRICS.items() if spec["dora"]]
+    assert [views.METRICS[k]["title"] for k in five] == [
+        "Lead time for changes", "Deployment frequency", "Failed deployment recovery time", "Change fail rate",
+        "Rework rate"]
+    cards = {key: views._metric_card(key, data) for key in views.METRICS}
+    assert (cards["median_lead_time_hours"]["trailing_display"], cards["median_lead_time_hours"]["score_display"],
+            cards["median_lead_time_hours"]["benchmark_display"]) == ("30.1 h", "6.0", "5.5")
+    assert cards["deployments"]["trailing_display"] == "2.5" and cards["deployments"]["score"] == 6
+    assert (cards["median_recovery_hours"]["trailing_display"], cards["median_recovery_hours"]["score"]) == ("5.5 h", 8)
+    assert (cards["change_failure_rate"]["trailing_display"], cards["change_failure_rate"]["score"]) == ("10 %", 9)
+    assert (cards["rework_rate"]["trailing_display"], cards["rework_rate"]["score"]) == ("5 %", 9.5)
+    # The 2023 grade stays, named as legacy; the incident's own restore time keeps its name, unscored.
+    assert cards["median_lead_time_hours"]["legacy_grade"] == "high"
+    assert views.METRICS["median_time_to_restore_hours"]["title"] == "Incident time to restore"
+    assert cards["median_time_to_restore_hours"]["score"] is None
+    assert cards["overall_score"]["trend"]["text"] == "up 0.7 on the week before"
+    headline = views._headline(data)
+    assert headline["segment"] == "All industries" and headline["edition"] == "DORA 2025"
+    assert [(h["title"], h["display"], h["benchmark_display"], h["vs_display"]) for h in headline["scores"]] == [
+        ("Overall", "7.7", "4.3", "+3.4"), ("Throughput", "6.7", "6.0", "+0.7"), ("Stability", "9.2", "7.9", "+1.4")]
+    # The overall score's chart is on the 0-10 scale with the benchmark mean drawn across it.
+    chart = views._series("overall_score", data, [], [])
+    assert chart["layout"]["yaxis"]["range"] == [0, 10]
+    assert [t["y"] for t in chart["data"] if t["name"] == "DORA 2025 benchmark"] == [[4.3, 4.3]]
 
 
 def test_a_trend_says_which_way_and_whether_that_is_good():

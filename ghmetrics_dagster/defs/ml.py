@@ -100,8 +100,9 @@ def _train(context: dg.AssetExecutionContext, config: TrainingConfig, model_name
     pool=TRAINING_POOL,
     kinds={"mlflow", "scikit-learn"},
     group_name="ml",
-    description="Forecasts next week's median lead time and performance score per scope "
-    "(registered model ghmetrics-performance). Trains only when the policy's thresholds are met.",
+    description="Forecasts next week's median lead time and overall score (DORA's Quick Check headline, "
+    "0-10) per scope (registered model ghmetrics-performance). Trains only when the policy's thresholds "
+    "are met; versions that forecast the legacy 0-100 performance score are not its champion.",
 )
 def performance_model(context: dg.AssetExecutionContext, config: TrainingConfig):
     yield from _train(context, config, registry.PERFORMANCE)

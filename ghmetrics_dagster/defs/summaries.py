@@ -18,6 +18,7 @@ from ghmetrics_dagster.llm.service import summarise_user
     deps=[
         dg.AssetKey(["marts", "fct_dora_weekly"]),
         dg.AssetKey(["marts", "fct_pull_requests"]),
+        dg.AssetKey(["marts", "dora_benchmarks"]),
         dg.AssetKey(["ml", "insights"]),
     ],
     kinds={"python", "postgres"},
@@ -25,8 +26,10 @@ from ghmetrics_dagster.llm.service import summarise_user
     # The refresh promise (the nightly wave, plus the login TTL): at most 25 hours old.
     freshness_policy=MARTS_FRESHNESS,
     description=(
-        "A grounded summary of the user's metrics written by the LLM router (OpenAI/Anthropic when "
-        "keys are set, else rule-based) into app.summaries, plus an HTML and a JSON report."
+        "A grounded summary of the delivery of the user's repositories (the overall Quick Check score "
+        "against DORA's 2025 benchmark, DORA's five metrics and their scores) written by the LLM router "
+        "(OpenAI/Anthropic when keys are set, else rule-based) into app.summaries, plus an HTML and a JSON "
+        "report."
     ),
 )
 def user_summaries(context: dg.AssetExecutionContext) -> dg.MaterializeResult:

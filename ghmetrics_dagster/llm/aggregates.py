@@ -20,12 +20,26 @@ from ghmetrics_dagster.github import access
 WINDOW_WEEKS = 12
 MAX_REPOSITORIES = 10  # the busiest ones; keeps the prompt short for users with many repositories
 
-GRADE_FIELDS = contracts.GRADE_COLUMNS
+# DORA's 2023 grades: read for the report's legacy line only (one release), never summarised.
+LEGACY_GRADE_FIELDS = contracts.LEGACY_GRADE_COLUMNS
+BAND_FIELDS = contracts.BAND_COLUMNS
 
-# Weekly columns of marts.fct_dora_weekly that the report charts and the prompt may cite.
+# Weekly columns of marts.fct_dora_weekly that the report charts and the prompt may cite (the
+# latest week's row also carries DORA's 12-week values, their scores and the benchmark deltas).
 WEEKLY_FIELDS = contracts.FEATURE_COLUMNS
 
 CYCLE_STAGES = ("coding", "pickup", "review", "deploy")
+
+# DORA's five metrics as people read them: (benchmark metric, 12-week column, score column, name).
+FIVE_METRICS = tuple(
+    (metric, value, score, name)
+    for (metric, value, score, _), name in zip(contracts.FIVE_METRICS, (
+        "lead time for changes", "deployment frequency", "failed deployment recovery time", "change fail rate",
+        "rework rate",
+    ))
+)
+TEAM_NOT_PERSON = ("DORA's metrics describe a team's or a service's delivery, not a person: they pool the "
+                   "repositories in a scope and say nothing about anyone's own performance.")
 
 
 @dataclasses.dataclass
@@ -33,7 +47,7 @@ class RepositoryAggregate:
     name: str  # untrusted: comes from GitHub
     deployments_12w: float | None = None
     median_lead_time_hours: float | None = None
-    performance_score: float | None = None
+    overall_score: float | None = None  # the latest week's, 0..10
 
 
 @dataclasses.dataclass
@@ -46,14 +60,22 @@ class Anomaly:
 
 @dataclasses.dataclass
 class SummaryInput:
-    """Aggregates for one user; values are plain floats/ints/str (None when unknown)."""
+    """Aggregates for one user; values are plain floats/ints/str (None when unknown).
+
+    `latest` is the latest week's row of fct_dora_weekly: the week's values, and DORA's five
+    metrics over the 12 weeks ending with it with their Quick Check scores (docs/dora.md).
+    `benchmarks` holds DORA's 2025 benchmark means of the chosen segment on the score scale,
+    by metric (overall, throughput, stability, lead_time, ...)."""
 
     login: str
     week_start: str | None = None  # the latest week, ISO date
     latest: dict[str, float | None] = dataclasses.field(default_factory=dict)
     trailing: dict[str, float | None] = dataclasses.field(default_factory=dict)  # 12-week values
-    grades: dict[str, str | None] = dataclasses.field(default_factory=dict)
-    previous_grades: dict[str, str | None] = dataclasses.field(default_factory=dict)
+    bands: dict[str, int | None] = dataclasses.field(default_factory=dict)  # Quick Check bands, latest week
+    previous_bands: dict[str, int | None] = dataclasses.field(default_factory=dict)  # the week before
+    benchmarks: dict[str, float | None] = dataclasses.field(default_factory=dict)
+    benchmark_segment: str | None = None  # e.g. "All industries" (seed data, treated as a name)
+    legacy_grades: dict[str, str | None] = dataclasses.field(default_factory=dict)  # DORA 2023, report only
     cycle_medians_12w: dict[str, float | None] = dataclasses.field(default_factory=dict)  # hours
     repositories: list[RepositoryAggregate] = dataclasses.field(default_factory=list)
     anomalies: list[Anomaly] = dataclasses.field(default_factory=list)
@@ -66,18 +88,19 @@ class SummaryInput:
         return self.week_start is not None
 
     @property
-    def grade_changes(self) -> dict[str, tuple[str | None, str | None]]:
+    def band_changes(self) -> dict[str, tuple[int, int]]:
+        """Quick Check bands that moved since the week before: {band column: (before, now)}."""
         changes = {}
-        for field in GRADE_FIELDS:
-            before, now = self.previous_grades.get(field), self.grades.get(field)
-            if before and now and before != now:
-                changes[field] = (before, now)
+        for field in BAND_FIELDS:
+            before, now = self.previous_bands.get(field), self.bands.get(field)
+            if before is not None and now is not None and int(before) != int(now):
+                changes[field] = (int(before), int(now))
         return changes
 
     @property
     def needs_strong_model(self) -> bool:
-        """Anomalies or a grade change deserve the stronger (dearer) model tier."""
-        return bool(self.anomalies) or bool(self.grade_changes)
+        """Anomalies or a Quick Check band change deserve the stronger (dearer) model tier."""
+        return bool(self.anomalies) or bool(self.band_changes)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -116,7 +139,9 @@ def format_value(value: float, unit: str) -> str:
         return f"{_round(value, 1)}%"
     if unit == "weeks":
         return f"{_round(value, 0)} weeks"
-    if unit == "score":  # anomaly scores live in 0..1, performance scores in 0..100
+    if unit == "score10":  # Quick Check scores and their benchmark: 0..10, one decimal
+        return _round(value, 1)
+    if unit == "score":  # anomaly scores: the flagging threshold is 1.00
         return f"{_round(value, 2 if abs(value) < 10 else 1)}"
     return f"{_round(value, 1)}"
 
@@ -132,25 +157,46 @@ _LABELS = {
     "deployments": ("deployments", "count"),
     "deployment_days": ("deployment days", "count"),
     "median_lead_time_hours": ("median lead time", "hours"),
-    "change_failure_rate": ("change failure rate", "ratio"),
+    "change_failure_rate": ("change fail rate", "ratio"),
     "incidents": ("incidents", "count"),
-    "median_time_to_restore_hours": ("median time to restore", "hours"),
+    "median_time_to_restore_hours": ("median incident time to restore", "hours"),
     "merged_prs": ("merged pull requests", "count"),
     "review_coverage": ("review coverage", "ratio"),
     "median_pr_size": ("median pull request size (lines)", "count"),
-    "performance_score": ("performance score", "score"),
 }
 
 _TRAILING_LABELS = {
     "deployments": ("deployments", "count"),
     "median_weekly_deployment_days": ("median deployment days per week", "count"),
     "median_lead_time_hours": ("median lead time", "hours"),
-    "change_failure_rate": ("change failure rate", "ratio"),
+    "change_failure_rate": ("change fail rate", "ratio"),
     "incidents": ("incidents", "count"),
-    "median_time_to_restore_hours": ("median time to restore", "hours"),
+    "median_time_to_restore_hours": ("median incident time to restore", "hours"),
     "merged_prs": ("merged pull requests", "count"),
     "review_coverage": ("review coverage", "ratio"),
     "median_pr_size": ("median pull request size (lines)", "count"),
+}
+
+# The latest row's DORA figures over the trailing 12 weeks (docs/dora.md), headline first.
+_HEADLINE_LABELS = {
+    "overall": "overall score",
+    "throughput": "throughput score",
+    "stability": "stability score",
+}
+_FIVE_VALUE_LABELS = {
+    "lead_time_hours_12w": ("lead time for changes, median", "hours"),
+    "deployment_days_per_week_12w": ("deployment frequency, deployment days per week", "count"),
+    "deployments_per_deployment_day_12w": ("deployment frequency, deployments per deployment day", "count"),
+    "recovery_hours_12w": ("failed deployment recovery time, median", "hours"),
+    "change_failure_rate_12w": ("change fail rate", "ratio"),
+    "rework_rate_12w": ("rework rate", "ratio"),
+}
+_FIVE_SCORE_LABELS = {
+    "lead_time": "lead time score",
+    "deployment_frequency": "deployment frequency score",
+    "recovery": "failed deployment recovery time score",
+    "change_fail": "change fail rate score",
+    "rework": "rework rate score",
 }
 
 
@@ -158,9 +204,36 @@ def _usable(value) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
+def dora_facts(data: SummaryInput) -> list[Fact]:
+    """The headline scores with the benchmark, then DORA's five metrics with their scores."""
+    out: list[Fact] = []
+    window = f"last {WINDOW_WEEKS} weeks"
+    segment = data.benchmark_segment
+
+    def add(key: str, label: str, value, unit: str, subject: str | None = None) -> None:
+        if _usable(value):
+            out.append(Fact(key, label, float(value), unit, subject=subject))
+
+    for metric, score, delta in contracts.HEADLINE_SCORES:
+        label = _HEADLINE_LABELS[metric]
+        add(f"dora.{score}", f"{label}, {window}", data.latest.get(score), "score10")
+        add(f"benchmark.{metric}", f"benchmark mean, {label}", data.benchmarks.get(metric), "score10", segment)
+        add(f"dora.{delta}", f"{label} minus the benchmark mean", data.latest.get(delta), "score10")
+    for metric, value, score, _ in FIVE_METRICS:
+        columns = [value] + (["deployments_per_deployment_day_12w"] if metric == "deployment_frequency" else [])
+        for column in columns:
+            label, unit = _FIVE_VALUE_LABELS[column]
+            add(f"dora.{column}", f"{label}, {window}", data.latest.get(column), unit)
+        add(f"dora.{score}", f"{_FIVE_SCORE_LABELS[metric]}, {window}", data.latest.get(score), "score10")
+        add(f"benchmark.{metric}", f"benchmark mean, {_FIVE_SCORE_LABELS[metric]}", data.benchmarks.get(metric),
+            "score10", segment)
+    return out
+
+
 def facts(data: SummaryInput) -> list[Fact]:
     """The numbers of `data` in a fixed order (the prompt and the rule-based writer share it)."""
     out: list[Fact] = [Fact("window_weeks", "trailing window", WINDOW_WEEKS, "weeks")]
+    out += dora_facts(data)
     for key, (label, unit) in _LABELS.items():
         value = data.latest.get(key)
         if _usable(value):
@@ -175,7 +248,7 @@ def facts(data: SummaryInput) -> list[Fact]:
             out.append(Fact(f"cycle.{stage}", f"median {stage} time, last {WINDOW_WEEKS} weeks", float(value), "hours"))
     for key, label, unit in (
         ("predicted_lead_time_hours", "forecast lead time, next week", "hours"),
-        ("predicted_performance_score", "forecast performance score, next week", "score"),
+        ("predicted_overall_score", "forecast overall score, next week", "score10"),
     ):
         value = data.predictions.get(key)
         if _usable(value):
@@ -195,7 +268,7 @@ def facts(data: SummaryInput) -> list[Fact]:
         for key, label, unit in (
             ("deployments_12w", f"deployments, last {WINDOW_WEEKS} weeks", "count"),
             ("median_lead_time_hours", "median lead time, latest week", "hours"),
-            ("performance_score", "performance score", "score"),
+            ("overall_score", f"overall score, last {WINDOW_WEEKS} weeks", "score10"),
         ):
             value = getattr(repo, key)
             if _usable(value):
@@ -243,14 +316,22 @@ def load_summary_input(conn, login: str, history_weeks: int = 26, repository: st
     with conn.cursor() as cur:
         cur.execute(
             "select to_regclass('marts.fct_dora_weekly'), to_regclass('marts.fct_pull_requests'),"
-            " to_regclass('ml.insights'), to_regclass('marts.fct_incidents')"
+            " to_regclass('ml.insights'), to_regclass('marts.fct_incidents'), to_regclass('marts.dora_benchmarks')"
         )
-        dora, prs, insights, incidents = cur.fetchone()
+        dora, prs, insights, incidents, benchmarks = cur.fetchone()
         if dora is None:
             raise AggregatesError(
                 "marts.fct_dora_weekly does not exist: materialise the dbt assets (marts) before the summaries"
             )
-        columns = ", ".join(("week_start",) + WEEKLY_FIELDS + GRADE_FIELDS)
+        # The columns the mart has: between an upgrade and the marts' next build, newer ones are
+        # read as unknown rather than failing every page.
+        cur.execute(
+            "select column_name from information_schema.columns"
+            " where table_schema = 'marts' and table_name = 'fct_dora_weekly'"
+        )
+        present = {row[0] for row in cur.fetchall()}
+        wanted = WEEKLY_FIELDS + LEGACY_GRADE_FIELDS
+        columns = ", ".join(["week_start"] + [c if c in present else f"null as {c}" for c in wanted])
         cur.execute(
             f"select {columns} from marts.fct_dora_weekly where scope_type = %s and scope = %s"
             " order by week_start desc limit %s",
@@ -260,6 +341,12 @@ def load_summary_input(conn, login: str, history_weeks: int = 26, repository: st
         rows = [{n: _plain(v) for n, v in zip(names, row)} for row in cur.fetchall()]
         rows.reverse()
         data = SummaryInput(login=login, weeks=rows, scope_note=access.scope_note(cur, login))
+        if benchmarks is not None:
+            cur.execute("select metric, mean_score, segment_label from marts.dora_benchmarks")
+            for metric, mean, label in cur.fetchall():
+                data.benchmarks[metric] = _plain(mean)
+                if metric == "overall" or data.benchmark_segment is None:
+                    data.benchmark_segment = label
         if not rows:
             return data
 
@@ -267,9 +354,10 @@ def load_summary_input(conn, login: str, history_weeks: int = 26, repository: st
         window = rows[-WINDOW_WEEKS:]
         data.week_start = latest["week_start"]
         data.latest = {k: latest[k] for k in WEEKLY_FIELDS}
-        data.grades = {k: latest[k] for k in GRADE_FIELDS}
+        data.legacy_grades = {k: latest[k] for k in LEGACY_GRADE_FIELDS}
+        data.bands = {k: latest[k] for k in BAND_FIELDS}
         if len(rows) >= 2:
-            data.previous_grades = {k: rows[-2][k] for k in GRADE_FIELDS}
+            data.previous_bands = {k: rows[-2][k] for k in BAND_FIELDS}
         deployments = sum(r["deployments"] or 0 for r in window)
         failed = sum(r["failed_changes"] or 0 for r in window)
         data.trailing = {
@@ -315,10 +403,11 @@ def load_summary_input(conn, login: str, history_weeks: int = 26, repository: st
             data.trailing["median_time_to_restore_hours"] = _plain(cur.fetchone()[0])
 
         if repos and not repository:
+            overall = "overall_score" if "overall_score" in present else "null::numeric"
             cur.execute(
                 "select scope, sum(deployments),"
                 " (array_agg(median_lead_time_hours order by week_start desc))[1],"
-                " (array_agg(performance_score order by week_start desc))[1]"
+                f" (array_agg({overall} order by week_start desc))[1]"
                 " from marts.fct_dora_weekly"
                 " where scope_type = 'repository' and scope = any(%s) and week_start >= %s::date"
                 " group by scope order by sum(deployments) desc nulls last, scope limit %s",
@@ -342,7 +431,7 @@ def load_summary_input(conn, login: str, history_weeks: int = 26, repository: st
                 for week, metric, score, anomaly_scope in cur.fetchall()
             ]
             cur.execute(
-                "select predicted_lead_time_hours, predicted_performance_score from ml.insights"
+                "select predicted_lead_time_hours, predicted_overall_score from ml.insights"
                 " where login = %s and scope_type = %s and scope = %s"
                 " order by week_start desc limit 1",
                 (login, scope_type, scope),
@@ -351,6 +440,6 @@ def load_summary_input(conn, login: str, history_weeks: int = 26, repository: st
             if row:
                 data.predictions = {
                     "predicted_lead_time_hours": _plain(row[0]),
-                    "predicted_performance_score": _plain(row[1]),
+                    "predicted_overall_score": _plain(row[1]),
                 }
     return data

@@ -3,7 +3,9 @@ the metric the sentence says it is about.
 
 A number matches a fact when it equals the fact's value, in a unit the answer names (hours
 may be quoted as days or minutes, a ratio as a percentage), rounded to the precision the
-answer shows, or within 2% of it. When the sentence names a metric (the word right after the
+answer shows, or within 2% of it. Quick Check scores (0..10, docs/dora.md) and their
+DORA 2025 benchmark means are facts too; "6.4 / 10" names the scale and "DORA 2025" the
+benchmark's edition, neither is a figure to check. When the sentence names a metric (the word right after the
 number, else the nearest one before it in the sentence), only that metric's facts count, so
 a review coverage of 45% cannot be passed off as a change failure rate. Numbers written as
 words are rejected, since they cannot be checked. Dates must be dates of the input. Untrusted
@@ -46,19 +48,33 @@ _MD_LINK = re.compile(r"\[([^\]]*)\]\s*(?:\([^)]*\)|\[[^\]]*\])")
 _MD_REFERENCE = re.compile(r"^\s*\[[^\]]+\]:\s*\S+.*$", re.MULTILINE)
 _URL = re.compile(r"\b(?:https?|ftp|data|javascript|file)\s*:[^\s)]*", re.IGNORECASE)
 
+# The Quick Check score families (docs/dora.md): each score, with its benchmark mean and its
+# distance to it.
+_SCORE_FAMILIES = ("overall_score", "throughput_score", "stability_score", "lead_time_score",
+                   "deployment_frequency_score", "recovery_score", "change_fail_score", "rework_score")
+
 # Words naming a metric -> the metric families (see _family) they may refer to.
 _METRIC_WORDS: dict[str, tuple[str, ...]] = {
     "change failure rate": ("change_failure_rate",),
+    "change fail rate": ("change_failure_rate",),
     "failure rate": ("change_failure_rate",),
+    "fail rate": ("change_failure_rate",),
     "cfr": ("change_failure_rate",),
+    "rework rate": ("rework_rate",),
+    "rework": ("rework_rate",),
     "time to restore": ("time_to_restore",),
-    "time to recovery": ("time_to_restore",),
+    "time to recovery": ("time_to_restore", "recovery"),
     "restore time": ("time_to_restore",),
-    "recovery": ("time_to_restore",),
+    "failed deployment recovery time": ("recovery",),
+    "deployment recovery time": ("recovery",),
+    "recovery time": ("recovery", "time_to_restore"),
+    "recovery": ("recovery", "time_to_restore"),
     "restore": ("time_to_restore",),
     "mttr": ("time_to_restore",),
     "lead time": ("lead_time",),
     "lead times": ("lead_time",),
+    "deployment frequency": ("deployment_days", "deployments"),
+    "deployments per deployment day": ("deployments",),
     "deployment days": ("deployment_days",),
     "deployment day": ("deployment_days",),
     "days with deployments": ("deployment_days",),
@@ -82,12 +98,22 @@ _METRIC_WORDS: dict[str, tuple[str, ...]] = {
     "review coverage": ("review_coverage",),
     "coverage": ("review_coverage",),
     "reviewed": ("review_coverage",),
-    "performance score": ("performance_score",),
-    "performance": ("performance_score",),
+    # The headline replaced the former performance score: a "performance" figure is the overall score.
+    "overall score": ("overall_score",),
+    "overall": ("overall_score",),
+    "performance score": ("overall_score",),
+    "performance": ("overall_score",),
+    "throughput score": ("throughput_score",),
+    "throughput": ("throughput_score",),
+    "stability score": ("stability_score",),
+    "stability": ("stability_score",),
+    "quick check": _SCORE_FAMILIES,
+    "benchmark": _SCORE_FAMILIES,
+    "benchmarks": _SCORE_FAMILIES,
     "anomaly score": ("anomaly_score",),
     "anomaly": ("anomaly_score",),
-    "score": ("performance_score", "anomaly_score"),
-    "scores": ("performance_score", "anomaly_score"),
+    "score": _SCORE_FAMILIES + ("anomaly_score",),
+    "scores": _SCORE_FAMILIES + ("anomaly_score",),
     "cycle time": ("cycle_coding", "cycle_pickup", "cycle_review", "cycle_deploy"),
     "coding": ("cycle_coding",),
     "pickup": ("cycle_pickup",),
@@ -108,20 +134,36 @@ _FIELD_FAMILY = {
     "window_weeks": "window",
     "deployments": "deployments",
     "deployments_12w": "deployments",
+    "deployments_per_deployment_day_12w": "deployments",
     "deployment_days": "deployment_days",
     "median_weekly_deployment_days": "deployment_days",
+    "deployment_days_per_week_12w": "deployment_days",
     "median_lead_time_hours": "lead_time",
+    "lead_time_hours_12w": "lead_time",
     "predicted_lead_time_hours": "lead_time",
     "change_failure_rate": "change_failure_rate",
+    "change_failure_rate_12w": "change_failure_rate",
+    "rework_rate": "rework_rate",
+    "rework_rate_12w": "rework_rate",
+    "median_recovery_hours": "recovery",
+    "recovery_hours_12w": "recovery",
     "incidents": "incidents",
     "median_time_to_restore_hours": "time_to_restore",
     "merged_prs": "merged_prs",
     "review_coverage": "review_coverage",
     "median_pr_size": "pr_size",
-    "performance_score": "performance_score",
-    "predicted_performance_score": "performance_score",
+    "predicted_overall_score": "overall_score",
+    "overall_vs_benchmark": "overall_score",
+    "throughput_vs_benchmark": "throughput_score",
+    "stability_vs_benchmark": "stability_score",
+    **{score: score for score in _SCORE_FAMILIES},
     "score": "anomaly_score",
 }
+
+# "DORA 2025" names the benchmark's edition (and "DORA 2023" the legacy grades): a name, not a
+# figure. "6.4 / 10" or "6.4 out of 10" names the scale of the score before it.
+_EDITION = re.compile(r"\bDORA(?:['’]s)?(?:\s+Quick\s+Check)?\s+(?:2023|2025)\b", re.IGNORECASE)
+_SCALE = re.compile(r"(?<=\d)(\s*(?:/|out\s+of)\s*10)\b(?![.,]\d)", re.IGNORECASE)
 
 
 @dataclasses.dataclass
@@ -135,6 +177,8 @@ def _family(fact: Fact) -> str:
     parts = fact.key.split(".")
     if parts[0] == "cycle":
         return f"cycle_{parts[1]}"
+    if parts[0] == "benchmark":  # a benchmark mean is on its score's scale: benchmark.overall
+        return f"{parts[1]}_score"
     return _FIELD_FAMILY.get(parts[-1], parts[-1])
 
 
@@ -236,6 +280,8 @@ def check(answer: str, data: SummaryInput, limit: int = MAX_SUMMARY_CHARS) -> Gr
         reasons.append("the answer echoes the prompt's fences")
 
     scrubbed = _scrub_names(text, untrusted_names(data))
+    scrubbed = _EDITION.sub(lambda m: m.group(0)[:-4] + "    ", scrubbed)
+    scrubbed = _SCALE.sub(lambda m: " " * len(m.group(0)), scrubbed)
 
     known_dates = input_dates(data)
     for date in _DATE.findall(scrubbed):

@@ -15,16 +15,27 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
-from ghmetrics_dagster.llm.aggregates import CYCLE_STAGES, SummaryInput
-from ghmetrics_dagster.settings import private_dir
+from ghmetrics_dagster import contracts
+from ghmetrics_dagster.llm.aggregates import CYCLE_STAGES, FIVE_METRICS, TEAM_NOT_PERSON, WINDOW_WEEKS, SummaryInput
 from ghmetrics_dagster.llm.prompts import sanitize_untrusted
+from ghmetrics_dagster.settings import private_dir
 
 _TRENDS = (
     ("deployments", "Deployments per week", 1.0),
     ("median_lead_time_hours", "Median lead time (h)", 1.0),
-    ("change_failure_rate", "Change failure rate (%)", 100.0),
-    ("median_time_to_restore_hours", "Median time to restore (h)", 1.0),
+    ("change_failure_rate", "Change fail rate (%)", 100.0),
+    ("median_recovery_hours", "Failed deployment recovery time (h)", 1.0),
+    ("rework_rate", "Rework rate (%)", 100.0),
+    ("median_time_to_restore_hours", "Incident time to restore (h)", 1.0),
 )
+# How each of the five metrics' 12-week value reads: (unit, scale, format).
+_FIVE_VALUES = {
+    "lead_time": ("h", 1.0, "{:.1f} h"),
+    "deployment_frequency": ("deployment days per week", 1.0, "{:.1f} deployment days per week"),
+    "recovery": ("h", 1.0, "{:.1f} h"),
+    "change_fail": ("%", 100.0, "{:.1f}%"),
+    "rework": ("%", 100.0, "{:.1f}%"),
+}
 
 
 PLOTLY_FILE = f"plotly-{plotly.__version__}.min.js"
@@ -35,8 +46,94 @@ def report_stem(login: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", login).strip(".") or "user"
 
 
+def _float(value) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _overall_figure(data: SummaryInput) -> go.Figure:
+    """The overall score per week (each week's value is over the 12 weeks ending with it), with
+    throughput, stability and the benchmark mean of the overall score."""
+    weeks = [row["week_start"] for row in data.weeks]
+    fig = go.Figure()
+    for field, name, style in (("overall_score", "overall", {"width": 3, "color": "#1f5fa8"}),
+                               ("throughput_score", "throughput", {"width": 1.5, "color": "#2a9d8f", "dash": "dot"}),
+                               ("stability_score", "stability", {"width": 1.5, "color": "#e76f51", "dash": "dot"})):
+        values = [_float(row.get(field)) for row in data.weeks]
+        fig.add_trace(go.Scatter(x=weeks, y=values, mode="lines+markers" if field == "overall_score" else "lines",
+                                 name=name, line=style))
+    benchmark = _float(data.benchmarks.get("overall"))
+    if benchmark is not None and weeks:
+        fig.add_trace(go.Scatter(x=[weeks[0], weeks[-1]], y=[benchmark, benchmark], mode="lines",
+                                 name=f"{contracts.BENCHMARK_EDITION} benchmark, overall",
+                                 line={"color": "#888", "dash": "dash"}))
+    fig.update_layout(height=320, title_text=f"Overall score (0-10, each week over its trailing {WINDOW_WEEKS} weeks)",
+                      margin={"t": 60}, yaxis={"range": [0, 10]}, legend={"orientation": "h", "y": -0.2})
+    return fig
+
+
+def _bar(value: float | None, colour: str) -> str:
+    if value is None:
+        return ""
+    width = max(0.0, min(10.0, value)) * 10
+    return f'<span class="bar" style="width:{width:.0f}%;background:{colour}"></span>'
+
+
+def _scores_html(data: SummaryInput) -> str:
+    """DORA's five metrics with their 12-week values and scores, and the headline scores, each
+    against the benchmark mean (a bar for the score, a tick for the benchmark)."""
+    rows = []
+
+    def row(name: str, shown: str, score, benchmark, strong: bool = False) -> str:
+        score, benchmark = _float(score), _float(benchmark)
+        tick = (f'<span class="tick" style="left:{max(0.0, min(10.0, benchmark)) * 10:.0f}%" '
+                f'title="benchmark {benchmark:.1f}"></span>') if benchmark is not None else ""
+        cell = "th" if strong else "td"
+        return (f"<tr><{cell}>{html.escape(name)}</{cell}><td>{html.escape(shown)}</td>"
+                f"<td class=\"num\">{'–' if score is None else f'{score:.1f}'}</td>"
+                f"<td class=\"num\">{'–' if benchmark is None else f'{benchmark:.1f}'}</td>"
+                f'<td class="scale">{_bar(score, "#1f5fa8")}{tick}</td></tr>')
+
+    for metric, score, delta in contracts.HEADLINE_SCORES:
+        vs = _float(data.latest.get(delta))
+        shown = "" if vs is None else f"{vs:+.1f} against the benchmark"
+        rows.append(row(metric.capitalize(), shown, data.latest.get(score), data.benchmarks.get(metric), strong=True))
+    for metric, value, score, name in FIVE_METRICS:
+        _, scale, pattern = _FIVE_VALUES[metric]
+        raw = _float(data.latest.get(value))
+        shown = "–" if raw is None else pattern.format(raw * scale)
+        if metric == "deployment_frequency" and _float(data.latest.get("deployments_per_deployment_day_12w")):
+            shown += f", {float(data.latest['deployments_per_deployment_day_12w']):.1f} per deployment day"
+        rows.append(row(name[0].upper() + name[1:], shown, data.latest.get(score), data.benchmarks.get(metric)))
+    segment = html.escape(sanitize_untrusted(data.benchmark_segment or "benchmark not loaded"))
+    return (f'<table class="scores"><tr><th>metric</th><th>last {WINDOW_WEEKS} weeks</th><th>score (0-10)</th>'
+            f"<th>{contracts.BENCHMARK_EDITION} benchmark mean ({segment})</th><th></th></tr>{''.join(rows)}</table>")
+
+
+def _headline_html(data: SummaryInput) -> str:
+    overall = _float(data.latest.get("overall_score"))
+    if overall is None:
+        return "<p>No overall score yet.</p>"
+    benchmark = _float(data.benchmarks.get("overall"))
+    segment = html.escape(sanitize_untrusted(data.benchmark_segment or ""))
+    against = (f" ({contracts.BENCHMARK_EDITION} benchmark, {segment}: {benchmark:.1f})"
+               if benchmark is not None else "")
+    return f'<p class="headline">Overall <strong>{overall:.1f} / 10</strong>{against}</p>'
+
+
+def _legacy_html(data: SummaryInput) -> str:
+    grades = [f"{html.escape(k.removeprefix('legacy_').removesuffix('_grade').replace('_', ' '))} "
+              f"{html.escape(str(v))}" for k, v in data.legacy_grades.items() if v]
+    if not grades:
+        return ""
+    return (f'<p class="meta">DORA 2023 grades (legacy, kept for one release; the scores above replace them): '
+            f"{', '.join(grades)}.</p>")
+
+
 def _trend_figure(data: SummaryInput) -> go.Figure:
-    fig = make_subplots(rows=2, cols=2, subplot_titles=[title for _, title, _ in _TRENDS])
+    fig = make_subplots(rows=3, cols=2, subplot_titles=[title for _, title, _ in _TRENDS])
     weeks = [row["week_start"] for row in data.weeks]
     for index, (field, title, scale) in enumerate(_TRENDS):
         values = [None if row.get(field) is None else float(row[field]) * scale for row in data.weeks]
@@ -60,7 +157,7 @@ def _trend_figure(data: SummaryInput) -> go.Figure:
                 row=row,
                 col=col,
             )
-    fig.update_layout(height=560, title_text="Weekly DORA metrics", margin={"t": 70},
+    fig.update_layout(height=780, title_text="Weekly DORA metrics", margin={"t": 70},
                       showlegend=any(trace.showlegend for trace in fig.data), legend={"orientation": "h", "y": -0.12})
     return fig
 
@@ -94,6 +191,7 @@ def _summary_html(text: str) -> str:
 
 def render_html(data: SummaryInput, summary: dict) -> str:
     login = html.escape(sanitize_untrusted(data.login))
+    overall = pio.to_html(_overall_figure(data), full_html=False, include_plotlyjs=False)
     trends = pio.to_html(_trend_figure(data), full_html=False, include_plotlyjs=False)
     cycle = pio.to_html(_cycle_figure(data), full_html=False, include_plotlyjs=False)
     charted = {field for field, _, _ in _TRENDS}
@@ -103,11 +201,6 @@ def render_html(data: SummaryInput, summary: dict) -> str:
         f"<td>{'' if a.anomaly_score is None else f'{a.anomaly_score:.2f}'}</td></tr>"
         for a in data.anomalies
     ) or '<tr><td colspan="4">No anomalies flagged in the last 12 weeks.</td></tr>'
-    grades = "".join(
-        f"<li>{html.escape(k.removesuffix('_grade').replace('_', ' '))}: <b>{html.escape(str(v))}</b></li>"
-        for k, v in data.grades.items()
-        if v
-    )
     source = (
         f"{html.escape(summary['provider'])} / {html.escape(summary['model'])}, "
         f"cost ${summary['cost_usd']:.6f}{', from cache' if summary.get('cache_hit') else ''}"
@@ -122,6 +215,12 @@ body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto;
 .summary {{ background: #f5f7fa; border-left: 4px solid #3b6fd8; padding: .5em 1em; }}
 table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: .3em .8em; }}
 .meta {{ color: #666; font-size: .9em; }}
+.headline {{ font-size: 1.3em; }}
+.team {{ border-left: 4px solid #888; padding: .3em .8em; background: #fafafa; }}
+td.num {{ text-align: right; }}
+td.scale {{ position: relative; width: 220px; }}
+.bar {{ display: inline-block; height: .8em; }}
+.tick {{ position: absolute; top: .15em; bottom: .15em; width: 2px; background: #222; }}
 </style></head>
 <body>
 <h1>Engineering metrics for {login}</h1>
@@ -130,7 +229,16 @@ table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding
 <div class="summary">{_summary_html(summary['text'])}</div>
 <p class="meta">Written by {source}.</p>
 {f'<p class="meta">{html.escape(data.scope_note)}</p>' if data.scope_note else ''}
-<h2>Grades (trailing 12 weeks)</h2><ul>{grades or '<li>No grades yet.</li>'}</ul>
+<h2>DORA's software delivery metrics (last {WINDOW_WEEKS} weeks)</h2>
+{_headline_html(data)}
+<p class="team">{html.escape(TEAM_NOT_PERSON)}</p>
+{_scores_html(data)}
+<p class="meta">Scores follow DORA's Quick Check (0 to 10, higher is better): the bar is the score, the tick
+the benchmark mean. Throughput is the mean of lead time, deployment frequency and recovery; stability of change
+fail rate and rework rate; overall of all five. Incident time to restore is shown below under its own name: it
+is not failed deployment recovery time.</p>
+{_legacy_html(data)}
+{overall}
 <h2>Weekly trends</h2>{trends}
 <h2>Cycle-time breakdown</h2>{cycle}
 <h2>Anomalies</h2>

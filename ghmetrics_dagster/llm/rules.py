@@ -1,29 +1,65 @@
 """The rule-based writer: a deterministic summary that quotes only the input's facts.
 
-It needs no provider, so it is the router's last resort and the embedded default.
+It needs no provider, so it is the router's last resort and the embedded default. It leads with
+the overall Quick Check score against DORA's 2025 benchmark, then DORA's five metrics over the
+trailing 12 weeks with their scores (docs/dora.md), and says that they describe a team or a
+service, not a person.
 """
 
 from __future__ import annotations
 
-from ghmetrics_dagster.llm.aggregates import CYCLE_STAGES, WINDOW_WEEKS, Fact, SummaryInput, facts
+from ghmetrics_dagster import contracts
+from ghmetrics_dagster.llm.aggregates import CYCLE_STAGES, FIVE_METRICS, WINDOW_WEEKS, Fact, SummaryInput, facts
 from ghmetrics_dagster.llm.prompts import sanitize_untrusted
 
 PROVIDER = "rules"
-MODEL = "rules-v1"
+MODEL = "rules-v2"
 
 
 def _by_key(data: SummaryInput) -> dict[str, Fact]:
     return {f.key: f for f in facts(data)}
 
 
-def _grade(data: SummaryInput, field: str) -> str:
-    grade = data.grades.get(f"{field}_grade")
-    if not grade:
-        return ""
-    before = data.previous_grades.get(f"{field}_grade")
-    if before and before != grade:
-        return f" (grade {grade}, was {before})"
-    return f" (grade {grade})"
+def _headline(data: SummaryInput, f: dict[str, Fact]) -> list[str]:
+    """'Overall 6.4 / 10 (DORA 2025 benchmark, All industries: 4.3); throughput 7.3 (benchmark 6), ...'"""
+    segment = sanitize_untrusted(data.benchmark_segment) if data.benchmark_segment else None
+    parts = []
+    for metric, score, _ in contracts.HEADLINE_SCORES:
+        if f"dora.{score}" not in f:
+            continue
+        value = f[f"dora.{score}"].display
+        benchmark = f.get(f"benchmark.{metric}")
+        if metric == "overall":
+            text = f"Overall {value} / 10"
+            if benchmark:
+                where = f", {segment}" if segment else ""
+                text += f" ({contracts.BENCHMARK_EDITION} benchmark{where}: {benchmark.display})"
+        else:
+            text = f"{metric} {value}" + (f" (benchmark {benchmark.display})" if benchmark else "")
+        parts.append(text)
+    if not parts:
+        return []
+    return ["; ".join(parts) + "."]
+
+
+def _five_metrics(f: dict[str, Fact]) -> list[str]:
+    clauses = []
+    for metric, value, score, name in FIVE_METRICS:
+        if f"dora.{value}" in f:
+            shown = f[f"dora.{value}"].display
+            if metric == "deployment_frequency":
+                shown += " deployment days per week"
+                if "dora.deployments_per_deployment_day_12w" in f:
+                    shown += f", {f['dora.deployments_per_deployment_day_12w'].display} deployments per deployment day"
+        elif metric == "recovery":
+            shown = "no failed deployment recovered"
+        else:
+            shown = "no deployments"
+        rated = f" (score {f[f'dora.{score}'].display})" if f"dora.{score}" in f else ""
+        clauses.append(f"{name} {shown}{rated}")
+    if not any(f"dora.{score}" in f for _, _, score, _ in FIVE_METRICS):
+        return []
+    return [f"DORA's software delivery metrics over the last {WINDOW_WEEKS} weeks: " + "; ".join(clauses) + "."]
 
 
 def write_summary(data: SummaryInput) -> str:
@@ -33,6 +69,10 @@ def write_summary(data: SummaryInput) -> str:
     f = _by_key(data)
     window = f"{WINDOW_WEEKS} weeks"
     sentences = [f"Summary for {login}, week starting {data.week_start}."]
+    sentences += _headline(data, f)
+    sentences += _five_metrics(f)
+    sentences.append(f"DORA's metrics describe a team's or a service's delivery, not a person: these figures pool "
+                     f"the repositories in {login}'s scope and say nothing about anyone's own performance.")
 
     parts = []
     if "latest.deployments" in f:
@@ -40,35 +80,14 @@ def write_summary(data: SummaryInput) -> str:
     if "trailing.deployments" in f:
         parts.append(f"{f['trailing.deployments'].display} over the last {window}")
     if parts:
-        sentences.append("Deployments: " + ", ".join(parts) + _grade(data, "deployment_frequency") + ".")
+        sentences.append("Deployments: " + ", ".join(parts) + ".")
 
-    if "trailing.median_lead_time_hours" in f:
+    # The incident's own time to restore (issue opened to closed): not DORA's recovery time.
+    if "trailing.median_time_to_restore_hours" in f:
         sentences.append(
-            f"Median lead time for changes over the last {window}: "
-            f"{f['trailing.median_lead_time_hours'].display}{_grade(data, 'lead_time')}."
+            f"Median incident time to restore over the last {window}: "
+            f"{f['trailing.median_time_to_restore_hours'].display}."
         )
-    elif "latest.median_lead_time_hours" in f:
-        sentences.append(
-            f"Median lead time this week: {f['latest.median_lead_time_hours'].display}{_grade(data, 'lead_time')}."
-        )
-
-    if "trailing.change_failure_rate" in f:
-        sentences.append(
-            f"Change failure rate over the last {window}: "
-            f"{f['trailing.change_failure_rate'].display}{_grade(data, 'change_failure_rate')}."
-        )
-    if "trailing.median_time_to_restore_hours" in f:  # the figure the grade is given on
-        sentences.append(
-            f"Median time to restore over the last {window}: "
-            f"{f['trailing.median_time_to_restore_hours'].display}{_grade(data, 'time_to_restore')}."
-        )
-    elif "latest.median_time_to_restore_hours" in f:
-        sentences.append(
-            f"Median time to restore this week: "
-            f"{f['latest.median_time_to_restore_hours'].display}{_grade(data, 'time_to_restore')}."
-        )
-    elif data.grades.get("time_to_restore_grade"):
-        sentences.append(f"Time to restore{_grade(data, 'time_to_restore')}.")
 
     review = []
     if "latest.merged_prs" in f:
@@ -82,22 +101,19 @@ def write_summary(data: SummaryInput) -> str:
     if stages:
         sentences.append(f"Cycle time medians over the last {window}: " + ", ".join(stages) + ".")
 
-    if "latest.performance_score" in f:
-        sentences.append(f"Performance score: {f['latest.performance_score'].display}.")
-
     if data.anomalies:
         described = []
         for index, anomaly in enumerate(data.anomalies):
             score = f.get(f"anomaly.{index}.score")
-            extra = f" (score {score.display})" if score else ""
+            extra = f" (anomaly score {score.display})" if score else ""
             described.append(f"{sanitize_untrusted(anomaly.metric)} in the week starting {anomaly.week_start}{extra}")
         sentences.append("Watch: the anomaly model flagged " + "; ".join(described) + ".")
 
     forecast = []
     if "prediction.predicted_lead_time_hours" in f:
         forecast.append(f"lead time {f['prediction.predicted_lead_time_hours'].display}")
-    if "prediction.predicted_performance_score" in f:
-        forecast.append(f"performance score {f['prediction.predicted_performance_score'].display}")
+    if "prediction.predicted_overall_score" in f:
+        forecast.append(f"overall score {f['prediction.predicted_overall_score'].display} / 10")
     if forecast:
         sentences.append("Forecast for next week: " + ", ".join(forecast) + ".")
     return " ".join(sentences)

@@ -15,70 +15,107 @@ import statistics
 from decimal import Decimal
 from typing import Any
 
+from ghmetrics_dagster import contracts
 from ghmetrics_dagster.github import access
 from ghmetrics_dagster.llm.aggregates import (
     CYCLE_STAGES,
+    TEAM_NOT_PERSON,
     WINDOW_WEEKS,
     AggregatesError,
     SummaryInput,
     load_summary_input,
 )
 
-# Each metric: its one-line definition, thresholds (the 2023 DORA grades the marts apply over the
-# trailing 12 weeks), how it is charted and read. `better` says which direction is good.
+# Each metric: its one-line definition, how it is scored, how it is charted and read. DORA's five
+# metrics (docs/dora.md) come first, each with its value over the trailing 12 weeks (`window`,
+# a column of the latest weekly row, or `trailing`, a figure of the summary's aggregates), its
+# Quick Check score (0-10) and the benchmark it is compared with; `legacy_grade` is the DORA
+# 2023 grade kept for one release. `better` says which direction is good.
+_HOURS_ANSWERS = ("Quick Check score of the 12-week median: under an hour 10, under a day 8, under a week 6, "
+                  "under a month 4, under six months 2, longer 0.")
 METRICS: dict[str, dict[str, Any]] = {
-    "deployments": {
-        "title": "Deployment frequency", "unit": "count", "better": "up", "grade": "deployment_frequency_grade",
-        "definition": "How often changes reach production: deployments per week (successful and failed).",
-        "thresholds": "Graded on the median days with a deployment per week over 12 weeks: elite ≥ 5, high ≥ 1, "
-                      "medium ≥ one a month on average, low below.",
-        "trailing": "deployments", "trailing_label": "deployments in 12 weeks",
-    },
     "median_lead_time_hours": {
-        "title": "Lead time for changes", "unit": "hours", "better": "down", "grade": "lead_time_grade",
+        "title": "Lead time for changes", "unit": "hours", "better": "down", "dora": True,
         "definition": "From a pull request's first commit to the deployment that shipped it; the median.",
-        "thresholds": "Elite < 1 day, high < 1 week, medium < 30 days, low ≥ 30 days (median over 12 weeks).",
-        "trailing": "median_lead_time_hours", "trailing_label": "median over 12 weeks",
+        "thresholds": _HOURS_ANSWERS,
+        "window": "lead_time_hours_12w", "trailing_label": "median over 12 weeks", "window_unit": "hours",
+        "score": "lead_time_score", "benchmark": "lead_time", "legacy_grade": "legacy_lead_time_grade",
+    },
+    "deployments": {
+        "title": "Deployment frequency", "unit": "count", "better": "up", "dora": True,
+        "definition": "How often changes reach production: deployments per week (successful and failed); scored "
+                      "on the days with a successful deployment.",
+        "thresholds": "Quick Check score of the deployment days per week over 12 weeks: every working day with "
+                      "two or more deployments a day 10, every working day 8, at least weekly 6, at least monthly "
+                      "4, less often 2, none 0.",
+        "window": "deployment_days_per_week_12w", "trailing_label": "deployment days per week over 12 weeks",
+        "window_unit": "count", "score": "deployment_frequency_score", "benchmark": "deployment_frequency",
+        "legacy_grade": "legacy_deployment_frequency_grade",
+    },
+    "median_recovery_hours": {
+        "title": "Failed deployment recovery time", "unit": "hours", "better": "down", "dora": True,
+        "definition": "From a deployment that failed a change to the deployment that recovered it (its fix "
+                      "shipped, else the next successful deployment); the median.",
+        "thresholds": _HOURS_ANSWERS,
+        "window": "recovery_hours_12w", "trailing_label": "median over 12 weeks", "window_unit": "hours",
+        "score": "recovery_score", "benchmark": "recovery", "legacy_grade": None,
     },
     "change_failure_rate": {
-        "title": "Change failure rate", "unit": "ratio", "better": "down", "grade": "change_failure_rate_grade",
+        "title": "Change fail rate", "unit": "ratio", "better": "down", "dora": True,
         "definition": "Share of deployments that failed or to which a production incident is attributed.",
-        "thresholds": "Elite ≤ 5 %, high ≤ 10 %, medium ≤ 15 %, low above (failing / all deployments of 12 weeks).",
-        "trailing": "change_failure_rate", "trailing_label": "over 12 weeks",
+        "thresholds": "Quick Check score: 10 − 10 × the rate over 12 weeks (none failing scores 10, half of "
+                      "them 5).",
+        "window": "change_failure_rate_12w", "trailing_label": "over 12 weeks", "window_unit": "ratio",
+        "score": "change_fail_score", "benchmark": "change_fail", "legacy_grade": "legacy_change_failure_rate_grade",
+    },
+    "rework_rate": {
+        "title": "Rework rate", "unit": "ratio", "better": "down", "dora": True,
+        "definition": "Share of deployments that shipped unplanned work to fix production: reverts, incident "
+                      "fixes, and pull requests labelled or branched as hotfixes.",
+        "thresholds": "Quick Check score: 10 − 10 × the rate over 12 weeks (no rework scores 10).",
+        "window": "rework_rate_12w", "trailing_label": "over 12 weeks", "window_unit": "ratio",
+        "score": "rework_score", "benchmark": "rework", "legacy_grade": None,
+    },
+    "overall_score": {
+        "title": "Overall score", "unit": "score10", "better": "up", "dora": False,
+        "definition": "0–10: the mean of the five Quick Check scores over 12 weeks; throughput is lead time, "
+                      "deployment frequency and recovery time, stability is change fail rate and rework rate.",
+        "thresholds": "Compared with DORA's 2025 benchmark mean (see above); it replaces the former 0–100 "
+                      "performance score.",
+        "window": None, "trailing_label": "", "score": None, "benchmark": "overall", "legacy_grade": None,
     },
     "median_time_to_restore_hours": {
-        "title": "Time to restore service", "unit": "hours", "better": "down", "grade": "time_to_restore_grade",
+        "title": "Incident time to restore", "unit": "hours", "better": "down", "dora": False,
         "definition": "From an incident's start (issue opened, or the reverted change merged) to its end; the median.",
-        "thresholds": "Elite < 1 hour, high < 1 day, medium < 1 week, low ≥ 1 week (median over 12 weeks).",
+        "thresholds": "An incident's own duration, not failed deployment recovery time; no Quick Check score.",
         "trailing": "median_time_to_restore_hours", "trailing_label": "median over 12 weeks",
+        "window": None, "score": None, "benchmark": None, "legacy_grade": "legacy_time_to_restore_grade",
     },
     "review_coverage": {
-        "title": "Review coverage", "unit": "ratio", "better": "up", "grade": None,
+        "title": "Review coverage", "unit": "ratio", "better": "up", "dora": False,
         "definition": "Share of merged pull requests by people that someone other than the author reviewed.",
-        "thresholds": "No DORA grade; weighs 15 % in the performance score.",
+        "thresholds": "Not a DORA metric; no score.",
         "trailing": "review_coverage", "trailing_label": "over 12 weeks",
+        "window": None, "score": None, "benchmark": None, "legacy_grade": None,
     },
     "median_pr_size": {
-        "title": "Pull-request size", "unit": "lines", "better": "down", "grade": None,
+        "title": "Pull-request size", "unit": "lines", "better": "down", "dora": False,
         "definition": "Lines added plus deleted per merged pull request by people; the median.",
-        "thresholds": "No grade; smaller changes review and ship faster.",
+        "thresholds": "No score; smaller changes review and ship faster.",
         "trailing": "median_pr_size", "trailing_label": "median over 12 weeks",
-    },
-    "performance_score": {
-        "title": "Performance score", "unit": "score", "better": "up", "grade": None,
-        "definition": "0–100: the four DORA grades and review coverage over 12 weeks, weighted "
-                      "25/25/20/15/15 (deployment frequency, lead time, change failure rate, restore, review).",
-        "thresholds": "Elite on every key scores 100.",
-        "trailing": None, "trailing_label": "",
+        "window": None, "score": None, "benchmark": None, "legacy_grade": None,
     },
 }
+# The headline: the overall, throughput and stability scores against the benchmark.
+HEADLINE = (("overall", "Overall", "overall_score", "overall_vs_benchmark"),
+            ("throughput", "Throughput", "throughput_score", "throughput_vs_benchmark"),
+            ("stability", "Stability", "stability_score", "stability_vs_benchmark"))
 STAGE_DEFINITIONS = {
     "coding": "first commit → pull request opened",
     "pickup": "ready for review → first review",
     "review": "first review → merged",
     "deploy": "merged → shipped to production",
 }
-GRADE_ORDER = {"elite": 4, "high": 3, "medium": 2, "low": 1}
 
 
 def _float(value) -> float | None:
@@ -98,6 +135,8 @@ def fmt(value, unit: str) -> str:
         return f"{value:.0f} h" if value >= 48 else f"{value:.1f} h"
     if unit == "score":
         return f"{value:.0f}"
+    if unit == "score10":  # Quick Check scores, 0..10
+        return f"{value:.1f}"
     return f"{value:.0f}" if value == int(value) or value >= 100 else f"{value:.1f}"
 
 
@@ -213,6 +252,8 @@ def scope_view(conn, login: str, repository: str | None = None) -> dict:
     }
     if not data.has_data:
         return view
+    view["headline"] = _headline(data)
+    view["team_not_person"] = TEAM_NOT_PERSON
     view["metrics"] = [_metric_card(key, data) for key in METRICS]
     view["cycle"] = [
         {"stage": stage, "hours": _float(data.cycle_medians_12w.get(stage)), "definition": STAGE_DEFINITIONS[stage],
@@ -226,25 +267,54 @@ def scope_view(conn, login: str, repository: str | None = None) -> dict:
     return view
 
 
+def _headline(data: SummaryInput) -> dict:
+    """The overall, throughput and stability scores of the latest week (each over its trailing 12
+    weeks) against DORA's 2025 benchmark mean of the chosen segment (marts.dora_benchmarks)."""
+    latest = data.weeks[-1] if data.weeks else {}
+    scores = []
+    for key, title, column, delta in HEADLINE:
+        score, benchmark = _float(latest.get(column)), _float(data.benchmarks.get(key))
+        vs = _float(latest.get(delta))
+        if vs is None and score is not None and benchmark is not None:
+            vs = score - benchmark
+        scores.append({
+            "key": key, "title": title, "score": score, "display": fmt(score, "score10"),
+            "benchmark": benchmark, "benchmark_display": fmt(benchmark, "score10"), "vs_benchmark": vs,
+            "vs_display": "–" if vs is None else f"{vs:+.1f}",
+            "above": None if vs is None else vs >= 0,
+        })
+    return {"edition": contracts.BENCHMARK_EDITION, "segment": data.benchmark_segment, "scores": scores}
+
+
 def _metric_card(key: str, data: SummaryInput) -> dict:
     spec = METRICS[key]
     weeks = data.weeks
-    latest = _float(weeks[-1].get(key)) if weeks else None
+    latest_row = weeks[-1] if weeks else {}
+    latest = _float(latest_row.get(key))
     previous = _float(weeks[-2].get(key)) if len(weeks) >= 2 else None
-    trailing = _float(data.trailing.get(spec["trailing"])) if spec["trailing"] else None
-    grade = data.grades.get(spec["grade"]) if spec["grade"] else None
-    previous_grade = data.previous_grades.get(spec["grade"]) if spec["grade"] else None
     unit = "count" if spec["unit"] == "lines" else spec["unit"]
+    if spec.get("window"):
+        trailing, trailing_unit = _float(latest_row.get(spec["window"])), spec["window_unit"]
+    elif spec.get("trailing"):
+        trailing, trailing_unit = _float(data.trailing.get(spec["trailing"])), unit
+    else:
+        trailing, trailing_unit = None, unit
+    score = _float(latest_row.get(spec["score"])) if spec["score"] else None
+    benchmark = _float(data.benchmarks.get(spec["benchmark"])) if spec["benchmark"] else None
+    legacy = latest_row.get(spec["legacy_grade"]) if spec["legacy_grade"] else None
     return {
         "key": key,
-        **{k: spec[k] for k in ("title", "definition", "thresholds", "better", "trailing_label")},
+        **{k: spec[k] for k in ("title", "definition", "thresholds", "better", "trailing_label", "dora")},
         "unit": spec["unit"],
         "latest": latest,
         "latest_display": fmt(latest, unit),
         "trailing": trailing,
-        "trailing_display": fmt(trailing, unit) if spec["trailing"] else None,
-        "grade": grade,
-        "previous_grade": previous_grade if previous_grade != grade else None,
+        "trailing_display": fmt(trailing, trailing_unit) if (spec.get("window") or spec.get("trailing")) else None,
+        "score": score,
+        "score_display": fmt(score, "score10") if spec["score"] else None,
+        "benchmark": benchmark,
+        "benchmark_display": fmt(benchmark, "score10") if spec["benchmark"] else None,
+        "legacy_grade": legacy,
         "trend": _trend(latest, previous, spec["better"], unit),
     }
 
@@ -265,7 +335,7 @@ def _forecasts(data: SummaryInput) -> list[dict]:
     from one week to the next over the trailing 12 weeks (how far a naive forecast is off)."""
     out = []
     for metric, key in (("median_lead_time_hours", "predicted_lead_time_hours"),
-                        ("performance_score", "predicted_performance_score")):
+                        ("overall_score", "predicted_overall_score")):
         value = _float(data.predictions.get(key))
         if value is None:
             continue
@@ -276,7 +346,9 @@ def _forecasts(data: SummaryInput) -> list[dict]:
         out.append({
             "metric": metric, "title": METRICS[metric]["title"], "value": value, "spread": spread,
             "display": fmt(value, unit),
-            "range": f"{fmt(max(value - spread, 0), unit)} – {fmt(value + spread, unit)}" if spread else None,
+            # A score stays on its 0-10 scale.
+            "range": (f"{fmt(max(value - spread, 0), unit)} – "
+                      f"{fmt(min(value + spread, 10) if unit == 'score10' else value + spread, unit)}") if spread else None,
         })
     return out
 
@@ -333,11 +405,25 @@ def _series(key: str, data: SummaryInput, anomalies: list[dict], forecasts: list
             traces.append({"type": "scatter", "mode": "markers", "name": "forecast, next week", "x": [next_week],
                            "y": [forecast["value"] * scale], "error_y": error,
                            "marker": {"color": "#6a3d9a", "size": 10, "symbol": "diamond"}})
-    unit_label = {"ratio": "%", "hours": "hours", "lines": "lines", "score": "0–100", "count": "per week"}[spec["unit"]]
+    window = spec.get("window")
+    if window and spec.get("window_unit") == spec["unit"]:
+        # The figure the score is given on: each week's value over the 12 weeks ending with it.
+        traces.append({"type": "scatter", "mode": "lines", "name": "over 12 weeks", "x": x,
+                       "y": [None if _float(row.get(window)) is None else _float(row.get(window)) * scale
+                             for row in data.weeks],
+                       "line": {"color": "#888", "dash": "dot"}, "hovertemplate": "%{x}: %{y:.1f}<extra></extra>"})
+    benchmark = _float(data.benchmarks.get("overall")) if key == "overall_score" else None
+    if benchmark is not None and x:
+        traces.append({"type": "scatter", "mode": "lines", "name": f"{contracts.BENCHMARK_EDITION} benchmark",
+                       "x": [x[0], x[-1]], "y": [benchmark, benchmark], "line": {"color": "#888", "dash": "dash"}})
+    unit_label = {"ratio": "%", "hours": "hours", "lines": "lines", "score10": "0–10", "count": "per week"}[spec["unit"]]
+    yaxis = {"title": {"text": unit_label}, "rangemode": "tozero"}
+    if spec["unit"] == "score10":
+        yaxis["range"] = [0, 10]
     return {
         "data": traces,
         "layout": {"height": 240, "margin": {"l": 48, "r": 12, "t": 8, "b": 36}, "showlegend": len(traces) > 1,
-                   "legend": {"orientation": "h", "y": -0.25}, "yaxis": {"title": {"text": unit_label}, "rangemode": "tozero"},
+                   "legend": {"orientation": "h", "y": -0.25}, "yaxis": yaxis,
                    "xaxis": {"type": "date"}},
     }
 
@@ -346,10 +432,12 @@ def _series(key: str, data: SummaryInput, anomalies: list[dict], forecasts: list
 
 
 def rows_behind(cur, repository: str, latest_week: str | None) -> dict:
-    """The pull requests shipped in the latest week (its lead time) and the failing deployments
-    of the trailing 12 weeks with the incidents attributed to them (its change failure rate)."""
+    """The rows behind a repository's numbers (docs/dora.md, "Explain a number"): the pull
+    requests shipped in the latest week (its lead time), the deployments of the trailing 12
+    weeks that failed a change with why, their recovery and the incidents attributed to them
+    with the evidence (change fail rate, recovery time), and the rework they shipped."""
     if latest_week is None:
-        return {"shipped": [], "failures": []}
+        return {"shipped": [], "failures": [], "rework": []}
     week = dt.date.fromisoformat(latest_week)
     week_start = dt.datetime.combine(week, dt.time(), dt.timezone.utc)
     cur.execute(
@@ -361,52 +449,73 @@ def rows_behind(cur, repository: str, latest_week: str | None) -> dict:
     )
     names = [d[0] for d in cur.description]
     shipped = [dict(zip(names, row)) for row in cur.fetchall()]
+    since = week - dt.timedelta(weeks=WINDOW_WEEKS)
     cur.execute(
-        "select d.deployment_id, d.source, d.deployed_at, d.is_failed, d.incident_count,"
+        "select d.deployment_id, d.source, d.deployed_at, d.is_failed, d.incident_count, d.failure_cause,"
+        " d.recovery_hours, d.recovery_evidence,"
         " coalesce(json_agg(json_build_object('kind', i.kind, 'started_at', i.started_at,"
-        "   'restore_hours', i.restore_hours)) filter (where i.incident_id is not null), '[]')"
+        "   'restore_hours', i.restore_hours, 'evidence', i.attribution_evidence))"
+        "   filter (where i.incident_id is not null), '[]')"
         " from marts.fct_deployments d left join marts.fct_incidents i on i.deployment_id = d.deployment_id"
         " where d.repo_full_name = %s and d.fails_change and d.week_start > %s"
-        " group by 1, 2, 3, 4, 5 order by d.deployed_at desc limit 50",
-        (repository, week - dt.timedelta(weeks=WINDOW_WEEKS)),
+        " group by 1, 2, 3, 4, 5, 6, 7, 8 order by d.deployed_at desc limit 50",
+        (repository, since),
     )
-    failures = [
-        {"deployment_id": dep, "source": source, "deployed_at": at, "is_failed": failed, "incident_count": count,
-         "incidents": incidents}
-        for dep, source, at, failed, count, incidents in cur.fetchall()
-    ]
-    return {"shipped": shipped, "failures": failures}
+    names = ["deployment_id", "source", "deployed_at", "is_failed", "incident_count", "failure_cause",
+             "recovery_hours", "recovery_evidence", "incidents"]
+    failures = [dict(zip(names, row)) for row in cur.fetchall()]
+    # Its rework rate: the deployments that shipped rework, with the pull requests that made them so.
+    cur.execute(
+        "select d.deployed_at, p.number, p.title, p.rework_reason"
+        " from marts.fct_deployments d"
+        " join marts.fct_pull_requests p on p.shipping_deployment_id = d.deployment_id and p.rework_reason is not null"
+        " where d.repo_full_name = %s and d.is_rework and d.week_start > %s"
+        " order by d.deployed_at desc, p.number limit 50",
+        (repository, since),
+    )
+    rework = [dict(zip(("deployed_at", "number", "title", "rework_reason"), row)) for row in cur.fetchall()]
+    return {"shipped": shipped, "failures": failures, "rework": rework}
 
 
 # --- the team page ------------------------------------------------------------------------------
 
 
+# The team page's columns of each repository's latest week (docs/dora.md): the headline scores,
+# DORA's five metrics over 12 weeks with their scores, and the legacy columns (one release).
+TEAM_LATEST = (
+    "overall_score", "throughput_score", "stability_score", "overall_vs_benchmark",
+    "lead_time_hours_12w", "lead_time_score", "deployment_days_per_week_12w", "deployment_frequency_score",
+    "recovery_hours_12w", "recovery_score", "change_failure_rate_12w", "change_fail_score",
+    "rework_rate_12w", "rework_score", "median_lead_time_hours", "review_coverage_12w", "median_pr_size",
+    *contracts.LEGACY_GRADE_COLUMNS, contracts.LEGACY_SCORE,
+)
+
+
 def team_rows(cur, login: str) -> list[dict]:
-    """The user's repositories side by side: the latest week's grades and 12-week figures."""
+    """The user's repositories side by side, best overall score first: the latest week's scores
+    and 12-week figures."""
     cur.execute("select to_regclass('marts.fct_dora_weekly')")
     if cur.fetchone()[0] is None:
         return []
+    cur.execute("select column_name from information_schema.columns"
+                " where table_schema = 'marts' and table_name = 'fct_dora_weekly'")
+    present = {row[0] for row in cur.fetchall()}
+    latest = ",\n".join(
+        f"(array_agg({c} order by week_start desc))[1] as {c}" if c in present else f"null as {c}"
+        for c in TEAM_LATEST
+    )
     cur.execute(
-        """with scoped as (
+        f"""with scoped as (
                select w.*, row_number() over (partition by w.scope order by w.week_start desc) as age
                from marts.fct_dora_weekly w
                join app.user_scope s on s.repo_full_name = w.scope and s.login = %s
                where w.scope_type = 'repository'
            )
            select scope,
-                  max(week_start) filter (where age = 1) as latest_week,
-                  sum(deployments) filter (where age <= 12) as deployments_12w,
-                  sum(failed_changes) filter (where age <= 12)::numeric
-                    / nullif(sum(deployments) filter (where age <= 12), 0) as change_failure_rate_12w,
-                  max(median_lead_time_hours) filter (where age = 1) as median_lead_time_hours,
-                  max(deployment_frequency_grade) filter (where age = 1) as deployment_frequency_grade,
-                  max(lead_time_grade) filter (where age = 1) as lead_time_grade,
-                  max(change_failure_rate_grade) filter (where age = 1) as change_failure_rate_grade,
-                  max(time_to_restore_grade) filter (where age = 1) as time_to_restore_grade,
-                  max(review_coverage_12w) filter (where age = 1) as review_coverage_12w,
-                  max(median_pr_size) filter (where age = 1) as median_pr_size,
-                  max(performance_score) filter (where age = 1) as performance_score
-           from scoped where age <= 12 group by scope order by lower(scope)""",
+                  max(week_start) as latest_week,
+                  sum(deployments) as deployments_12w,
+                  {latest}
+           from scoped where age <= 12 group by scope""",
         (login,),
     )
     names = [d[0] for d in cur.description]
@@ -415,6 +524,8 @@ def team_rows(cur, login: str) -> list[dict]:
         item = {n: (_float(v) if isinstance(v, Decimal) else v) for n, v in zip(names, row)}
         item["latest_week"] = item["latest_week"].isoformat() if item["latest_week"] else None
         rows.append(item)
+    # Best overall score first; repositories without one last, by name.
+    rows.sort(key=lambda r: (r["overall_score"] is None, -(r["overall_score"] or 0), r["scope"].lower()))
     return rows
 
 

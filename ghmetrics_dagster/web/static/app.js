@@ -22,13 +22,11 @@
         table.querySelectorAll("thead th").forEach(function (h) { h.setAttribute("aria-sort", "none"); });
         th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
         var kind = th.getAttribute("data-kind");
-        var grades = { elite: 4, high: 3, medium: 2, low: 1 };
         var body = table.tBodies[0];
         var rows = Array.prototype.slice.call(body.rows);
         function key(row) {
           var raw = row.cells[column].getAttribute("data-value");
           if (kind === "number") return raw === "" ? null : parseFloat(raw);
-          if (kind === "grade") return raw === "" ? null : grades[raw];
           return raw.toLowerCase();
         }
         rows.sort(function (a, b) {
