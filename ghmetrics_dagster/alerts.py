@@ -21,6 +21,14 @@ def failure_message(job_name: str, run_id: str, failed_steps: list[tuple[str, st
     }
 
 
+def no_webhook_reason(job_name: str, run_id: str) -> str:
+    """Why a failed run was not posted: the skip reason on the sensor's tick."""
+    return (
+        "no webhook configured (set GHMETRICS_ALERT_WEBHOOK_URL to a Slack-compatible incoming-webhook URL "
+        f"where Dagster runs): the failure of {job_name}, run {run_id}, was not posted"
+    )
+
+
 def post_webhook(url: str, body: dict, timeout: float = 10.0) -> None:
     response = requests.post(url, json=body, timeout=timeout)
     if response.status_code >= 300:

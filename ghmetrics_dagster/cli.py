@@ -202,6 +202,7 @@ def login(login: str) -> None:
     url = _migrated_url()
     with warehouse.connect(url) as conn, conn.cursor() as cur:
         _require_user(cur, login)
+    _github_of_this_home()
     dagster_home.prepare()
     with dg.DagsterInstance.get() as instance:
         # Decided before the row exists, as the sensor will decide when it reads it.
@@ -228,6 +229,7 @@ def run(login: str) -> None:
     url = _migrated_url()
     with warehouse.connect(url) as conn, conn.cursor() as cur:
         _require_user(cur, login)
+    _github_of_this_home()
     result = pipeline.refresh_users([login], progress=True)
     if not result.success:
         fail(f"run {result.run_id} failed for {login}: {result.failure}; the Dagster UI (`ghmetrics ui`) has its logs")
@@ -255,8 +257,38 @@ def ui(port: int) -> None:
     from ghmetrics_dagster import dagster_home, pipeline
 
     _migrated_url()
+    _github_of_this_home()
     dagster_home.prepare()
     pipeline.serve_ui(port)
+
+
+@main.command()
+def stop() -> None:
+    """Stop what keeps running between commands: the embedded Postgres and the home's sandbox."""
+    from ghmetrics_dagster import home_sandbox, settings, warehouse
+
+    if home_sandbox.stop():
+        click.echo("stopped the sandbox organisation of this home")
+    if settings.external_database_url():
+        click.echo("the warehouse is GHMETRICS_DATABASE_URL's server: not ours to stop")
+    elif warehouse.stop_embedded():
+        click.echo(f"stopped the embedded Postgres in {settings.home() / 'pg'}")
+    else:
+        click.echo("the embedded Postgres was not running")
+
+
+def _github_of_this_home():
+    """After `ghmetrics demo`, with no GitHub configured: the demo's sandbox organisation (or None)."""
+    from ghmetrics_dagster import home_sandbox
+
+    try:
+        sandbox = home_sandbox.use_if_recorded()
+    except RuntimeError as exc:
+        fail(str(exc))
+    if sandbox is not None:
+        click.echo(f"GitHub: this home's sandbox organisation at {sandbox.rest_url} (seed {sandbox.seed}, "
+                   "from `ghmetrics demo`; set GITHUB_TOKEN to use GitHub)")
+    return sandbox
 
 
 @main.command()
@@ -272,12 +304,25 @@ def web(host: str, port: int, workers: int) -> None:
         fail("GHMETRICS_SECRET_KEY is not set: in a deployment the dashboard must share the key with the code "
              "server, which decrypts the tokens the dashboard stores; set the same key on both")
     url = _migrated_url()
+    if not os.environ.get("GHMETRICS_OAUTH_CLIENT_ID"):
+        _sign_in_through_this_homes_sandbox()
     try:
         WebConfig.from_env(database_url=url)  # fail here, in one line, rather than in each worker
     except WebConfigError as exc:
         fail(str(exc))
     click.echo(f"dashboard: http://{host}:{port}  (Ctrl-C to stop)")
     server.serve(host, port, workers)
+
+
+def _sign_in_through_this_homes_sandbox() -> None:
+    """After `ghmetrics demo`: sign-in through the sandbox's OAuth app (the workers inherit it)."""
+    from ghmetrics_dagster.sandbox.oauth import DEFAULT_CLIENT_ID, default_client_secret
+
+    sandbox = _github_of_this_home()
+    if sandbox is not None:
+        os.environ.update({"GHMETRICS_OAUTH_CLIENT_ID": DEFAULT_CLIENT_ID,
+                           "GHMETRICS_OAUTH_CLIENT_SECRET": default_client_secret(),
+                           "GHMETRICS_GITHUB_OAUTH_URL": sandbox.rest_url})
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []})

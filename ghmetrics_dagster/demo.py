@@ -7,7 +7,7 @@ import time
 
 import click
 
-from ghmetrics_dagster import pipeline, warehouse
+from ghmetrics_dagster import home_sandbox, pipeline, warehouse
 
 DEMO_USERS = 3
 
@@ -158,6 +158,8 @@ def run_demo(seed: int, repos: int, prs: int, serve_ui: bool, port: int, web_por
     _say(f"warehouse: {warehouse.display_url(url)}" + (f" (applied {', '.join(applied)})" if applied else ""))
     pipeline.deploy_views()
     org = generator.generate(seed=seed, repos=repos, prs_per_repo=prs)
+    # Later commands in this home (`make ui`, `ghmetrics run`, `login`, `web`) serve it again.
+    home_sandbox.remember(seed, repos, prs)
     with run_sandbox(org=org) as sandbox:
         # The pipeline reads GitHub's location and tokens from the environment, as in production.
         os.environ["GHMETRICS_GITHUB_API_URL"] = sandbox.rest_url
@@ -184,6 +186,9 @@ def run_demo(seed: int, repos: int, prs: int, serve_ui: bool, port: int, web_por
         _print_summary(url, users[0][0])
         _say()
         _say(f"done in {time.monotonic() - started:.0f} s.")
+        _say(f"Afterwards, in this home: `make ui`, `ghmetrics run --user {users[0][0]}`, `ghmetrics login "
+             f"{users[0][0]}` and `make web` use this organisation again (started when needed); "
+             "`ghmetrics stop` stops it and the embedded Postgres.")
         if not serve_ui:
             _say("Dagster UI: `make ui` (http://127.0.0.1:3000); MLflow UI: `make mlflow-ui` (http://127.0.0.1:5000).")
             return

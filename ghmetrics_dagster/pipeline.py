@@ -209,8 +209,9 @@ def _follow(instance, run_id: str, total_steps: int, label: str, progress: bool)
         bar.close()
 
 
-def run_dagster_command(args: list[str]) -> int:
-    """Runs the `dagster` CLI on the shared instance, with the dbt manifest prepared."""
+def _prepare_dagster_processes() -> None:
+    """What every Dagster process started from here needs: the shared instance, the dbt
+    manifest, and the MLflow store created once (before any run uses it)."""
     from ghmetrics_dagster.defs import transform
 
     from ghmetrics_dagster import warehouse
@@ -219,7 +220,12 @@ def run_dagster_command(args: list[str]) -> int:
 
     dagster_home.prepare()
     transform.prepare_dbt_project(warehouse.database_url())
-    registry.ensure_store(training.default_store().tracking_uri)  # before any run uses it
+    registry.ensure_store(training.default_store().tracking_uri)
+
+
+def run_dagster_command(args: list[str]) -> int:
+    """Runs the `dagster` CLI on the shared instance, with the dbt manifest prepared."""
+    _prepare_dagster_processes()
     command = [os.path.join(os.path.dirname(sys.executable), "dagster"), *args]
     try:
         return subprocess.run(command, cwd=dagster_home.PROJECT_ROOT, check=False).returncode
@@ -238,9 +244,69 @@ def deploy_views() -> None:
         transform.build_views(database_url=url)
 
 
+STOP_GRACE_S = 8.0  # Ctrl-C stops everything within 10 s: SIGTERM, then SIGKILL after this
+
+
 def serve_ui(port: int) -> None:
-    """`dagster dev` on the shared instance (webserver + daemon, so sensors run)."""
+    """The Dagster webserver and daemon (sensors, schedules, run queue) on the shared instance.
+
+    Started as `dagster-webserver` and `dagster-daemon run`, what `dagster dev` starts, each in
+    a process group of its own with its output in the run log: the terminal stays quiet, and
+    Ctrl-C stops both and the code servers they started (SIGTERM, then SIGKILL after
+    STOP_GRACE_S) instead of waiting on `dagster dev`'s shutdown.
+    """
     deploy_views()
-    print(f"Dagster UI: http://127.0.0.1:{port}  (Ctrl-C to stop)", flush=True)
+    _prepare_dagster_processes()
+    bin_dir = os.path.dirname(sys.executable)
     workspace = str(dagster_home.PROJECT_ROOT / "workspace.yaml")
-    run_dagster_command(["dev", "-w", workspace, "--host", "127.0.0.1", "--port", str(port)])
+    commands = [
+        [os.path.join(bin_dir, "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(port)],
+        [os.path.join(bin_dir, "dagster-daemon"), "run", "-w", workspace],
+    ]
+    log_path = dagster_home.run_log_path()
+    processes = []
+    with open(log_path, "ab") as log:
+        try:
+            for command in commands:
+                # cwd: the instance's folder, so Dagster finds no other dagster.yaml beside it
+                processes.append(subprocess.Popen(command, cwd=os.environ["DAGSTER_HOME"], stdout=log,
+                                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                                  start_new_session=True))
+            print(f"Dagster UI: http://127.0.0.1:{port}  (Ctrl-C stops it; its output: {log_path})", flush=True)
+            while all(process.poll() is None for process in processes):
+                time.sleep(0.5)
+            stopped = next(p for p in processes if p.poll() is not None)
+            print(f"error: {os.path.basename(stopped.args[0])} stopped (exit {stopped.returncode}); "
+                  f"see {log_path}", file=sys.stderr, flush=True)
+        except KeyboardInterrupt:
+            print("stopping the Dagster UI and daemon ...", flush=True)
+        finally:
+            stop_process_groups(processes, STOP_GRACE_S)
+
+
+def stop_process_groups(processes: list[subprocess.Popen], grace_s: float) -> None:
+    """SIGTERM to each process's group, SIGKILL to what is left after `grace_s`."""
+    import signal
+
+    def signal_groups(signum) -> list[int]:
+        alive = []
+        for process in processes:
+            try:
+                os.killpg(process.pid, signum)
+                alive.append(process.pid)
+            except ProcessLookupError:
+                pass
+        return alive
+
+    signal_groups(signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        for process in processes:
+            process.poll()  # reap the leaders, so that an empty group reads as gone
+        if not signal_groups(0):
+            return
+        time.sleep(0.2)
+    signal_groups(signal.SIGKILL)
+    for process in processes:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(2)

@@ -7,7 +7,9 @@ reads back.
 
 from __future__ import annotations
 
+
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,11 +77,16 @@ def ensure_store(tracking_uri: str) -> None:
 
     database = Path(tracking_uri[len("sqlite:///"):])
     database.parent.mkdir(parents=True, exist_ok=True)
+    store_logs = logging.getLogger("mlflow.store")
+    level = store_logs.level
     with open(f"{database}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        # Creating the tables logs a line per migration step at INFO, on the user's terminal.
+        store_logs.setLevel(logging.WARNING)
         try:
             MlflowClient(tracking_uri=tracking_uri).search_experiments(max_results=1)
         finally:
+            store_logs.setLevel(level)
             fcntl.flock(lock, fcntl.LOCK_UN)
     _initialised.add(tracking_uri)
 
@@ -162,6 +169,63 @@ def last_training(mlflow_client, name: str, tags: dict[str, str] | None = None) 
         sample_count=int(tags_found.get(TAG_SAMPLES, 0)),
         has_champion=champion(mlflow_client, name, tags) is not None,
     )
+
+
+def ensure_registered_model(mlflow_client, name: str) -> None:
+    """Creates the registered model `name` with its description if it does not exist yet, and
+    brings an existing one's description up to date.
+
+    Checking first keeps MLflow quiet: `log_model(registered_model_name=...)` always tries to
+    create the model and prints "Registered model '...' already exists" to stderr on every
+    training after the first.
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_NOT_EXIST, ErrorCode
+
+    description = DESCRIPTIONS.get(name)
+    try:
+        existing = mlflow_client.get_registered_model(name)
+    except MlflowException as error:
+        if error.error_code != ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            raise
+        existing = None
+    if existing is None:
+        try:
+            mlflow_client.create_registered_model(name, description=description)
+            return
+        except MlflowException as error:
+            # Another process created it between the check and here: update it like an existing one.
+            if error.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+                raise
+            existing = mlflow_client.get_registered_model(name)
+    if description is not None and existing.description != description:
+        mlflow_client.update_registered_model(name, description=description)
+
+
+def register_version(mlflow_client, name: str, model_id: str, run_id: str | None = None) -> str:
+    """Registers the logged model `model_id` (a `ModelInfo.model_id` from `log_model` called
+    without `registered_model_name`) as a new version of `name`; returns the version number.
+
+    The same registration `log_model(registered_model_name=name)` does (source
+    `models:/<model_id>`, the run, the model id, the version linked back on the logged model
+    under `mlflow.modelVersions`), without its console lines; the registered model is created
+    with its description on first use (`ensure_registered_model`).
+    """
+    import json
+
+    from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
+
+    ensure_registered_model(mlflow_client, name)
+    created = mlflow_client.create_model_version(name, source=f"models:/{model_id}", run_id=run_id,
+                                                 model_id=model_id)
+    # What MLflow's own registration records on the logged model: the MLflow UI lists a logged
+    # model's registered versions from this tag.
+    linked = [{"name": created.name, "version": created.version}]
+    existing = (mlflow_client.get_logged_model(model_id).tags or {}).get(MLFLOW_MODEL_VERSIONS)
+    if existing:
+        linked = json.loads(existing) + linked
+    mlflow_client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps(linked)})
+    return str(created.version)
 
 
 def tag_version(mlflow_client, name: str, version: str, tags: dict) -> None:

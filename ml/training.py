@@ -95,14 +95,14 @@ def _log_and_register(store: Store, name: str, model, params: dict, metrics: dic
             name="model",
             signature=signature,
             input_example=example,
-            registered_model_name=name,
             skops_trusted_types=trusted_types,
             # Inferring requirements runs the model in a subprocess (~5 s); they are known.
             pip_requirements=_requirements(),
         )
-        version = str(info.registered_model_version)
         run_id = run.info.run_id
-    mlflow_client.update_registered_model(name, description=registry.DESCRIPTIONS[name])
+        # Registered here rather than by log_model(registered_model_name=...), which prints
+        # "Registered model '...' already exists" on every training after the first.
+        version = registry.register_version(mlflow_client, name, info.model_id, run_id)
     registry.tag_version(mlflow_client, name, version, tags)
     registry.set_alias(mlflow_client, name, registry.CHALLENGER, version)
     return version, run_id

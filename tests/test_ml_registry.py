@@ -136,3 +136,69 @@ def test_demo_summary_trains_on_the_sandbox_and_lists_the_anomalies_found(store)
                                       policy=TrainingPolicy(force=True))
     assert forced.anomaly.version == "2" and forced.anomaly.champion_version == "1"
     assert "kept as challenger" in str(forced)
+
+
+def _log_tiny_model(experiment_id: str, registered_model_name: str | None = None):
+    """A small scikit-learn model logged in its own run; returns (ModelInfo, run id)."""
+    import mlflow
+    import mlflow.sklearn
+    import numpy as np
+    from sklearn.linear_model import LinearRegression
+
+    x = np.arange(8, dtype=float).reshape(-1, 1)
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        info = mlflow.sklearn.log_model(LinearRegression().fit(x, 2 * x.ravel()), name="model",
+                                        registered_model_name=registered_model_name,
+                                        pip_requirements=["scikit-learn"])
+    return info, run.info.run_id
+
+
+def test_a_second_registration_says_nothing_about_an_existing_model(store, capfd, caplog):
+    import json
+
+    client = registry.client(store.tracking_uri)
+    exp = registry.experiment_id(client, "registration", store.artifact_root)
+    first, first_run = _log_tiny_model(exp)
+    assert registry.register_version(client, registry.ANOMALY, first.model_id, first_run) == "1"
+    second, second_run = _log_tiny_model(exp)
+    capfd.readouterr()
+    caplog.clear()
+    with caplog.at_level("DEBUG"):
+        assert registry.register_version(client, registry.ANOMALY, second.model_id, second_run) == "2"
+    out, err = capfd.readouterr()
+    for text in (out, err, caplog.text):
+        assert "already exists" not in text
+    assert client.get_registered_model(registry.ANOMALY).description == registry.DESCRIPTIONS[registry.ANOMALY]
+
+    # What MLflow's own log_model(registered_model_name=...) records, which printed the line.
+    theirs, theirs_run = _log_tiny_model(exp, registered_model_name="mlflow-registered")
+    _log_tiny_model(exp, registered_model_name="mlflow-registered")
+    assert "already exists" in capfd.readouterr().err
+    expected = client.get_model_version("mlflow-registered", "1")
+    version = client.get_model_version(registry.ANOMALY, "2")
+    assert (version.source, version.run_id, version.status) == (f"models:/{second.model_id}", second_run, "READY")
+    assert expected.source == f"models:/{theirs.model_id}" and expected.run_id == theirs_run
+    assert (version.tags, version.description, version.model_id) == (expected.tags, expected.description,
+                                                                      expected.model_id)
+    linked = client.get_logged_model(second.model_id).tags["mlflow.modelVersions"]
+    assert json.loads(linked) == [{"name": registry.ANOMALY, "version": 2}]
+    assert json.loads(client.get_logged_model(theirs.model_id).tags["mlflow.modelVersions"]) == [
+        {"name": "mlflow-registered", "version": 1}]
+
+
+def test_a_registered_model_gets_its_description_once_and_keeps_it_up_to_date(store):
+    client = registry.client(store.tracking_uri)
+    registry.ensure_registered_model(client, registry.PERFORMANCE)
+    assert client.get_registered_model(registry.PERFORMANCE).description == registry.DESCRIPTIONS[registry.PERFORMANCE]
+    client.update_registered_model(registry.PERFORMANCE, description="an older text")
+    registry.ensure_registered_model(client, registry.PERFORMANCE)
+    assert client.get_registered_model(registry.PERFORMANCE).description == registry.DESCRIPTIONS[registry.PERFORMANCE]
+
+
+def test_retraining_prints_no_already_exists_line(store, capfd):
+    frame, labels = synthetic.weekly_features(scopes=12, weeks=30, seed=3)
+    training.train_anomaly(frame, store, policy=FORCE, labels=labels, run_id="run-1")
+    capfd.readouterr()
+    again = training.train_anomaly(frame, store, policy=FORCE, labels=labels, run_id="run-2")
+    assert again.version == "2"
+    assert "already exists" not in capfd.readouterr().err

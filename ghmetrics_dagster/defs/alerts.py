@@ -13,10 +13,13 @@ from ghmetrics_dagster import alerts
     description="Posts the failing job, asset steps and errors to GHMETRICS_ALERT_WEBHOOK_URL.",
 )
 def run_failure_alert_sensor(context: dg.RunFailureSensorContext):
+    # Dagster calls this once per failed run it finds after the cursor; a returned SkipReason
+    # becomes that tick's skip reason in the UI's tick history (a tick that finds no failed run
+    # never calls it). Returning None marks the failure handled.
+    run = context.dagster_run
     url = os.environ.get("GHMETRICS_ALERT_WEBHOOK_URL")
     if not url:
-        return dg.SkipReason("GHMETRICS_ALERT_WEBHOOK_URL is not set")
-    run = context.dagster_run
+        return dg.SkipReason(alerts.no_webhook_reason(run.job_name, run.run_id))
     failed_steps = [
         (event.step_key or "run", root_cause(event.step_failure_data.error))
         for event in context.get_step_failure_events()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import warnings
 from collections.abc import Iterator
 from importlib import resources
@@ -39,6 +40,23 @@ def _embedded_server():
     # cleanup_mode=None: keep the server running after this process exits so that the
     # next command (and the Dagster UI) reuse it instead of starting another.
     return pgserver.get_server(pgdata, cleanup_mode=None)
+
+
+def stop_embedded() -> bool:
+    """Stops the embedded Postgres of this home (it outlives every command on purpose: the next
+    command and the Dagster UI reuse it); True when it was running. The next command starts it."""
+    pgdata = settings.home() / "pg"
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        from pgserver import pg_ctl
+
+    # As root, pgserver runs Postgres as its own system user; pg_ctl must act as that user.
+    user = "pgserver" if os.name == "posix" and os.geteuid() == 0 else None
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    _embedded_server.cache_clear()
+    return True
 
 
 def embedded_pid() -> int | None:
