@@ -7,7 +7,6 @@ reads back.
 
 from __future__ import annotations
 
-
 import datetime as dt
 import logging
 from dataclasses import dataclass

@@ -131,13 +131,7 @@
         -- the benchmark segment changed (`ghmetrics benchmark set`)
         select stored.scope_type, stored.scope
         from {{ this }} as stored
-        cross join (
-            select
-                max(mean_score) filter (where metric = 'overall') as overall,
-                max(mean_score) filter (where metric = 'throughput') as throughput,
-                max(mean_score) filter (where metric = 'stability') as stability
-            from {{ ref('dora_benchmarks') }}
-        ) as benchmark
+        cross join ({{ dora_benchmark_means() }}) as benchmark
         where (stored.overall_vs_benchmark, stored.throughput_vs_benchmark, stored.stability_vs_benchmark)
             is distinct from (trim_scale(stored.overall_score - benchmark.overall),
                               trim_scale(stored.throughput_score - benchmark.throughput),
@@ -153,4 +147,13 @@
      where weekly.scope_type = '{{ scope_type }}' and weekly.scope = {{ scope }}) as first_week,
     (select max(week_start) from {{ ref('fct_dora_weekly') }} as weekly
      where weekly.scope_type = '{{ scope_type }}' and weekly.scope = {{ scope }}) as last_week
+{%- endmacro %}
+
+{#- One row (overall, throughput, stability): the chosen benchmark's means on the score scale. -#}
+{% macro dora_benchmark_means() -%}
+    select
+        max(mean_score) filter (where metric = 'overall') as overall,
+        max(mean_score) filter (where metric = 'throughput') as throughput,
+        max(mean_score) filter (where metric = 'stability') as stability
+    from {{ ref('dora_benchmarks') }}
 {%- endmacro %}

@@ -286,11 +286,7 @@ aggregated as (
 ),
 
 benchmark as (
-    select
-        max(mean_score) filter (where metric = 'overall') as overall,
-        max(mean_score) filter (where metric = 'throughput') as throughput,
-        max(mean_score) filter (where metric = 'stability') as stability
-    from {{ ref('dora_benchmarks') }}
+    {{ dora_benchmark_means() }}
 )
 
 select

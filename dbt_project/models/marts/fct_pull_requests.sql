@@ -99,19 +99,24 @@ commits as (
     group by commits.pull_request_id
 ),
 
--- Rework causes in order of precedence (docs/dora.md); null when none or not merged.
+-- Rework causes in order of precedence (docs/dora.md); null when none or not merged. The
+-- incidents by hash join: a lookup into them per pull request took 25 s a wave at 1,000,000.
+resolved_reverts as (
+    select incident_id as pull_request_id from {{ ref('int_incidents') }} where kind = 'revert'
+),
+
+incident_fixes as (
+    select distinct closing_pull_request_id as pull_request_id
+    from {{ ref('int_incidents') }}
+    where closing_pull_request_id is not null
+),
+
 rework as (
     select
         pull_requests.pull_request_id,
         case
-            when exists (
-                select 1 from {{ ref('int_incidents') }} as incidents
-                where incidents.kind = 'revert' and incidents.incident_id = pull_requests.pull_request_id
-            ) then 'revert'
-            when exists (
-                select 1 from {{ ref('int_incidents') }} as incidents
-                where incidents.closing_pull_request_id = pull_requests.pull_request_id
-            ) then 'incident_fix'
+            when resolved_reverts.pull_request_id is not null then 'revert'
+            when incident_fixes.pull_request_id is not null then 'incident_fix'
             when exists (
                 select 1 from jsonb_array_elements_text(pull_requests.labels) as label (name)
                 where {{ regex_matches('label.name', 'settings.hotfix_label_regex') }}
@@ -121,6 +126,8 @@ rework as (
     from pull_requests
     inner join {{ ref('int_repository_settings') }} as settings
         on settings.repo_full_name = pull_requests.repo_full_name
+    left join resolved_reverts on resolved_reverts.pull_request_id = pull_requests.pull_request_id
+    left join incident_fixes on incident_fixes.pull_request_id = pull_requests.pull_request_id
     where pull_requests.merged_at is not null
 ),
 
