@@ -118,8 +118,8 @@ rework as (
             when resolved_reverts.pull_request_id is not null then 'revert'
             when incident_fixes.pull_request_id is not null then 'incident_fix'
             when exists (
-                select 1 from jsonb_array_elements_text(pull_requests.labels) as label (name)
-                where {{ regex_matches('label.name', 'settings.hotfix_label_regex') }}
+                select 1 from jsonb_array_elements(pull_requests.labels) as label
+                where {{ regex_matches("label ->> 'name'", 'settings.hotfix_label_regex') }}
             ) then 'hotfix_label'
             when {{ regex_matches('pull_requests.head_ref_name', 'settings.hotfix_branch_regex') }} then 'hotfix_branch'
         end as rework_reason
