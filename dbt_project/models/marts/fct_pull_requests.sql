@@ -18,7 +18,10 @@
 -- the newest stored event: those updated on GitHub (their own row or a review) in the
 -- window, and the merged ones a deployment may now ship differently: not shipped, shipped in
 -- the window, or shipped by a deployment that no longer counts as it did (its repository's
--- rules changed, it failed). Older corrections land with the nightly full refresh.
+-- rules changed, it failed). A revert or an incident-closing pull request is rework from the
+-- wave that ingests it (the revert and the closed issue arrive with it); older corrections
+-- (a hotfix rule changed, an issue ingested waves after its closer) land with the nightly
+-- full refresh.
 -- The indexes after the first serve int_dora_scope_weeks and fct_dora_weekly (a repository's
 -- first event, the items of the window, the warehouse's last event).
 
@@ -48,11 +51,6 @@ candidates as (
             or shipping.is_failed
             or shipping.deployed_at <> processed.shipped_at
         )
-    union
-    -- rework found through an incident: a revert resolved, an incident closed (few rows)
-    select incident_id from {{ ref('int_incidents') }} where kind = 'revert'
-    union
-    select closing_pull_request_id from {{ ref('int_incidents') }} where closing_pull_request_id is not null
 ),
 {% endif %}
 
