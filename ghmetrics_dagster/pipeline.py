@@ -174,12 +174,23 @@ def _restore_output() -> None:
         _saved_fds.clear()
 
 
+def step_line(step: str, seconds: float | None, outcome: str) -> str:
+    """The line a finished step leaves above the progress bar."""
+    mark = {"succeeded": "✓", "failed": "✗", "skipped": "-"}[outcome]
+    took = f" in {seconds:.1f} s" if seconds is not None else ""
+    return f"  {mark} {step} {outcome}{took}"
+
+
 def _follow(instance, run_id: str, total_steps: int, label: str, progress: bool) -> None:
-    """Waits for the run; with `progress`, a bar over its steps that names the running ones."""
+    """Waits for the run; with `progress`, a bar over its steps that names the running ones,
+    and a line per finished step above it."""
     from dagster import DagsterEventType
     from tqdm import tqdm
 
+    outcomes = {DagsterEventType.STEP_SUCCESS: "succeeded", DagsterEventType.STEP_FAILURE: "failed",
+                DagsterEventType.STEP_SKIPPED: "skipped"}
     running: list[str] = []
+    started: dict[str, float] = {}
     done: set[str] = set()
     cursor = None
     bar = tqdm(total=total_steps, desc=label, unit="step", file=sys.stderr, disable=not progress)
@@ -195,11 +206,14 @@ def _follow(instance, run_id: str, total_steps: int, label: str, progress: bool)
                 step = event.step_key
                 if event.event_type == DagsterEventType.STEP_START and step not in running:
                     running.append(step)
-                elif event.event_type in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE,
-                                          DagsterEventType.STEP_SKIPPED) and step not in done:
+                    started.setdefault(step, record.event_log_entry.timestamp)
+                elif event.event_type in outcomes and step not in done:
                     done.add(step)
                     if step in running:
                         running.remove(step)
+                    if progress:
+                        seconds = record.event_log_entry.timestamp - started[step] if step in started else None
+                        bar.write(step_line(step, seconds, outcomes[event.event_type]), file=sys.stderr)
                     bar.update(1)
                 bar.set_postfix_str(", ".join(s[-40:] for s in running) or "waiting")
             if finished:

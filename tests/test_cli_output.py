@@ -28,3 +28,11 @@ def test_users_list_keeps_its_columns_with_wide_names(database_url):
     lines = runner.invoke(main, ["users", "list"]).output.splitlines()
     token_columns = {display_width(line[: line.index(" no ")]) for line in lines[1:]}
     assert len(token_columns) == 1, lines
+
+
+def test_a_finished_step_leaves_one_line_above_the_progress_bar():
+    from ghmetrics_dagster.pipeline import step_line
+
+    assert step_line("ghmetrics_dbt_models", 8.04, "succeeded") == "  ✓ ghmetrics_dbt_models succeeded in 8.0 s"
+    assert step_line("ml__insights", None, "failed") == "  ✗ ml__insights failed"
+    assert step_line("app__user_summaries", 0.3, "skipped") == "  - app__user_summaries skipped in 0.3 s"
