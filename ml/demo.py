@@ -59,6 +59,9 @@ def train_and_summarise(features: pd.DataFrame, labels: pd.DataFrame | None = No
         repo_found = found[found["scope_type"] == "repository"]
         lines.append(f"Anomalies found: {len(repo_found)} repository-weeks, "
                      f"{int((found['scope_type'] == 'user').sum())} user-weeks (strongest first)")
+        if not found.empty:
+            lines.append(f"  score: how far past the flagging line a week is; 1.00 is the line (a robust z-score of "
+                         f"{model.z_threshold:g} against the scope's own earlier weeks), 1.23 is 23 % beyond it")
         if labels is not None and not labels.empty:
             judged = anomaly.evaluate(model, features, labels)
             lines.append(f"  against the sandbox's injected anomalies: {_anomaly_line(judged)}")
