@@ -49,11 +49,15 @@ def fail(message: str) -> None:
 
 
 @click.group(cls=GhmetricsGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--debug", "--verbose", "debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.option("--verbose", "--debug", "debug", is_flag=True,
+              help="Show tracebacks instead of one-line errors, and Dagster's, dbt's and MLflow's own output "
+                   "instead of sending it to the run log.")
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
     """ghmetrics: DORA metrics, cycle times, forecasts and summaries from GitHub."""
     ctx.ensure_object(dict)["debug"] = debug
+    if debug:
+        os.environ["GHMETRICS_VERBOSE"] = "1"  # read by pipeline: the processes it starts keep the terminal
 
 
 # --- warehouse -----------------------------------------------------------------------------

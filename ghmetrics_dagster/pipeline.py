@@ -152,6 +152,9 @@ def _output_to(path):
     """Points this process's stdout and stderr at `path` while the code server starts, so that
     it and the runs it launches write Dagster's and dbt's output there (and to the run's logs in
     the UI) instead of the terminal; `_restore_output` gives the terminal back to this process."""
+    if os.environ.get("GHMETRICS_VERBOSE"):  # `ghmetrics --verbose`: everything on the terminal
+        yield
+        return
     sys.stdout.flush()
     sys.stderr.flush()
     with open(path, "a") as log:
@@ -283,9 +286,11 @@ def serve_ui(port: int) -> None:
         try:
             for command in commands:
                 # cwd: the instance's folder, so Dagster finds no other dagster.yaml beside it
-                processes.append(subprocess.Popen(command, cwd=os.environ["DAGSTER_HOME"], stdout=log,
-                                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                                  start_new_session=True))
+                verbose = bool(os.environ.get("GHMETRICS_VERBOSE"))  # `ghmetrics --verbose`: on the terminal
+                processes.append(subprocess.Popen(command, cwd=os.environ["DAGSTER_HOME"],
+                                                  stdout=None if verbose else log,
+                                                  stderr=None if verbose else subprocess.STDOUT,
+                                                  stdin=subprocess.DEVNULL, start_new_session=True))
             print(f"Dagster UI: http://127.0.0.1:{port}  (Ctrl-C stops it; its output: {log_path})", flush=True)
             while all(process.poll() is None for process in processes):
                 time.sleep(0.5)

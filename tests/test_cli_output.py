@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from click.testing import CliRunner
 
 from ghmetrics_dagster.cli import display_width, fit, main
@@ -36,3 +38,22 @@ def test_a_finished_step_leaves_one_line_above_the_progress_bar():
     assert step_line("ghmetrics_dbt_models", 8.04, "succeeded") == "  ✓ ghmetrics_dbt_models succeeded in 8.0 s"
     assert step_line("ml__insights", None, "failed") == "  ✗ ml__insights failed"
     assert step_line("app__user_summaries", 0.3, "skipped") == "  - app__user_summaries skipped in 0.3 s"
+
+
+def test_verbose_keeps_the_pipelines_own_output_on_the_terminal(database_url, monkeypatch, tmp_path, capfd):
+    from ghmetrics_dagster import pipeline
+
+    monkeypatch.delenv("GHMETRICS_VERBOSE", raising=False)  # restored (unset) after the test
+    log = tmp_path / "runs.log"
+    with pipeline._output_to(log):
+        os.write(1, b"to the log\n")
+    assert log.read_text() == "to the log\n"
+
+    result = CliRunner().invoke(main, ["--verbose", "db", "url"])
+    assert result.exit_code == 0, result.output
+    assert os.environ.get("GHMETRICS_VERBOSE") == "1"
+    capfd.readouterr()
+    with pipeline._output_to(log):
+        os.write(1, b"on the terminal\n")
+    assert capfd.readouterr().out == "on the terminal\n"
+    assert log.read_text() == "to the log\n"
