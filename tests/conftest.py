@@ -68,3 +68,21 @@ def database_url(server_url, monkeypatch, home) -> str:
     with warehouse.scratch_database(server_url, prefix="ghm_test") as url:
         monkeypatch.setenv("GHMETRICS_DATABASE_URL", url)
         yield url
+
+
+@pytest.fixture
+def dagster_storage(server_url, tmp_path, monkeypatch):
+    """DAGSTER_HOME with the repository's dagster.yaml (run queue, pools, run monitoring) on a
+    scratch database: the test's runs, ticks and daemon heartbeats stay its own. Yields the home."""
+    import shutil
+    from pathlib import Path
+
+    from ghmetrics_dagster import warehouse
+
+    with warehouse.scratch_database(server_url, prefix="ghm_dagster") as storage_url:
+        dagster_home = tmp_path / "dagster_home"
+        dagster_home.mkdir()
+        shutil.copyfile(Path(__file__).resolve().parent.parent / "dagster.yaml", dagster_home / "dagster.yaml")
+        monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
+        monkeypatch.setenv("GHMETRICS_DAGSTER_PG_URL", warehouse.sqlalchemy_url(storage_url))
+        yield dagster_home

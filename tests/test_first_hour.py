@@ -5,14 +5,12 @@ serves it again when needed, `ghmetrics stop` stops what keeps running, and Ctrl
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import pytest
 import requests
 from click.testing import CliRunner
 
@@ -71,20 +69,9 @@ def _processes_of(pids: set[int]) -> list[str]:
     return live
 
 
-@pytest.fixture
-def own_dagster_storage(server_url, tmp_path, monkeypatch):
-    """The repository's dagster.yaml on a scratch database: the daemon's heartbeats stay out of
-    the storage other tests read ("is a daemon running?")."""
-    with warehouse.scratch_database(server_url, prefix="ghm_dagster") as storage_url:
-        home = tmp_path / "dagster_home"
-        home.mkdir()
-        shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
-        monkeypatch.setenv("DAGSTER_HOME", str(home))
-        monkeypatch.setenv("GHMETRICS_DAGSTER_PG_URL", warehouse.sqlalchemy_url(storage_url))
-        yield
-
-
-def test_ctrl_c_stops_the_ui_and_everything_it_started_within_10_s(database_url, own_dagster_storage, tmp_path):
+def test_ctrl_c_stops_the_ui_and_everything_it_started_within_10_s(database_url, dagster_storage, tmp_path):
+    # dagster_storage: the daemon's heartbeats stay out of the storage other tests ask
+    # whether a daemon runs.
     port = "3217"
     log = open(tmp_path / "ui.txt", "w")
     # As a terminal starts it: SIGINT delivered (a background shell would ignore it).

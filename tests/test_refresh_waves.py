@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -72,16 +71,10 @@ def test_retry_waits_double_up_to_an_hour():
 
 
 @pytest.fixture
-def dagster_instance(server_url, tmp_path, monkeypatch):
+def dagster_instance(dagster_storage):
     """The repository's dagster.yaml (run queue, pools, run monitoring) on a scratch database."""
-    with warehouse.scratch_database(server_url, prefix="ghm_dagster") as storage_url:
-        home = tmp_path / "dagster_home"
-        home.mkdir()
-        shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
-        monkeypatch.setenv("DAGSTER_HOME", str(home))
-        monkeypatch.setenv("GHMETRICS_DAGSTER_PG_URL", warehouse.sqlalchemy_url(storage_url))
-        with dg.DagsterInstance.get() as instance:
-            yield instance
+    with dg.DagsterInstance.get() as instance:
+        yield instance
 
 
 @pytest.fixture
