@@ -43,7 +43,9 @@ def test_a_finished_step_leaves_one_line_above_the_progress_bar():
 def test_verbose_keeps_the_pipelines_own_output_on_the_terminal(database_url, monkeypatch, tmp_path, capfd):
     from ghmetrics_dagster import pipeline
 
-    monkeypatch.delenv("GHMETRICS_VERBOSE", raising=False)  # restored (unset) after the test
+    # Recorded as unset, so that the variable the command sets is removed after the test (a
+    # delenv of an unset variable records nothing, and --verbose would leak into later tests).
+    monkeypatch.setenv("GHMETRICS_VERBOSE", "")
     log = tmp_path / "runs.log"
     with pipeline._output_to(log):
         os.write(1, b"to the log\n")

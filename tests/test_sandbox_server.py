@@ -517,7 +517,11 @@ def test_serve_command_answers_on_localhost(tmp_path):
         assert body["data"]["repository"]["name"] == name
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # a loaded CI machine: what is tested here is the answers
+            process.kill()
+            process.wait(timeout=10)
     assert len(log_path.read_text().splitlines()) == 2
 
 
