@@ -260,3 +260,11 @@ def test_grounding_strips_links_images_and_html():
     for bad in ("http", "evil", "<", ">", "script", "pixel", "](", "onerror"):
         assert bad not in result.text, (bad, result.text)
     assert "alice shipped 3 deployments." in result.text
+
+
+def test_counts_in_the_rule_based_summary_agree_with_their_noun():
+    from ghmetrics_dagster.llm.rules import _count
+
+    assert _count("1", "pull request") == "1 pull request"
+    assert _count("12", "deployment") == "12 deployments"
+    assert _count("0", "deployment") == "0 deployments"

@@ -76,7 +76,7 @@ def write_summary(data: SummaryInput) -> str:
 
     parts = []
     if "latest.deployments" in f:
-        parts.append(f"{f['latest.deployments'].display} deployments this week")
+        parts.append(_count(f["latest.deployments"].display, "deployment") + " this week")
     if "trailing.deployments" in f:
         parts.append(f"{f['trailing.deployments'].display} over the last {window}")
     if parts:
@@ -91,7 +91,7 @@ def write_summary(data: SummaryInput) -> str:
 
     review = []
     if "latest.merged_prs" in f:
-        review.append(f"{f['latest.merged_prs'].display} pull requests merged this week")
+        review.append(_count(f["latest.merged_prs"].display, "pull request") + " merged this week")
     if "trailing.review_coverage" in f:
         review.append(f"review coverage {f['trailing.review_coverage'].display} over the last {window}")
     if review:
@@ -117,3 +117,8 @@ def write_summary(data: SummaryInput) -> str:
     if forecast:
         sentences.append("Forecast for next week: " + ", ".join(forecast) + ".")
     return " ".join(sentences)
+
+
+def _count(display: str, noun: str) -> str:
+    """"1 pull request", "3 pull requests": the figure as displayed (and grounded), the noun agreeing."""
+    return f"{display} {noun}" if display == "1" else f"{display} {noun}s"
