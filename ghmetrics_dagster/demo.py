@@ -160,7 +160,7 @@ def run_demo(seed: int, repos: int, prs: int, serve_ui: bool, port: int, web_por
     org = generator.generate(seed=seed, repos=repos, prs_per_repo=prs)
     # Later commands in this home (`make ui`, `ghmetrics run`, `login`, `web`) serve it again.
     home_sandbox.remember(seed, repos, prs)
-    with run_sandbox(org=org) as sandbox:
+    with run_sandbox(org=org, issued_tokens_path=str(home_sandbox.issued_tokens_path())) as sandbox:
         # The pipeline reads GitHub's location and tokens from the environment, as in production.
         os.environ["GHMETRICS_GITHUB_API_URL"] = sandbox.rest_url
         os.environ["GHMETRICS_GITHUB_GRAPHQL_URL"] = sandbox.graphql_url

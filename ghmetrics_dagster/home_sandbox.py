@@ -5,7 +5,8 @@ commands in that home (`run`, `login`, `ui`, `web`, `users add`) that are not po
 (no `GITHUB_TOKEN`, no `GHMETRICS_GITHUB_API_URL`) start the same organisation again as a
 background process on a fixed port and use it, so the demo's users keep working against the
 data they were made from. `ghmetrics stop` stops it. The organisation is generated from its
-seed, so a restarted sandbox serves exactly what the demo ingested.
+seed, so a restarted sandbox serves exactly what the demo ingested, and it accepts the tokens
+of people who signed in through its OAuth pages before (`sandbox-tokens.json`).
 """
 
 from __future__ import annotations
@@ -51,6 +52,12 @@ def _config_path() -> Path:
 
 def _pid_path() -> Path:
     return settings.home() / "sandbox.pid"
+
+
+def issued_tokens_path() -> Path:
+    """The sign-ins' OAuth tokens, shared by the demo's sandbox and the home's, so that a user
+    signed in during the demo keeps a working token afterwards."""
+    return settings.home() / "sandbox-tokens.json"
 
 
 def _free_port(preferred: int) -> int:
@@ -105,7 +112,8 @@ def start(sandbox: HomeSandbox) -> None:
     log = settings.home() / "logs"
     log.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "ghmetrics_dagster.sandbox.cli", "serve", "--port", str(sandbox.port),
-               "--seed", str(sandbox.seed), "--repos", str(sandbox.repos), "--prs", str(sandbox.prs)]
+               "--seed", str(sandbox.seed), "--repos", str(sandbox.repos), "--prs", str(sandbox.prs),
+               "--issued-tokens", str(issued_tokens_path())]
     with (log / "sandbox.log").open("ab") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    start_new_session=True)

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from ghmetrics_dagster import home_sandbox, warehouse
 from ghmetrics_dagster.cli import main
+from ghmetrics_dagster.sandbox.server import run_sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,6 +28,13 @@ def test_the_home_serves_the_demos_organisation_again_until_stopped(home, monkey
 
     recorded = home_sandbox.remember(seed=3, repos=2, prs=20)
     assert home_sandbox.remember(seed=3, repos=2, prs=20) == recorded  # same organisation, same port
+    # Someone signs in during the demo (its in-process sandbox issues an OAuth token) ...
+    signed_in = "gho_" + "a1" * 18
+    with run_sandbox(seed=3, repos=2, prs_per_repo=20,
+                     issued_tokens_path=str(home_sandbox.issued_tokens_path())) as during_demo:
+        person = sorted(login for login, user in during_demo.org.users.items() if not user.is_bot)[0]
+        during_demo._server.oauth.issue_token(signed_in, person)
+    assert oct(home_sandbox.issued_tokens_path().stat().st_mode & 0o777) == "0o600"
     try:
         sandbox = home_sandbox.use_if_recorded()
         assert sandbox == recorded
@@ -35,6 +43,9 @@ def test_the_home_serves_the_demos_organisation_again_until_stopped(home, monkey
         repos = requests.get(f"{sandbox.rest_url}/orgs/acme/repos", headers={"Authorization": f"token {token}"},
                              timeout=10)
         assert repos.status_code == 200 and len(repos.json()) == 2
+        # ... and their stored token still works against the home's sandbox afterwards.
+        me = requests.get(f"{sandbox.rest_url}/user", headers={"Authorization": f"token {signed_in}"}, timeout=10)
+        assert me.status_code == 200 and me.json()["login"] == person
         # A token or an API URL means GitHub was chosen: the home's sandbox stays out of the way.
         assert home_sandbox.use_if_recorded() is None
     finally:

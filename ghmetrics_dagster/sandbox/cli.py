@@ -53,8 +53,10 @@ def truth(seed: int, repos: int, prs: int, weeks: int, users: int, owner: str, a
 @click.option("--rest-limit", type=click.IntRange(min=1), default=5000, show_default=True, help="REST requests per hour per token.")
 @click.option("--graphql-limit", type=click.IntRange(min=1), default=5000, show_default=True, help="GraphQL points per hour per token.")
 @click.option("--request-log", type=click.Path(dir_okay=False), default=None, help="Append a JSON line per request here.")
+@click.option("--issued-tokens", type=click.Path(dir_okay=False), default=None,
+              help="Keep the OAuth tokens of sign-ins here, and accept them again after a restart.")
 def serve(port: int, seed: int, repos: int, prs: int, latency_ms: float, fault_rate: float, rest_limit: int,
-          graphql_limit: int, request_log: str | None) -> None:
+          graphql_limit: int, request_log: str | None, issued_tokens: str | None) -> None:
     """Serve GitHub's REST and GraphQL APIs for a synthetic organisation on 127.0.0.1 until Ctrl-C."""
     import time
 
@@ -62,7 +64,8 @@ def serve(port: int, seed: int, repos: int, prs: int, latency_ms: float, fault_r
 
     try:
         context = run_sandbox(seed=seed, repos=repos, prs_per_repo=prs, latency_ms=latency_ms, fault_rate=fault_rate,
-                              rest_limit=rest_limit, graphql_limit=graphql_limit, port=port, request_log=request_log)
+                              rest_limit=rest_limit, graphql_limit=graphql_limit, port=port, request_log=request_log,
+                              issued_tokens_path=issued_tokens)
         handle = context.__enter__()
     except OSError as error:
         raise click.ClickException(f"cannot listen on 127.0.0.1:{port} ({error.strerror}): pick another --port") from None

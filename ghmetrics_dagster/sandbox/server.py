@@ -39,6 +39,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import os
 import socket
 import threading
 import time
@@ -100,12 +101,29 @@ class Scripted:
     token: str | None = None  # only requests made with this token (e.g. a user's, who cannot see a repository)
 
 
+def _read_issued(path: str) -> dict[str, str]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return {}
+
+
 class SandboxServer:
     """The HTTP server and its state; use `run_sandbox` rather than this class directly."""
 
+    def _issue_token(self, token: str, login: str) -> None:
+        self.token_logins[token] = login
+        if self.issued_tokens_path:
+            issued = {**_read_issued(self.issued_tokens_path), token: login}
+            temporary = f"{self.issued_tokens_path}.tmp"
+            with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as out:
+                json.dump(issued, out)
+            os.replace(temporary, self.issued_tokens_path)
+
     def __init__(self, org: model.Organization, *, tokens: list[str], rest_limit: int, graphql_limit: int,
                  latency_ms: float, faults: FaultConfig, port: int, request_log: str | None,
-                 query_cache_size: int = 256):
+                 query_cache_size: int = 256, issued_tokens_path: str | None = None):
         self.org = org
         self.lock = threading.RLock()  # guards the organisation: hold it to mutate `org`
         humans = sorted(login for login, user in org.users.items() if not user.is_bot) or [None]
@@ -113,7 +131,14 @@ class SandboxServer:
         self.revoked: set[str] = set()
         self.hidden: frozenset = frozenset()  # (login, repository lower-cased) pairs: see SandboxHandle.hide
         people = {login: user.name for login, user in org.users.items() if not user.is_bot}
-        self.oauth = oauth.OAuthProvider(people, issue_token=self.token_logins.__setitem__)
+        self.issued_tokens_path = issued_tokens_path
+        if issued_tokens_path:
+            # Tokens signed in through the OAuth pages, kept across restarts of the same
+            # organisation: the users' stored tokens keep working.
+            self.token_logins.update(
+                (token, login) for token, login in _read_issued(issued_tokens_path).items() if login in people
+            )
+        self.oauth = oauth.OAuthProvider(people, issue_token=self._issue_token)
         self.limits = RateLimits(rest_limit, graphql_limit)
         self.injector = FaultInjector(faults)
         self.latency_ms = latency_ms
@@ -596,13 +621,15 @@ def run_sandbox(
     port: int = 0,
     request_log: str | None = None,
     query_cache_size: int = 256,
+    issued_tokens_path: str | None = None,
 ) -> Iterator[SandboxHandle]:
     """Serves the sandbox on 127.0.0.1 for the duration of the block.
 
     `org` defaults to `generator.generate(seed, repos=..., prs_per_repo=...)`. `fault_rate`
     is a shorthand for `FaultConfig(seed=seed, rate_5xx=fault_rate)`; pass `faults` for
     anything else (not both). `port=0` picks a free port. `query_cache_size=0` re-parses and
-    re-validates every GraphQL request (the benchmark's baseline)."""
+    re-validates every GraphQL request (the benchmark's baseline). `issued_tokens_path` keeps
+    the OAuth tokens it issues in a file and accepts them again when restarted with it."""
     if faults is not None and fault_rate:
         raise ValueError("run_sandbox: pass either fault_rate or faults, not both")
     if faults is None:
@@ -612,7 +639,7 @@ def run_sandbox(
     tokens = list(tokens) if tokens is not None else default_tokens()
     server = SandboxServer(org, tokens=tokens, rest_limit=rest_limit, graphql_limit=graphql_limit,
                            latency_ms=latency_ms, faults=faults, port=port, request_log=request_log,
-                           query_cache_size=query_cache_size)
+                           query_cache_size=query_cache_size, issued_tokens_path=issued_tokens_path)
     server.start()
     try:
         yield SandboxHandle(server, tokens)
