@@ -307,6 +307,22 @@ def _median(values: list[float]) -> float | None:
     return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
 
+def weekly_columns(cur) -> set[str]:
+    """The columns marts.fct_dora_weekly has. Between an upgrade and the marts' next build it
+    lacks the newer ones, which readers select as null (`select_or_null`) rather than failing
+    every page and summary."""
+    cur.execute(
+        "select column_name from information_schema.columns"
+        " where table_schema = 'marts' and table_name = 'fct_dora_weekly'"
+    )
+    return {row[0] for row in cur.fetchall()}
+
+
+def select_or_null(present: set[str], columns, wrap: str = "{}") -> str:
+    """A select list of `columns`, each through `wrap` when `present`, else null."""
+    return ", ".join(f"{wrap.format(c)} as {c}" if c in present else f"null as {c}" for c in columns)
+
+
 def load_summary_input(conn, login: str, history_weeks: int = 26, repository: str | None = None) -> SummaryInput:
     """Reads a user's aggregates from marts.fct_dora_weekly, marts.fct_pull_requests and ml.insights.
 
@@ -323,15 +339,8 @@ def load_summary_input(conn, login: str, history_weeks: int = 26, repository: st
             raise AggregatesError(
                 "marts.fct_dora_weekly does not exist: materialise the dbt assets (marts) before the summaries"
             )
-        # The columns the mart has: between an upgrade and the marts' next build, newer ones are
-        # read as unknown rather than failing every page.
-        cur.execute(
-            "select column_name from information_schema.columns"
-            " where table_schema = 'marts' and table_name = 'fct_dora_weekly'"
-        )
-        present = {row[0] for row in cur.fetchall()}
-        wanted = WEEKLY_FIELDS + LEGACY_GRADE_FIELDS
-        columns = ", ".join(["week_start"] + [c if c in present else f"null as {c}" for c in wanted])
+        present = weekly_columns(cur)
+        columns = select_or_null(present, ("week_start",) + WEEKLY_FIELDS + LEGACY_GRADE_FIELDS)
         cur.execute(
             f"select {columns} from marts.fct_dora_weekly where scope_type = %s and scope = %s"
             " order by week_start desc limit %s",
@@ -403,11 +412,11 @@ def load_summary_input(conn, login: str, history_weeks: int = 26, repository: st
             data.trailing["median_time_to_restore_hours"] = _plain(cur.fetchone()[0])
 
         if repos and not repository:
-            overall = "overall_score" if "overall_score" in present else "null::numeric"
+            latest_overall = select_or_null(present, ["overall_score"], wrap="(array_agg({} order by week_start desc))[1]")
             cur.execute(
                 "select scope, sum(deployments),"
                 " (array_agg(median_lead_time_hours order by week_start desc))[1],"
-                f" (array_agg({overall} order by week_start desc))[1]"
+                f" {latest_overall}"
                 " from marts.fct_dora_weekly"
                 " where scope_type = 'repository' and scope = any(%s) and week_start >= %s::date"
                 " group by scope order by sum(deployments) desc nulls last, scope limit %s",

@@ -24,6 +24,8 @@ from ghmetrics_dagster.llm.aggregates import (
     AggregatesError,
     SummaryInput,
     load_summary_input,
+    select_or_null,
+    weekly_columns,
 )
 
 # Each metric: its one-line definition, how it is scored, how it is charted and read. DORA's five
@@ -497,13 +499,7 @@ def team_rows(cur, login: str) -> list[dict]:
     cur.execute("select to_regclass('marts.fct_dora_weekly')")
     if cur.fetchone()[0] is None:
         return []
-    cur.execute("select column_name from information_schema.columns"
-                " where table_schema = 'marts' and table_name = 'fct_dora_weekly'")
-    present = {row[0] for row in cur.fetchall()}
-    latest = ",\n".join(
-        f"(array_agg({c} order by week_start desc))[1] as {c}" if c in present else f"null as {c}"
-        for c in TEAM_LATEST
-    )
+    latest = select_or_null(weekly_columns(cur), TEAM_LATEST, wrap="(array_agg({} order by week_start desc))[1]")
     cur.execute(
         f"""with scoped as (
                select w.*, row_number() over (partition by w.scope order by w.week_start desc) as age
