@@ -51,9 +51,7 @@ def _check(segment_type: str, value: str | None, known: dict[tuple[str, str], st
 
 
 def get_choice(url: str | None = None) -> BenchmarkChoice:
-    with warehouse.connect(url) as conn, conn.cursor() as cur:
-        cur.execute("select name, value from app.settings where name = any(%s)", (list(SETTINGS.values()),))
-        stored = dict(cur.fetchall())
+    stored = warehouse.read_settings(url, list(SETTINGS.values()))
     return BenchmarkChoice(stored.get(SETTINGS["industry"]), stored.get(SETTINGS["organization_size"]))
 
 
@@ -65,15 +63,5 @@ def set_choice(url: str | None, *, industry: str | None = None, organization_siz
         changes[SETTINGS["industry"]] = _check("industry", industry, known)
     if organization_size is not None:
         changes[SETTINGS["organization_size"]] = _check("organization_size", organization_size, known)
-    with warehouse.connect(url) as conn, conn.cursor() as cur:
-        for name, value in changes.items():
-            if value is None:
-                cur.execute("delete from app.settings where name = %s", (name,))
-            else:
-                cur.execute(
-                    "insert into app.settings (name, value) values (%s, %s) "
-                    "on conflict (name) do update set value = excluded.value, updated_at = now()",
-                    (name, value),
-                )
-        conn.commit()
+    warehouse.write_settings(url, changes)
     return get_choice(url)

@@ -163,6 +163,7 @@ def missing_views(url: str) -> list[str]:
 INCREMENTAL_FINGERPRINT = "dbt_incremental_code"
 
 
+@functools.cache  # the manifest the assets were built from: read once per process, not per wave
 def incremental_code_fingerprint() -> str:
     """A hash of the incremental models' code and the project's macros, from the manifest."""
     import hashlib
@@ -179,22 +180,6 @@ def incremental_code_fingerprint() -> str:
         if macro.get("package_name") == manifest["metadata"].get("project_name", "ghmetrics")
     )
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
-
-
-def stored_incremental_fingerprint(url: str) -> str | None:
-    with warehouse.connect(url) as conn, conn.cursor() as cur:
-        cur.execute("select value from app.settings where name = %s", (INCREMENTAL_FINGERPRINT,))
-        row = cur.fetchone()
-    return row[0] if row else None
-
-
-def store_incremental_fingerprint(url: str, fingerprint: str) -> None:
-    with warehouse.connect(url) as conn, conn.cursor() as cur:
-        cur.execute(
-            "insert into app.settings (name, value) values (%s, %s) "
-            "on conflict (name) do update set value = excluded.value, updated_at = now()",
-            (INCREMENTAL_FINGERPRINT, fingerprint),
-        )
 
 
 def build_views(dbt: DbtCliResource | None = None, database_url: str | None = None) -> None:
@@ -232,7 +217,8 @@ def dbt_models_assets() -> dg.AssetsDefinition:
         url = warehouse.database_url()
         code = incremental_code_fingerprint()
         full_refresh = config.full_refresh
-        if not full_refresh and stored_incremental_fingerprint(url) != code:
+        built_from = warehouse.read_settings(url, [INCREMENTAL_FINGERPRINT]).get(INCREMENTAL_FINGERPRINT)
+        if not full_refresh and built_from != code:
             # New columns or rules in an incremental model: an incremental run would fail on
             # the stored table (on_schema_change='fail') or keep stale weeks.
             context.log.info("the incremental models' code changed since they were built: rebuilding them")
@@ -240,7 +226,7 @@ def dbt_models_assets() -> dg.AssetsDefinition:
         args = ["build", "--selector", WAVE_SELECTOR] + (["--full-refresh"] if full_refresh else [])
         for event in dbt.cli(args, context=context).stream():
             yield with_table_metadata(context, event)
-        store_incremental_fingerprint(url, code)
+        warehouse.write_settings(url, {INCREMENTAL_FINGERPRINT: code})
 
     return ghmetrics_dbt_models
 
