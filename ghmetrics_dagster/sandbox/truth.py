@@ -649,11 +649,10 @@ def load_benchmark(industry: str | None = None, organization_size: str | None = 
 
 
 def _weekly_rows(scope_type: str, scope: str, facts: list[_RepoFacts], last_week: dt.date,
-                 benchmark: dict[str, float] | None = None) -> list[dict]:
+                 bench: dict[str, float]) -> list[dict]:
     firsts = [f.first_activity for f in facts if f.first_activity is not None]
     if not firsts:
         return []
-    bench = benchmark if benchmark is not None else load_benchmark()
     first_week = week_start(min(firsts))
     deployments = [d for f in facts for d in f.deployments]
     merged = [p for f in facts for p in f.prs if p["merged_at"] is not None and not p["is_bot"]]
