@@ -23,16 +23,16 @@ from ml import features as F
 
 # Weekly values that can jump on their own. Trailing-window aggregates (review_coverage_12w, DORA's
 # 12-week values, their Quick Check bands and scores, the legacy performance score) and values
-# derived from others (failed_changes) only echo these. The week's rework and recovery
-# (rework_rate, median_recovery_hours) are left out too: a handful of events a week, already
-# carried by deployments and the change fail rate, they would flag ordinary weeks.
+# derived from others (failed_changes) only echo these. The week's rework, recovery and time to
+# restore (rework_rate, median_recovery_hours, median_time_to_restore_hours) are left out too: a
+# median of a handful of events a week, they flagged ordinary weeks (restore hours made a third
+# of the false alarms on the sandbox); deployments, change fail rate and incidents carry them.
 ANOMALY_METRICS = [
     "deployments",
     "deployment_days",
     "median_lead_time_hours",
     "change_failure_rate",
     "incidents",
-    "median_time_to_restore_hours",
     "merged_prs",
     "review_coverage",
     "median_pr_size",
@@ -51,7 +51,20 @@ SKOPS_TRUSTED_TYPES = [
     "sklearn.tree._tree.Tree",
 ]
 
+TAIL_QUANTILE = 0.95
 Z_CLIP = 12.0  # beyond this a z-score says nothing more; keeps the forest's splits useful
+
+
+def _normal_isf(p):
+    from scipy.stats import norm  # imported on use: Dagster loads this module in run processes
+
+    return norm.isf(p)
+
+
+def _normal_sf(z):
+    from scipy.stats import norm
+
+    return norm.sf(z)
 
 
 class WeeklyAnomalyDetector(BaseEstimator):
@@ -86,11 +99,18 @@ class WeeklyAnomalyDetector(BaseEstimator):
         # (deploy hours that wait for a weekly release). Where the 95th percentile of |z| over
         # all judged weeks exceeds a normal's 1.96, that metric's z is shrunk by the excess.
         # The 95th percentile sits below the few percent of weeks a real anomaly could occupy.
+        # Metrics judged by an exact count tail (binomial shares, Poisson redeploys) keep their
+        # scale: their z already is a tail probability, and at a small organisation's size
+        # their few real anomalies would set the percentile and hide themselves.
         scales = []
-        for j in range(raw.shape[1]):
+        for j, metric in enumerate(self.metrics_):
+            if metric in F.EXACT_TAIL_METRICS:
+                scales.append(1.0)
+                continue
             observed = raw[:, j][raw[:, j] > 0]
-            tail = float(np.quantile(observed, 0.95)) if len(observed) >= 20 else 1.96
-            scales.append(max(1.0, tail / 1.96))
+            normal = float(_normal_isf((1 - TAIL_QUANTILE) / 2))
+            tail = float(np.quantile(observed, TAIL_QUANTILE)) if len(observed) >= 20 else normal
+            scales.append(max(1.0, tail / normal))
         self.tail_scale_ = np.array(scales)
         z = self._z(X)
         self.forest_ = IsolationForest(
@@ -113,6 +133,7 @@ class WeeklyAnomalyDetector(BaseEstimator):
         anomaly_score = np.maximum(z_ratio, forest_ratio)
         flagged = anomaly_score >= 1.0
         metric = np.array(self.metrics_, dtype=object)[top]
+        top_z = z[np.arange(len(z)), top] if absz.shape[1] else np.zeros(len(X))
         return pd.DataFrame(
             {
                 "anomaly_score": anomaly_score,
@@ -120,9 +141,15 @@ class WeeklyAnomalyDetector(BaseEstimator):
                 "anomaly_metric": np.where(flagged, metric, None),
                 "max_abs_z": max_abs_z,
                 "top_metric": metric,
+                "top_z": top_z,
             },
             index=X.index,
         )
+
+    def range_limits(self) -> dict[str, float]:
+        """Per metric, the uncalibrated |z| at which the z rule flags a week: the edge of the
+        week's expected range."""
+        return {m: self.z_threshold * float(s) for m, s in zip(self.metrics_, self.tail_scale_)}
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """1 for an anomalous week, 0 otherwise (what MLflow's pyfunc flavour serves)."""
@@ -132,18 +159,45 @@ class WeeklyAnomalyDetector(BaseEstimator):
 MIN_HISTORY = 6  # earlier weeks needed before a week is judged
 
 
-def scoring_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """Keys + z-scores for every scope-week, and whether the week had enough history to judge."""
-    scores = F.robust_scores(frame, min_history=MIN_HISTORY)
+def scoring_frame(frame: pd.DataFrame, range_z: dict[str, float] | None = None) -> pd.DataFrame:
+    """Keys + z-scores for every scope-week, and whether the week had enough history to judge
+    (with `range_z`, also each metric's expected range, see `features.robust_scores`)."""
+    scores = F.robust_scores(frame, min_history=MIN_HISTORY, range_z=range_z)
     scores["has_history"] = scores["history_weeks"] >= MIN_HISTORY
     return scores
 
 
-def score_frame(model: WeeklyAnomalyDetector, frame: pd.DataFrame) -> pd.DataFrame:
-    """Keys + the model's verdict per scope-week of `frame`."""
-    scores = scoring_frame(frame)
+EXPLANATION_COLUMNS = ["anomaly_z", "anomaly_weeks_per_event", "anomaly_observed", "anomaly_expected_low",
+                       "anomaly_expected_high"]
+
+
+def score_frame(model: WeeklyAnomalyDetector, frame: pd.DataFrame, explain: bool = False) -> pd.DataFrame:
+    """Keys + the model's verdict per scope-week of `frame`.
+
+    With `explain`, each week also gets its reading on a stated scale, for the metric that
+    drove the verdict (`top_metric`): `anomaly_z` (robust z-score against the scope's own
+    earlier weeks, calibrated per metric; |z| >= z_threshold flags), `anomaly_weeks_per_event`
+    (how many ordinary weeks pass, on average, between two weeks this far out, from that z),
+    and the observed value beside the expected range (the values the z rule would not flag).
+    """
+    scores = scoring_frame(frame, range_z=model.range_limits() if explain else None)
     verdict = model.score(scores)
-    return pd.concat([scores[F.KEY_COLUMNS + ["has_history"]], verdict], axis=1)
+    out = pd.concat([scores[F.KEY_COLUMNS + ["has_history"]], verdict], axis=1)
+    if not explain:
+        return out
+    prepared = F.prepare(frame).set_index(F.KEY_COLUMNS)
+    observed = prepared.reindex(pd.MultiIndex.from_frame(out[F.KEY_COLUMNS]))
+    observed[F.DEPLOYS_PER_DAY] = (observed["deployments"] / observed["deployment_days"]).where(
+        observed["deployment_days"] > 0)
+    rows = np.arange(len(out))
+    pick = lambda prefix: np.array([scores[f"{prefix}{m}"].iat[i] for i, m in zip(rows, out["top_metric"])],  # noqa: E731
+                                   dtype=float) if len(out) else np.array([], dtype=float)
+    out["anomaly_z"] = out["top_z"]
+    out["anomaly_weeks_per_event"] = 1.0 / (2 * _normal_sf(np.abs(out["top_z"].to_numpy(dtype=float))))
+    out["anomaly_observed"] = [observed[m].iat[i] for i, m in zip(rows, out["top_metric"])]
+    out["anomaly_expected_low"] = pick("low__")
+    out["anomaly_expected_high"] = pick("high__")
+    return out
 
 
 def evaluate(model: WeeklyAnomalyDetector, frame: pd.DataFrame, labels: pd.DataFrame,
@@ -243,3 +297,21 @@ def train(frame: pd.DataFrame, labels: pd.DataFrame | None = None, injection_see
     metrics["train_rows"] = float(len(judged))
     names = [f"z__{m}" for m in model.metrics_]
     return TrainedAnomaly(model, metrics, model.get_params(), names, eval_frame, eval_labels, source)
+
+
+def precision_recall_curve(model: WeeklyAnomalyDetector, frame: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
+    """Precision and recall at repository scope-weeks as the flagging line moves (anomaly_score
+    cut-offs from 0.5 to 2.0; 1.0 is the model's own line)."""
+    verdict = score_frame(model, frame)
+    repo = verdict[(verdict["scope_type"] == "repository") & verdict["has_history"]]
+    truth = label_keys(labels)
+    is_true = np.array([k in truth for k in zip(repo["scope"], repo["week_start"])], dtype=bool)
+    score = repo["anomaly_score"].to_numpy(dtype=float)
+    rows = []
+    for cut in np.round(np.arange(0.5, 2.01, 0.05), 2):
+        flagged = score >= cut
+        tp = int((flagged & is_true).sum())
+        precision = tp / int(flagged.sum()) if flagged.any() else 1.0
+        recall = tp / int(is_true.sum()) if is_true.any() else 1.0
+        rows.append({"cutoff": float(cut), "precision": precision, "recall": recall, "flagged": int(flagged.sum())})
+    return pd.DataFrame(rows)

@@ -14,7 +14,10 @@ from ml import features as F
 FEATURES_TABLE = "marts.ml_weekly_features"
 INSIGHT_COLUMNS = [
     "login", "scope_type", "scope", "week_start", "predicted_lead_time_hours", "predicted_overall_score",
-    "anomaly_score", "is_anomaly", "anomaly_metric", "model_version",
+    "predicted_lead_time_hours_low", "predicted_lead_time_hours_high", "predicted_overall_score_low",
+    "predicted_overall_score_high", "interval_level", "lead_time_forecast_status", "overall_score_forecast_status",
+    "anomaly_score", "is_anomaly", "anomaly_metric", "anomaly_z", "anomaly_weeks_per_event", "anomaly_observed",
+    "anomaly_expected_low", "anomaly_expected_high", "model_version",
 ]
 
 
@@ -77,4 +80,18 @@ def replace_insights(url: str, login: str, insights: pd.DataFrame) -> int:
             psycopg2.extras.execute_values(
                 cur, f"insert into ml.insights ({', '.join(INSIGHT_COLUMNS)}) values %s", rows, page_size=500
             )
+    return len(rows)
+
+
+def replace_forecast_errors(url: str, model_name: str, version: str, errors: pd.DataFrame) -> int:
+    """Stores a champion's live error per target week (ml/live.py) in ml.forecast_errors."""
+    rows = [(model_name, version, r["target"], pd.Timestamp(r["target_week"]).date(), int(r["scopes"]),
+             _clean(r["mae"]), _clean(r["mae_naive"]), _clean(r["mase"]) if math.isfinite(r["mase"]) else None)
+            for r in errors.to_dict("records")]
+    with warehouse.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("delete from ml.forecast_errors where model_name = %s and model_version = %s", (model_name, version))
+        if rows:
+            psycopg2.extras.execute_values(
+                cur, "insert into ml.forecast_errors (model_name, model_version, target, target_week, scopes, mae,"
+                " mae_naive, mase) values %s", rows)
     return len(rows)

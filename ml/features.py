@@ -6,6 +6,8 @@ week_start) with every numeric column of `fct_dora_weekly`. Everything here is p
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -203,18 +205,25 @@ DEPLOYS_PER_DAY = "deployments_per_deployment_day"
 ROBUST_METRICS = list(contracts.WEEKLY_METRICS) + list(contracts.DORA_WEEK_METRICS) + [DEPLOYS_PER_DAY]
 SHARE_DENOMINATORS = {"change_failure_rate": "deployments", "review_coverage": "merged_prs",
                       "rework_rate": "deployments"}
+# Judged by the tail probability of a count (binomial or Poisson), not by median and MAD.
+EXACT_TAIL_METRICS = {*SHARE_DENOMINATORS, DEPLOYS_PER_DAY}
 
 
-def robust_scores(frame: pd.DataFrame, history_weeks: int = 26, min_history: int = 6) -> pd.DataFrame:
+def robust_scores(frame: pd.DataFrame, history_weeks: int = 26, min_history: int = 6,
+                  range_z: dict[str, float] | float | None = None) -> pd.DataFrame:
     """Per scope-week and metric, a robust z-score against the scope's own preceding weeks.
 
     z = (x - median) / scale over the previous `history_weeks` weeks (the week itself excluded,
     so an anomaly does not hide itself), on log1p for skewed metrics. scale is 1.4826 * MAD;
     when the MAD is 0 (a metric that rarely moves) it falls back to 1.2533 * the mean absolute
-    deviation and then to a floor, so a constant history never divides by zero. Weeks with
-    fewer than `min_history` earlier values, and missing values, score 0.
+    deviation and then to a floor, so a constant history never divides by zero. Shares of a few
+    events and redeploys are judged by their binomial and Poisson tails instead (`_share_z`,
+    `_redeploy_z`). Weeks with fewer than `min_history` earlier values, and missing values,
+    score 0.
     Returns the keys, `history_weeks` (earlier weeks available) and one `z__<metric>` column
-    per metric.
+    per metric. With `range_z` (one limit, or one per metric), also `low__<metric>` and
+    `high__<metric>`: the values, in the metric's own units, whose |z| stays below the limit
+    (the week's expected range; NaN where the week is not judged).
     """
     frame = prepare(frame)
     if frame.empty:
@@ -225,18 +234,140 @@ def robust_scores(frame: pd.DataFrame, history_weeks: int = 26, min_history: int
     past = _PastWindows(scope_id, position, history_weeks)
     out = frame[KEY_COLUMNS].copy()
     out["history_weeks"] = np.minimum(position, history_weeks)
-    values = {m: frame[m] for m in ROBUST_METRICS if m != DEPLOYS_PER_DAY}
-    values[DEPLOYS_PER_DAY] = (frame["deployments"] / frame["deployment_days"]).where(frame["deployment_days"] > 0)
     for metric in ROBUST_METRICS:
-        if metric in SHARE_DENOMINATORS:
-            out[f"z__{metric}"] = _share_z(values[metric], frame[SHARE_DENOMINATORS[metric]], past, min_history)
-            continue
-        x = _robust_transform(metric, values[metric]).to_numpy(dtype=float)
-        median, mad, meanad = _trailing_robust(past(x), min_history)
-        scale = np.where(mad > 0, 1.4826 * mad, 1.2533 * meanad)
-        scale = np.maximum(np.nan_to_num(scale, nan=0.0), _SCALE_FLOORS.get(metric, 0.25))
-        out[f"z__{metric}"] = np.nan_to_num((x - median) / scale, nan=0.0)
+        usual = _usual(metric, frame, past, min_history)
+        out[f"z__{metric}"] = usual.z
+        if range_z is not None:
+            limit = range_z.get(metric, np.nan) if isinstance(range_z, dict) else range_z
+            out[f"low__{metric}"], out[f"high__{metric}"] = usual.expected_range(np.broadcast_to(limit, len(frame)))
     return out.reset_index(drop=True)
+
+
+class _Usual:
+    """A metric's usual value per row (from the scope's earlier weeks): the week's z-score, and
+    the range of values whose |z| would stay under a limit."""
+
+    z: np.ndarray
+
+    def expected_range(self, limit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+
+class _RobustUsual(_Usual):
+    """Median and MAD on the metric's transformed axis (log1p, Anscombe or as is)."""
+
+    def __init__(self, metric: str, values: pd.Series, past: _PastWindows, min_history: int):
+        self.metric = metric
+        x = _robust_transform(metric, values).to_numpy(dtype=float)
+        self.median, mad, meanad = _trailing_robust(past(x), min_history)
+        scale = np.where(mad > 0, 1.4826 * mad, 1.2533 * meanad)
+        self.scale = np.maximum(np.nan_to_num(scale, nan=0.0), _SCALE_FLOORS.get(metric, 0.25))
+        self.z = np.nan_to_num((x - self.median) / self.scale, nan=0.0)
+
+    def expected_range(self, limit):
+        low, high = self.median - limit * self.scale, self.median + limit * self.scale
+        return _untransform(self.metric, low), _untransform(self.metric, high)
+
+
+class _ShareUsual(_Usual):
+    """A share of a few events (2 failures of 3 deployments) judged by its binomial tail.
+
+    The usual share p0 pools the scope's previous weeks (events / trials); the week's count k
+    of n trials gets the tail probability of a count at least that far from n * p0, expressed
+    as a signed normal z. A median/MAD on the share itself would call 2 of 3 a 5-sigma event
+    when it is a 1-in-25 week.
+    """
+
+    def __init__(self, share: pd.Series, denominator: pd.Series, past: _PastWindows, min_history: int):
+        from scipy import stats  # imported on use: Dagster loads this module in every run process
+        n = denominator.fillna(0).to_numpy(dtype=float)
+        k = np.round(share.fillna(0).to_numpy(dtype=float) * n)
+        has = share.notna().to_numpy() & (n > 0)
+        k_past = np.nansum(past(np.where(has, k, 0.0)), axis=1)
+        n_past = np.nansum(past(np.where(has, n, 0.0)), axis=1)
+        weeks_past = np.nansum(past(has.astype(float)), axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.p0 = np.clip(k_past / n_past, 0.02, 0.98)
+        self.n = n
+        self.ok = has & (weeks_past >= min_history) & (n_past > 0)
+        self.z = _tail_z(k, self.ok, lambda k_, ok: stats.binom.sf(k_ - 1, n[ok], self.p0[ok]),
+                         lambda k_, ok: stats.binom.cdf(k_, n[ok], self.p0[ok]), n * self.p0)
+
+    def expected_range(self, limit):
+        from scipy import stats
+        low, high = np.full(len(self.n), np.nan), np.full(len(self.n), np.nan)
+        ok = self.ok & np.isfinite(limit)
+        tail = stats.norm.sf(limit[ok])
+        low[ok] = stats.binom.ppf(tail, self.n[ok], self.p0[ok]) / self.n[ok]
+        high[ok] = stats.binom.isf(tail, self.n[ok], self.p0[ok]) / self.n[ok]
+        return low, high
+
+
+class _RedeployUsual(_Usual):
+    """Deployments per deployment day, judged by the week's redeploys (deployments beyond one a
+    day) against the scope's usual rate of them, as a Poisson tail. A ratio on log1p called a
+    third deployment on a day a 3-sigma week in a repository that seldom redeploys, and the
+    calibration that tamed it then hid real redeploy storms; counts have a known tail."""
+
+    MIN_RATE = 0.5  # a scope that never redeployed: one redeploy is not news, five are
+
+    def __init__(self, frame: pd.DataFrame, past: _PastWindows, min_history: int):
+        from scipy import stats
+        days = frame["deployment_days"].to_numpy(dtype=float)
+        extra = (frame["deployments"] - frame["deployment_days"]).clip(lower=0).to_numpy(dtype=float)
+        has = np.isfinite(extra) & (np.nan_to_num(days) > 0)
+        history = past(np.where(has, extra, np.nan))
+        counts = np.sum(~np.isnan(history), axis=1)
+        # The mean of earlier weeks, each capped near the usual (a past storm must not make the
+        # next one look ordinary).
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: scopes with no history yet
+            median = np.nanmedian(history, axis=1)
+            capped = np.minimum(history, (median + 2 * np.sqrt(median) + 2)[:, None])
+            rate = np.where(counts > 0, np.nansum(capped, axis=1) / np.maximum(counts, 1), np.nan)
+        self.rate = np.maximum(np.nan_to_num(rate, nan=self.MIN_RATE), self.MIN_RATE)
+        self.days = days
+        self.ok = has & (counts >= min_history)
+        self.z = _tail_z(np.nan_to_num(extra), self.ok, lambda k_, ok: stats.poisson.sf(k_ - 1, self.rate[ok]),
+                         lambda k_, ok: stats.poisson.cdf(k_, self.rate[ok]), self.rate)
+
+    def expected_range(self, limit):
+        from scipy import stats
+        low, high = np.full(len(self.days), np.nan), np.full(len(self.days), np.nan)
+        ok = self.ok & np.isfinite(limit)
+        tail = stats.norm.sf(limit[ok])
+        low[ok] = (self.days[ok] + stats.poisson.ppf(tail, self.rate[ok])) / self.days[ok]
+        high[ok] = (self.days[ok] + stats.poisson.isf(tail, self.rate[ok])) / self.days[ok]
+        return low, high
+
+
+def _tail_z(k: np.ndarray, ok: np.ndarray, upper, lower, expected: np.ndarray) -> np.ndarray:
+    """A signed normal z from the count's tail probability: P(X >= k) above, P(X <= k) below."""
+    from scipy import stats
+    z = np.zeros(len(k))
+    if ok.any():
+        kk = k[ok]
+        above = kk > expected[ok]
+        tail = np.clip(np.where(above, upper(kk, ok), lower(kk, ok)), 1e-12, 0.5)
+        z[ok] = np.where(above, 1.0, -1.0) * stats.norm.isf(tail)
+    return z
+
+
+def _usual(metric: str, frame: pd.DataFrame, past: _PastWindows, min_history: int) -> _Usual:
+    if metric == DEPLOYS_PER_DAY:
+        return _RedeployUsual(frame, past, min_history)
+    if metric in SHARE_DENOMINATORS:
+        return _ShareUsual(frame[metric], frame[SHARE_DENOMINATORS[metric]], past, min_history)
+    return _RobustUsual(metric, frame[metric], past, min_history)
+
+
+def _untransform(metric: str, x: np.ndarray) -> np.ndarray:
+    """The inverse of `_robust_transform`, clipped at 0 (a range never goes below nothing)."""
+    if metric in COUNT_METRICS:
+        return np.clip(np.clip(x, 0, None) ** 2 / 4 - 0.375, 0, None)
+    if metric in BOUNDED_METRICS:
+        return x
+    return np.clip(np.expm1(x), 0, None)
 
 
 class _PastWindows:
@@ -253,35 +384,6 @@ class _PastWindows:
         windows = np.lib.stride_tricks.sliding_window_view(grid, self.window, axis=1)
         # Window starting at column p covers positions p - window .. p - 1.
         return windows[self.scope_id, self.position]
-
-
-def _share_z(share: pd.Series, denominator: pd.Series, past: _PastWindows, min_history: int) -> np.ndarray:
-    """A share of a few events (2 failures of 3 deployments) judged by its binomial tail.
-
-    The usual share p0 pools the scope's previous weeks (events / trials); the week's count k
-    of n trials gets the tail probability of a count at least that far from n * p0, expressed
-    as a signed normal z. A median/MAD on the share itself would call 2 of 3 a 5-sigma event
-    when it is a 1-in-25 week.
-    """
-    from scipy.stats import binom, norm
-
-    n = denominator.fillna(0).to_numpy(dtype=float)
-    k = np.round(share.fillna(0).to_numpy(dtype=float) * n)
-    has = share.notna().to_numpy() & (n > 0)
-    k_past = np.nansum(past(np.where(has, k, 0.0)), axis=1)
-    n_past = np.nansum(past(np.where(has, n, 0.0)), axis=1)
-    weeks_past = np.nansum(past(has.astype(float)), axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p0 = np.clip(k_past / n_past, 0.02, 0.98)
-    ok = has & (weeks_past >= min_history) & (n_past > 0)
-    z = np.zeros(len(n))
-    if ok.any():
-        upper = binom.sf(k[ok] - 1, n[ok], p0[ok])  # P(X >= k)
-        lower = binom.cdf(k[ok], n[ok], p0[ok])  # P(X <= k)
-        above = k[ok] > n[ok] * p0[ok]
-        tail = np.clip(np.where(above, upper, lower), 1e-12, 0.5)
-        z[ok] = np.where(above, 1.0, -1.0) * norm.isf(tail)
-    return z
 
 
 def _trailing_robust(windows: np.ndarray, min_history: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -4,14 +4,14 @@ The overall score is DORA's Quick Check headline (0..10, docs/dora.md). Two grad
 tree ensembles learn how far next week moves from the last known value (on log1p hours for lead
 time, points for the score) from lagged weekly features. They minimise
 absolute error, the metric they are judged on, so when history says nothing they stay at
-"no change" rather than chasing noise. It is judged against that
-naive last-value forecast on the most recent weeks, held out by time: MASE below 1 means it
-beats naive.
+"no change" rather than chasing noise. Each target is judged against that naive last-value
+forecast over rolling forecast origins (ml/backtest.py): MASE below 1 means it beats naive, and
+only such targets are published, with conformal prediction intervals.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -19,11 +19,13 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.ensemble import HistGradientBoostingRegressor
 from threadpoolctl import threadpool_limits
 
+from ml import backtest
 from ml import features as F
 
 LEAD_BASE = f"{F.LEAD_TIME}__last"  # log1p of the last known lead time
 SCORE_BASE = f"{F.SCORE}__last"
 OUTPUTS = ["predicted_lead_time_hours", "predicted_overall_score"]
+INTERVAL_OUTPUTS = [f"{o}_{bound}" for o in OUTPUTS for bound in ("low", "high")]
 # What the model forecasts, recorded on each registered version (tag `forecast_target`): a
 # version that forecast something else (the legacy 0-100 performance score) is not this
 # model's champion any more.
@@ -98,25 +100,6 @@ class PerformanceForecaster(RegressorMixin, BaseEstimator):
         return np.column_stack([lead, score])
 
 
-@dataclass
-class Split:
-    train: pd.DataFrame
-    holdout: pd.DataFrame
-    holdout_weeks: list[pd.Timestamp] = field(default_factory=list)
-
-
-def split_by_time(rows: pd.DataFrame, holdout_weeks: int) -> Split:
-    """The last `holdout_weeks` target weeks are the holdout; training only sees earlier targets."""
-    weeks = sorted(rows["target_week_start"].unique())
-    if len(weeks) <= holdout_weeks + 2:
-        raise F.FeatureError(
-            f"only {len(weeks)} weeks with a next-week target; the performance model needs more than "
-            f"{holdout_weeks + 2} (holdout_weeks={holdout_weeks}): ingest more history"
-        )
-    cut = weeks[-holdout_weeks]
-    return Split(rows[rows["target_week_start"] < cut], rows[rows["target_week_start"] >= cut], list(weeks[-holdout_weeks:]))
-
-
 def labelled_rows(features: pd.DataFrame) -> pd.DataFrame:
     """Feature rows whose next week has both targets."""
     targets = [f"target_{t}" for t in F.TARGETS]
@@ -154,39 +137,74 @@ class TrainedPerformance:
     metrics: dict[str, float]
     params: dict
     feature_names: list[str]
-    holdout: pd.DataFrame
+    holdout: pd.DataFrame  # the labelled rows of the backtest's origins (a champion is judged on them)
     train_rows: int
+    backtest: backtest.Backtest
+
+    @property
+    def published(self) -> dict[str, bool]:
+        return self.backtest.published
 
     @property
     def beats_naive(self) -> bool:
-        return bool(self.metrics["mase"] < 1.0)
+        """Whether any target beats the naive forecast over the rolling origins."""
+        return any(self.published.values())
 
 
-def train(frame: pd.DataFrame, holdout_weeks: int = 4, **params) -> TrainedPerformance:
-    """Fits on all but the last `holdout_weeks` target weeks and evaluates on them."""
+def train(frame: pd.DataFrame, origins: int = 6, warmup: int = 2, level: float = backtest.LEVEL,
+          **params) -> TrainedPerformance:
+    """Backtests over `origins` rolling forecast origins, then fits on every labelled week.
+
+    The final model carries what the backtest measured: which targets it may publish
+    (`published_`) and its conformal interval half-widths (`interval_half_width_`, `level_`).
+    """
     rows = labelled_rows(F.forecast_features(frame))
     if len(rows) < 30:
         raise F.FeatureError(
             f"only {len(rows)} scope-weeks with a next week to learn from; the performance model needs at least 30"
         )
-    split = split_by_time(rows, holdout_weeks)
-    # A feature with no value in the training weeks (e.g. no incidents yet) carries nothing,
-    # and scikit-learn's histogram binning cannot bin an all-missing column.
-    names = [name for name in F.forecast_feature_names(rows) if split.train[name].notna().any()]
-    model = PerformanceForecaster(**params)
-    model.fit(split.train[names], split.train[[f"target_{t}" for t in F.TARGETS]].to_numpy(dtype=float))
-    metrics = evaluate(model, split.holdout)
-    metrics["train_rows"] = float(len(split.train))
-    return TrainedPerformance(model, metrics, model.get_params(), names, split.holdout, len(split.train))
+    names = F.forecast_feature_names(rows)
+
+    def fit(train_rows: pd.DataFrame) -> PerformanceForecaster:
+        # A feature with no value in the training weeks (e.g. no incidents yet) carries nothing,
+        # and scikit-learn's histogram binning cannot bin an all-missing column.
+        present = [n for n in names if train_rows[n].notna().any()]
+        return PerformanceForecaster(**params).fit(
+            train_rows[present], train_rows[[f"target_{t}" for t in F.TARGETS]].to_numpy(dtype=float))
+
+    tested = backtest.rolling_origin(rows, fit, origins=origins, warmup=warmup, level=level)
+    model = fit(rows)
+    model.published_ = [tested.targets[t].published for t in F.TARGETS]
+    model.interval_half_width_ = [tested.targets[t].half_width for t in F.TARGETS]
+    model.level_ = level
+    metrics = {**tested.metrics(), "train_rows": float(len(rows))}
+    holdout = rows[rows["target_week_start"].isin(tested.origins)]
+    return TrainedPerformance(model, metrics, model.get_params(), model.feature_names_, holdout, len(rows), tested)
 
 
 def predict_latest(model, frame: pd.DataFrame) -> pd.DataFrame:
-    """Next-week forecasts from every scope-week of `frame` (keys + OUTPUTS)."""
+    """Next-week forecasts from every scope-week of `frame`: keys, OUTPUTS and their interval
+    bounds (`<output>_low` / `_high`, empty for a model without measured intervals)."""
     feats = F.forecast_features(frame)
+    columns = F.KEY_COLUMNS + OUTPUTS + INTERVAL_OUTPUTS
     if feats.empty:
-        return pd.DataFrame(columns=F.KEY_COLUMNS + OUTPUTS)
+        return pd.DataFrame(columns=columns)
     predicted = model.predict(feats)
     out = feats[F.KEY_COLUMNS].copy()
-    out[OUTPUTS[0]] = predicted[:, 0]
-    out[OUTPUTS[1]] = predicted[:, 1]
-    return out
+    widths = getattr(model, "interval_half_width_", None)
+    for i, (target, output) in enumerate(zip(F.TARGETS, OUTPUTS)):
+        out[output] = predicted[:, i]
+        if widths is None or not np.isfinite(widths[i]):
+            out[f"{output}_low"] = np.nan
+            out[f"{output}_high"] = np.nan
+            continue
+        centre = backtest.to_axis(target, predicted[:, i])
+        out[f"{output}_low"] = backtest.from_axis(target, centre - widths[i])
+        out[f"{output}_high"] = backtest.from_axis(target, centre + widths[i])
+    return out[columns]
+
+
+def published_targets(model) -> dict[str, bool]:
+    """What the model's backtest allows it to publish, per target."""
+    flags = getattr(model, "published_", None) or [True] * len(F.TARGETS)
+    return dict(zip(F.TARGETS, (bool(f) for f in flags)))

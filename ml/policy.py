@@ -15,10 +15,15 @@ class TrainingPolicy:
     min_new_samples: int = 50
     max_age_days: float = 7.0
     force: bool = False
+    # A champion whose live forecasts of a published target are worse than naive this many
+    # weeks in a row is retrained (ml/live.py) and that target withdrawn meanwhile.
+    live_error_weeks: int = 3
 
     def __post_init__(self):
         if self.min_new_samples < 1:
             raise ValueError(f"min_new_samples must be at least 1, not {self.min_new_samples}")
+        if self.live_error_weeks < 1:
+            raise ValueError(f"live_error_weeks must be at least 1, not {self.live_error_weeks}")
         if self.max_age_days < 0:
             raise ValueError(f"max_age_days must not be negative, not {self.max_age_days}")
 
@@ -69,8 +74,11 @@ def count_new_samples(week_starts: pd.Series, last: LastTraining) -> int:
 
 
 def decide(week_starts: pd.Series, last: LastTraining | None, policy: TrainingPolicy,
-           now: dt.datetime | None = None) -> Decision:
-    """Whether to train now, and why (the reason names the counts and the age)."""
+           now: dt.datetime | None = None, live_behind: dict[str, int] | None = None) -> Decision:
+    """Whether to train now, and why (the reason names the counts and the age).
+
+    Three triggers: enough new scope-weeks, age with new data, and `live_behind` (published
+    targets whose champion has forecast worse than naive for weeks in a row, ml/live.py)."""
     now = now or dt.datetime.now(dt.timezone.utc)
     total = int(len(week_starts))
     if last is None:
@@ -83,6 +91,10 @@ def decide(week_starts: pd.Series, last: LastTraining | None, policy: TrainingPo
              f"{last.watermark.date() if last.watermark is not None else 'none'}), trained {age:.1f} days ago")
     if policy.force:
         return Decision(True, f"forced by run config; {facts}", new, age, total)
+    if live_behind:
+        behind = ", ".join(f"{target} for {weeks} weeks" for target, weeks in live_behind.items())
+        return Decision(True, f"{facts}: the champion's live forecasts are worse than naive ({behind}; "
+                              f"live_error_weeks={policy.live_error_weeks})", new, age, total)
     if not last.has_champion and new == 0:
         # No champion yet because the last version did not beat naive: retraining on the same
         # data would give the same model.

@@ -29,15 +29,21 @@ DESCRIPTIONS = {
         "Forecasts next week's median lead time for changes (hours) and overall score (DORA's Quick Check "
         "headline, 0-10) for each scope (a repository, or a user's repositories pooled; a team's or a service's "
         "delivery, never a person's), from that scope's weekly DORA and pull-request "
-        "metrics in marts.ml_weekly_features and their recent history (lags, 4-week means). Judged on the last "
-        "4 target weeks held out: MASE against the naive forecast (next week = this week) per target; a version "
-        "is registered as `challenger` and becomes `champion` only when it beats naive and the champion's MASE "
-        "on the same holdout by more than the promotion margin."
+        "metrics in marts.ml_weekly_features and their recent history (lags, 4-week means). Judged by rolling-"
+        "origin backtests (refitted at each of the last 6 target weeks, forecasting only weeks it never saw): "
+        "MASE against the naive forecast (next week = this week) per target. A target is published only while "
+        "its MASE is below 1 (tags published_<target>) and the champion's live forecasts have not been worse "
+        "than naive for live_error_weeks weeks in a row (tags live_withdrawn_<target>, metric history "
+        "live_mase_<target>); forecasts carry 80 % conformal intervals whose backtest coverage is logged. A "
+        "version becomes `champion` when it beats naive on a target and the champion's MASE on the same weeks by "
+        "more than the promotion margin (or the champion fell behind naive live). Each run logs its backtest "
+        "charts under review/."
     ),
     ANOMALY: (
         "Flags unusual weeks per scope: a robust z-score of each weekly metric against the scope's own history "
-        "combined with an isolation forest; the score is the week's deviation over the flagging threshold (1.00 "
-        "flags the week) and names the metric that drove it. Judged by precision, recall and F1 on labelled "
+        "combined with an isolation forest. Each week's reading is the driving metric's calibrated z-score "
+        "(|z| >= 3.25 flags), how many ordinary weeks pass between two that far out, and the observed value "
+        "beside the expected range. Judged by precision, recall and F1 on labelled "
         "anomalies (the sandbox's injected ones, or anomalies injected into the training weeks); becomes "
         "`champion` only when its F1 beats the champion's on the same weeks by more than the promotion margin."
     ),
@@ -48,10 +54,13 @@ TAG_SAMPLES = "sample_count"
 TAG_WATERMARK = "data_watermark"
 TAG_TRAINED_AT = "trained_at"
 TAG_TARGET = "forecast_target"  # what a performance version forecasts (overall_score)
+TAG_EVALUATION = "evaluation"  # how a performance version was judged (rolling_origin: per-target publishing)
 # Tags a version must carry to be today's model: the performance model forecast the legacy
 # 0-100 performance score before it forecast the overall score, and such versions neither
 # count as its champion nor as its last training.
-REQUIRED_TAGS = {PERFORMANCE: {TAG_TARGET: OVERALL_SCORE}, ANOMALY: {}}
+# Versions judged on a single holdout carry neither per-target publishing nor intervals, so
+# they are not today's champion either.
+REQUIRED_TAGS = {PERFORMANCE: {TAG_TARGET: OVERALL_SCORE, TAG_EVALUATION: "rolling_origin"}, ANOMALY: {}}
 
 
 class RegistryError(RuntimeError):

@@ -36,6 +36,7 @@ class TrainingConfig(dg.Config):
     min_new_samples: int = 50
     max_age_days: float = 7.0
     promotion_margin: float = 0.01
+    live_error_weeks: int = 3  # weeks in a row behind naive live before the champion is retrained
 
 
 class InsightsConfig(dg.Config):
@@ -70,7 +71,8 @@ def _store():
 
 def _train(context: dg.AssetExecutionContext, config: TrainingConfig, model_name: str):
     policy = TrainingPolicy(
-        min_new_samples=config.min_new_samples, max_age_days=config.max_age_days, force=config.force
+        min_new_samples=config.min_new_samples, max_age_days=config.max_age_days, force=config.force,
+        live_error_weeks=config.live_error_weeks,
     )
     try:
         with _training_lock(model_name):
@@ -81,6 +83,12 @@ def _train(context: dg.AssetExecutionContext, config: TrainingConfig, model_name
         context.log.info(f"{model_name}: not training: {exc}")
         context.log_event(dg.AssetObservation(asset_key=context.asset_key, metadata={"decision": f"not enough data: {exc}"}))
         return
+    health = outcome.live
+    if health is not None and health.version:
+        # The champion's live error, per target week, for the dashboard and the summary.
+        data.replace_forecast_errors(warehouse.database_url(), model_name, health.version, health.errors)
+        if health.warning:
+            context.log.warning(health.warning)
     metadata = outcome.as_metadata()
     if not outcome.trained:
         context.log.info(f"{outcome.model_name}: not training: {outcome.decision.reason}")
