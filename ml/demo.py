@@ -48,20 +48,24 @@ def train_and_summarise(features: pd.DataFrame, labels: pd.DataFrame | None = No
             continue
         logged = client.get_run(champ.run_id).data.metrics if champ.run_id else {}
         source = (champ.tags or {}).get("label_source")
-        lines.append(f"    champion version {champ.version}, holdout: " + headline(logged)
+        judged = "rolling-origin backtest" if outcome.model_name == registry.PERFORMANCE else "holdout"
+        lines.append(f"    champion version {champ.version}, {judged}: " + headline(logged)
                      + (f" (on {source} anomalies)" if source else ""))
+        if outcome.live is not None and outcome.live.warning:
+            lines.append(f"    warning: {outcome.live.warning}")
     found = pd.DataFrame()
     if anom.champion_version:
         model = registry.load(registry.ANOMALY, anom.champion_version)
-        verdict = anomaly.score_frame(model, features)
+        verdict = anomaly.score_frame(model, features, explain=True)
         found = verdict[verdict["is_anomaly"]].sort_values("anomaly_score", ascending=False)
         truth = anomaly.label_keys(labels) if labels is not None else set()
         repo_found = found[found["scope_type"] == "repository"]
         lines.append(f"Anomalies found: {len(repo_found)} repository-weeks, "
                      f"{int((found['scope_type'] == 'user').sum())} user-weeks (strongest first)")
         if not found.empty:
-            lines.append(f"  score: how far past the flagging line a week is; 1.00 is the line (a robust z-score of "
-                         f"{model.z_threshold:g} against the scope's own earlier weeks), 1.23 is 23 % beyond it")
+            lines.append(f"  z: the driving metric's robust z-score against the scope's own earlier weeks "
+                         f"(|z| >= {model.z_threshold:g} flags; 4 is a week that comes about once in 16,000); "
+                         "expected: the range its earlier weeks make usual")
         if labels is not None and not labels.empty:
             judged = anomaly.evaluate(model, features, labels)
             lines.append(f"  against the sandbox's injected anomalies: {_anomaly_line(judged)}")
@@ -69,8 +73,9 @@ def train_and_summarise(features: pd.DataFrame, labels: pd.DataFrame | None = No
             mark = ""
             if labels is not None:
                 mark = "  [injected]" if (row.scope, row.week_start) in truth else "  [not injected]"
-            lines.append(f"  {row.scope:28s} week of {row.week_start.date()}  {row.anomaly_metric:32s} "
-                         f"score {row.anomaly_score:.2f}{mark}")
+            lines.append(f"  {row.scope:20s} week of {row.week_start.date()}  {row.anomaly_metric:30s} "
+                         f"z {row.anomaly_z:+5.1f}  {_value(row.anomaly_observed)} (expected "
+                         f"{_value(row.anomaly_expected_low)}-{_value(row.anomaly_expected_high)}){mark}")
     return DemoResult(perf, anom, found, "\n".join(lines))
 
 
@@ -80,9 +85,24 @@ def describe_models_and_anomalies(database_url: str, labels: pd.DataFrame | None
     return train_and_summarise(data.load_features(database_url), labels=labels, store=store).text.splitlines()
 
 
+def _value(value: float) -> str:
+    return "-" if value is None or value != value else f"{value:.3g}"
+
+
+def _published(m: dict, short: str) -> str:
+    if short == "lead_time" and "published_lead_time" not in m:
+        return ""
+    return " published" if m.get(f"published_{short}") == 1.0 else " withheld: no better than naive"
+
+
 def _performance_line(m: dict) -> str:
-    return (f"MASE {m.get('mase', float('nan')):.3f} (lead time {m.get('mase_lead_time', float('nan')):.3f}, "
-            f"overall score {m.get('mase_overall_score', float('nan')):.3f}); MAE lead time "
+    coverage = ""
+    if "interval_coverage_lead_time" in m:
+        coverage = (f"; {m.get('interval_level', 0.8):.0%} intervals covered lead time "
+                    f"{m['interval_coverage_lead_time']:.0%}, overall score {m.get('interval_coverage_overall_score', float('nan')):.0%}")
+    return (f"MASE {m.get('mase', float('nan')):.3f} (lead time {m.get('mase_lead_time', float('nan')):.3f}"
+            f"{_published(m, 'lead_time')}, overall score {m.get('mase_overall_score', float('nan')):.3f}"
+            f"{_published(m, 'overall_score')}){coverage}; MAE lead time "
             f"{m.get('mae_lead_time', float('nan')):.1f} h vs naive {m.get('mae_naive_lead_time', float('nan')):.1f} h, "
             f"overall score {m.get('mae_overall_score', float('nan')):.2f} vs naive "
             f"{m.get('mae_naive_overall_score', float('nan')):.2f} (of 10)")

@@ -268,3 +268,42 @@ def test_counts_in_the_rule_based_summary_agree_with_their_noun():
     assert _count("1", "pull request") == "1 pull request"
     assert _count("12", "deployment") == "12 deployments"
     assert _count("0", "deployment") == "0 deployments"
+
+
+def test_rule_based_summary_reads_anomalies_forecasts_and_the_bottleneck_on_their_scales():
+    data = SummaryInput(
+        login="alice", week_start="2026-05-25", latest={"overall_score": 6.4, "median_lead_time_hours": 40.0},
+        anomalies=[Anomaly("2026-05-18", "median_review_hours", 1.5, "acme/api", 5.2, 1e7, 19.54, 1.52, 11.77),
+                   Anomaly("2026-05-11", "deployments_per_deployment_day", 1.3, "acme/web", -4.1, 1e4, 0.4, 1.0, 2.2)],
+        predictions={"predicted_lead_time_hours": 41.2, "predicted_lead_time_hours_low": 30.1,
+                     "predicted_lead_time_hours_high": 55.0, "interval_level": 0.8, "predicted_overall_score": None},
+        forecast_status={"lead_time": "published", "overall_score": "no_better_than_naive"},
+        bottleneck={"dominant_stage": "review", "dominant_share_12w": 0.46, "dominant_share_earlier_6w": 0.38,
+                    "dominant_share_recent_6w": 0.52},
+    )
+    text = rules.write_summary(data)
+    assert ("median_review_hours in the week starting 2026-05-18: 19.5 h against an expected 1.5 h to 11.8 h "
+            "(z-score 5.2)") in text
+    assert "0.4 against an expected 1 to 2.2 (z-score -4.1)" in text
+    assert "Forecast for next week: lead time 41.2 h, likely between 30.1 h and 55 h (80% interval)." in text
+    # A target that does not beat naive gets no number, and says why.
+    assert "The overall score forecast is no better than last week's value." in text
+    assert "overall score 7" not in text
+    assert ("Bottleneck: review takes 46% of the time to ship over the last 12 weeks, up from 38% at the start of "
+            "that window to 52% at its end.") in text
+    assert grounding.check(text, data).grounded, grounding.check(text, data).reasons
+    # The same figures with a wrong range are caught.
+    assert not grounding.check(text.replace("11.8 h", "14.8 h"), data).grounded
+    # The model's prompt lists the withheld forecast so the model says so too.
+    _, user = prompts.build_messages(data)
+    assert "overall score forecast: withheld, no better than last week's value" in user
+
+
+def test_a_forecast_withdrawn_live_says_so():
+    data = SummaryInput(login="alice", week_start="2026-05-25", latest={"overall_score": 6.4},
+                        forecast_status={"lead_time": "behind_naive_live", "overall_score": "published"},
+                        predictions={"predicted_overall_score": 6.6})
+    text = rules.write_summary(data)
+    assert ("The lead time forecast is withdrawn: lately worse than last week's value, the model is being "
+            "retrained.") in text
+    assert "Forecast for next week: overall score 6.6 / 10." in text

@@ -118,7 +118,7 @@ def test_demo_summary_trains_on_the_sandbox_and_lists_the_anomalies_found(store)
     result = demo.train_and_summarise(frames["ml_weekly_features"], frames["anomalies"], store=store)
     text = str(result)
     assert result.performance.trained and result.anomaly.trained
-    assert f"champion version 1, holdout: MASE {result.performance.metrics['mase']:.3f}" in text
+    assert f"champion version 1, rolling-origin backtest: MASE {result.performance.metrics['mase']:.3f}" in text
     assert f"overall score {result.performance.metrics['mase_overall_score']:.3f}" in text
     assert f"precision {result.anomaly.metrics['precision']:.2f}" in text
     assert "(on labels anomalies)" in text
@@ -130,7 +130,7 @@ def test_demo_summary_trains_on_the_sandbox_and_lists_the_anomalies_found(store)
     again = demo.train_and_summarise(frames["ml_weekly_features"], frames["anomalies"], store=store)
     assert not again.anomaly.trained and again.anomaly.champion_version == "1"
     assert "not retrained (0 new scope-weeks" in str(again)
-    assert f"champion version 1, holdout: MASE {result.performance.metrics['mase']:.3f}" in str(again)
+    assert f"champion version 1, rolling-origin backtest: MASE {result.performance.metrics['mase']:.3f}" in str(again)
     # Forced: a new version that does not beat the champion stays a challenger.
     forced = demo.train_and_summarise(frames["ml_weekly_features"], frames["anomalies"], store=store,
                                       policy=TrainingPolicy(force=True))

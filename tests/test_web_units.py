@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from ghmetrics_dagster.llm.aggregates import Anomaly
+from ghmetrics_dagster.llm.aggregates import Anomaly, SummaryInput
 from ghmetrics_dagster.web import accounts, oauth, views
 from ghmetrics_dagster.web.config import WebConfig, WebConfigError
 
@@ -73,6 +73,31 @@ def test_an_anomaly_sentence_gives_the_value_the_typical_value_and_the_ratio():
     low = views._explain_anomaly(Anomaly("2026-02-02", "median_pr_size", 1.1), weeks[:4] + [
         {"week_start": "2026-02-02", "median_pr_size": 20.0}])
     assert "80 % below the typical 100" in low["sentence"]
+
+
+def test_an_anomaly_reads_on_its_stated_scale_with_the_expected_range():
+    explained = views._explain_anomaly(
+        Anomaly("2026-02-02", "median_review_hours", 1.6, "acme/api", z=5.15, weeks_per_event=3.8e6, observed=19.54,
+                expected_low=1.52, expected_high=11.77), [])
+    assert explained["sentence"] == "Median review time in the week of 2026-02-02: 19.5 h against an expected 1.5 h – 11.8 h."
+    assert explained["score_text"] == ("z-score +5.2: 5.2 robust standard deviations above this scope's usual weeks "
+                                       "(3.25 flags); a week this far out comes rarer than once in 10,000 weeks")
+    low = views._explain_anomaly(Anomaly("2026-02-02", "review_coverage", 1.1, "acme/api", z=-3.6, weeks_per_event=3100,
+                                         observed=0.4, expected_low=0.6, expected_high=1.0), [])
+    assert "about once in 3,100 weeks" in low["score_text"] and "below" in low["score_text"]
+
+
+def test_a_withheld_forecast_says_why_and_a_shown_one_gives_its_interval():
+    data = SummaryInput(login="alice", week_start="2026-05-25", weeks=[{"week_start": "2026-05-25"}],
+                        predictions={"predicted_lead_time_hours": 41.2, "predicted_lead_time_hours_low": 30.1,
+                                     "predicted_lead_time_hours_high": 55.0, "interval_level": 0.8},
+                        forecast_status={"lead_time": "published", "overall_score": "behind_naive_live"})
+    lead, score = views._forecasts(data)
+    assert lead["range"] == "30.1 h – 55 h" and lead["level"] == "80 %"
+    assert score["value"] is None and score["withheld"].startswith("withdrawn: lately worse than last week's value")
+    chart = views._series("median_lead_time_hours", data, [], [lead, score])
+    forecast = next(t for t in chart["data"] if t["name"] == "forecast, next week")
+    assert forecast["error_y"]["array"] == [pytest.approx(13.8)] and forecast["error_y"]["arrayminus"] == [pytest.approx(11.1)]
 
 
 def test_the_authorize_url_carries_the_app_the_callback_the_scopes_and_the_state():

@@ -52,10 +52,36 @@ class RepositoryAggregate:
 
 @dataclasses.dataclass
 class Anomaly:
+    """A flagged week, read on a stated scale: the driving metric's robust z-score against the
+    scope's own earlier weeks, how rare such a week is, and the observed value beside the
+    expected range (ml/anomaly.py)."""
+
     week_start: str
     metric: str  # untrusted enough to be treated as data
-    anomaly_score: float | None = None
+    anomaly_score: float | None = None  # >= 1 flags; for ordering
     scope: str | None = None  # the login (user scope) or the repository it was found in
+    z: float | None = None
+    weeks_per_event: float | None = None
+    observed: float | None = None
+    expected_low: float | None = None
+    expected_high: float | None = None
+
+
+# The unit an anomaly's observed value and expected range are in, by metric.
+def anomaly_unit(metric: str) -> str:
+    if metric.endswith("_hours"):
+        return "hours"
+    if metric in ("change_failure_rate", "review_coverage", "rework_rate"):
+        return "ratio"
+    return "count"
+
+
+FORECAST_STATUS = {"lead_time": "lead_time_forecast_status", "overall_score": "overall_score_forecast_status"}
+# What a forecast that is not shown says instead.
+FORECAST_WITHHELD = {
+    "no_better_than_naive": "no better than last week's value",
+    "behind_naive_live": "withdrawn: lately worse than last week's value, the model is being retrained",
+}
 
 
 @dataclasses.dataclass
@@ -79,7 +105,10 @@ class SummaryInput:
     cycle_medians_12w: dict[str, float | None] = dataclasses.field(default_factory=dict)  # hours
     repositories: list[RepositoryAggregate] = dataclasses.field(default_factory=list)
     anomalies: list[Anomaly] = dataclasses.field(default_factory=list)
-    predictions: dict[str, float | None] = dataclasses.field(default_factory=dict)
+    predictions: dict[str, float | None] = dataclasses.field(default_factory=dict)  # with *_low/_high
+    forecast_status: dict[str, str | None] = dataclasses.field(default_factory=dict)  # lead_time, overall_score
+    # marts.fct_bottlenecks' latest row: the stage that takes most of the time to ship.
+    bottleneck: dict[str, Any] = dataclasses.field(default_factory=dict)
     weeks: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # for the report only
     scope_note: str | None = None  # which token's visibility made the scope (report only)
 
@@ -143,6 +172,8 @@ def format_value(value: float, unit: str) -> str:
         return _round(value, 1)
     if unit == "score":  # anomaly scores: the flagging threshold is 1.00
         return f"{_round(value, 2 if abs(value) < 10 else 1)}"
+    if unit == "z":  # robust z-scores: one decimal, signed
+        return _round(value, 1)
     return f"{_round(value, 1)}"
 
 
@@ -253,17 +284,33 @@ def facts(data: SummaryInput) -> list[Fact]:
         value = data.predictions.get(key)
         if _usable(value):
             out.append(Fact(f"prediction.{key}", label, float(value), unit))
+            for bound, word in (("low", "low end"), ("high", "high end")):
+                edge = data.predictions.get(f"{key}_{bound}")
+                if _usable(edge):
+                    out.append(Fact(f"prediction.{key}_{bound}", f"{label}, {word} of its interval", float(edge), unit))
+    if _usable(data.predictions.get("interval_level")) and any(k.endswith("_low") for k in data.predictions):
+        out.append(Fact("prediction.interval_level", "forecast interval coverage (nominal)",
+                        float(data.predictions["interval_level"]), "ratio"))
     for index, anomaly in enumerate(data.anomalies):
-        if _usable(anomaly.anomaly_score):
-            out.append(
-                Fact(
-                    f"anomaly.{index}.score",
-                    f"anomaly score, week starting {anomaly.week_start}",
-                    float(anomaly.anomaly_score),
-                    "score",
-                    subject=anomaly.metric,
-                )
-            )
+        when = f"week starting {anomaly.week_start}"
+        if _usable(anomaly.z):
+            out.append(Fact(f"anomaly.{index}.z", f"anomaly z-score, {when}", float(anomaly.z), "z",
+                            subject=anomaly.metric))
+        unit = anomaly_unit(anomaly.metric)
+        for field, label in (("observed", "observed value"), ("expected_low", "expected range, low end"),
+                             ("expected_high", "expected range, high end")):
+            value = getattr(anomaly, field)
+            if _usable(value):
+                out.append(Fact(f"anomaly.{index}.{field}", f"anomalous metric's {label}, {when}", float(value),
+                                unit, subject=anomaly.metric))
+    stage = data.bottleneck.get("dominant_stage")
+    if stage in CYCLE_STAGES:
+        for field, label in (("dominant_share_12w", f"share of the time to ship, last {WINDOW_WEEKS} weeks"),
+                             ("dominant_share_earlier_6w", "share, first 6 of those weeks"),
+                             ("dominant_share_recent_6w", "share, last 6 of those weeks")):
+            value = data.bottleneck.get(field)
+            if _usable(value):
+                out.append(Fact(f"bottleneck.{stage}.{field}", f"{stage} stage {label}", float(value), "ratio"))
     for index, repo in enumerate(data.repositories):
         for key, label, unit in (
             ("deployments_12w", f"deployments, last {WINDOW_WEEKS} weeks", "count"),
@@ -430,25 +477,40 @@ def load_summary_input(conn, login: str, history_weeks: int = 26, repository: st
         if insights is not None:
             only_scope = " and scope_type = 'repository' and scope = %(scope)s" if repository else ""
             cur.execute(
-                "select week_start, anomaly_metric, anomaly_score, scope from ml.insights"
+                "select week_start, anomaly_metric, anomaly_score, scope, anomaly_z, anomaly_weeks_per_event,"
+                " anomaly_observed, anomaly_expected_low, anomaly_expected_high from ml.insights"
                 " where login = %(login)s and is_anomaly and week_start >= %(start)s::date" + only_scope +
                 " order by week_start desc, anomaly_score desc nulls last limit 5",
                 {"login": login, "start": window_start, "scope": scope},
             )
             data.anomalies = [
-                Anomaly(_plain(week), metric or "unspecified", _plain(score), anomaly_scope)
-                for week, metric, score, anomaly_scope in cur.fetchall()
+                Anomaly(_plain(row[0]), row[1] or "unspecified", *(_plain(v) for v in row[2:]))
+                for row in cur.fetchall()
             ]
+            forecast_columns = ["predicted_lead_time_hours", "predicted_overall_score", "predicted_lead_time_hours_low",
+                                "predicted_lead_time_hours_high", "predicted_overall_score_low",
+                                "predicted_overall_score_high", "interval_level"]
             cur.execute(
-                "select predicted_lead_time_hours, predicted_overall_score from ml.insights"
+                f"select {', '.join(forecast_columns + list(FORECAST_STATUS.values()))} from ml.insights"
                 " where login = %s and scope_type = %s and scope = %s"
                 " order by week_start desc limit 1",
                 (login, scope_type, scope),
             )
             row = cur.fetchone()
             if row:
-                data.predictions = {
-                    "predicted_lead_time_hours": _plain(row[0]),
-                    "predicted_overall_score": _plain(row[1]),
-                }
+                data.predictions = {c: _plain(v) for c, v in zip(forecast_columns, row)}
+                data.forecast_status = dict(zip(FORECAST_STATUS, row[len(forecast_columns):]))
+        cur.execute("select to_regclass('marts.fct_bottlenecks')")
+        if cur.fetchone()[0] is not None:
+            cur.execute(
+                "select dominant_stage, dominant_share_12w, dominant_share_earlier_6w, dominant_share_recent_6w,"
+                " dominant_share_change, prs_12w from marts.fct_bottlenecks"
+                " where scope_type = %s and scope = %s order by week_start desc limit 1",
+                (scope_type, scope),
+            )
+            row = cur.fetchone()
+            if row:
+                names = ("dominant_stage", "dominant_share_12w", "dominant_share_earlier_6w",
+                         "dominant_share_recent_6w", "dominant_share_change", "prs_12w")
+                data.bottleneck = {n: _plain(v) for n, v in zip(names, row)}
     return data

@@ -111,6 +111,8 @@ _METRIC_WORDS: dict[str, tuple[str, ...]] = {
     "benchmark": _SCORE_FAMILIES,
     "benchmarks": _SCORE_FAMILIES,
     "anomaly score": ("anomaly_score",),
+    "z-score": ("anomaly_score",),
+    "interval": ("interval_level",),
     "anomaly": ("anomaly_score",),
     "score": _SCORE_FAMILIES + ("anomaly_score",),
     "scores": _SCORE_FAMILIES + ("anomaly_score",),
@@ -153,6 +155,10 @@ _FIELD_FAMILY = {
     "review_coverage": "review_coverage",
     "median_pr_size": "pr_size",
     "predicted_overall_score": "overall_score",
+    "predicted_lead_time_hours_low": "lead_time",
+    "predicted_lead_time_hours_high": "lead_time",
+    "predicted_overall_score_low": "overall_score",
+    "predicted_overall_score_high": "overall_score",
     "overall_vs_benchmark": "overall_score",
     "throughput_vs_benchmark": "throughput_score",
     "stability_vs_benchmark": "stability_score",
@@ -179,6 +185,10 @@ def _family(fact: Fact) -> str:
         return f"cycle_{parts[1]}"
     if parts[0] == "benchmark":  # a benchmark mean is on its score's scale: benchmark.overall
         return f"{parts[1]}_score"
+    if parts[0] == "anomaly":  # a flagged week's reading: its z-score, observed value and expected range
+        return "anomaly_score"
+    if parts[0] == "bottleneck":  # the dominant stage's share: bottleneck.review.dominant_share_12w
+        return f"cycle_{parts[1]}"
     return _FIELD_FAMILY.get(parts[-1], parts[-1])
 
 

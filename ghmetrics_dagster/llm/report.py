@@ -16,7 +16,15 @@ import plotly.io as pio
 from plotly.subplots import make_subplots
 
 from ghmetrics_dagster import contracts
-from ghmetrics_dagster.llm.aggregates import CYCLE_STAGES, FIVE_METRICS, TEAM_NOT_PERSON, WINDOW_WEEKS, SummaryInput
+from ghmetrics_dagster.llm.aggregates import (
+    CYCLE_STAGES,
+    FIVE_METRICS,
+    FORECAST_WITHHELD,
+    TEAM_NOT_PERSON,
+    WINDOW_WEEKS,
+    SummaryInput,
+    anomaly_unit,
+)
 from ghmetrics_dagster.llm.prompts import sanitize_untrusted
 from ghmetrics_dagster.settings import private_dir
 
@@ -189,6 +197,41 @@ def _summary_html(text: str) -> str:
     return "\n".join(out)
 
 
+def _reading(value: float | None, metric: str) -> str:
+    if value is None:
+        return ""
+    unit = anomaly_unit(metric)
+    return f"{value * 100:.0f} %" if unit == "ratio" else f"{value:.1f} h" if unit == "hours" else f"{value:.3g}"
+
+
+def _bottleneck_html(data: SummaryInput) -> str:
+    stage, share = data.bottleneck.get("dominant_stage"), data.bottleneck.get("dominant_share_12w")
+    if stage is None or share is None:
+        return ""
+    earlier, recent = data.bottleneck.get("dominant_share_earlier_6w"), data.bottleneck.get("dominant_share_recent_6w")
+    change = (f" ({earlier * 100:.0f} % in the first 6 of those weeks, {recent * 100:.0f} % in the last 6)"
+              if earlier is not None and recent is not None else "")
+    return (f"<p><strong>Bottleneck: {html.escape(stage)}</strong> takes {share * 100:.0f} % of the time from first "
+            f"commit to production over the last {WINDOW_WEEKS} weeks{change}.</p>")
+
+
+def _forecast_html(data: SummaryInput) -> str:
+    items = []
+    level = data.predictions.get("interval_level")
+    for key, name, short, unit in (("predicted_lead_time_hours", "Lead time", "lead_time", " h"),
+                                   ("predicted_overall_score", "Overall score", "overall_score", " / 10")):
+        value, status = data.predictions.get(key), data.forecast_status.get(short)
+        if value is None:
+            if status in FORECAST_WITHHELD:
+                items.append(f"<li>{name}: no forecast shown, {html.escape(FORECAST_WITHHELD[status])}.</li>")
+            continue
+        low, high = data.predictions.get(f"{key}_low"), data.predictions.get(f"{key}_high")
+        interval = (f", likely between {low:.1f} and {high:.1f}{unit} ({level * 100:.0f} % interval)"
+                    if low is not None and high is not None and level is not None else "")
+        items.append(f"<li>{name}: {value:.1f}{unit}{interval}.</li>")
+    return f"<ul>{''.join(items)}</ul>" if items else "<p>No forecast yet.</p>"
+
+
 def render_html(data: SummaryInput, summary: dict) -> str:
     login = html.escape(sanitize_untrusted(data.login))
     overall = pio.to_html(_overall_figure(data), full_html=False, include_plotlyjs=False)
@@ -198,9 +241,11 @@ def render_html(data: SummaryInput, summary: dict) -> str:
     anomaly_rows = "".join(
         f"<tr><td>{html.escape(a.week_start)}</td><td>{html.escape(sanitize_untrusted(a.scope or ''))}</td>"
         f"<td>{html.escape(sanitize_untrusted(a.metric))}{'' if a.metric in charted else ' (not charted)'}</td>"
-        f"<td>{'' if a.anomaly_score is None else f'{a.anomaly_score:.2f}'}</td></tr>"
+        f"<td class=\"num\">{_reading(a.observed, a.metric)}</td>"
+        f"<td class=\"num\">{_reading(a.expected_low, a.metric)} – {_reading(a.expected_high, a.metric)}</td>"
+        f"<td class=\"num\">{'' if a.z is None else f'{a.z:+.1f}'}</td></tr>"
         for a in data.anomalies
-    ) or '<tr><td colspan="4">No anomalies flagged in the last 12 weeks.</td></tr>'
+    ) or '<tr><td colspan="6">No anomalies flagged in the last 12 weeks.</td></tr>'
     source = (
         f"{html.escape(summary['provider'])} / {html.escape(summary['model'])}, "
         f"cost ${summary['cost_usd']:.6f}{', from cache' if summary.get('cache_hit') else ''}"
@@ -241,9 +286,14 @@ is not failed deployment recovery time.</p>
 {overall}
 <h2>Weekly trends</h2>{trends}
 <h2>Cycle-time breakdown</h2>{cycle}
+{_bottleneck_html(data)}
+<h2>Next week's forecast</h2>
+{_forecast_html(data)}
 <h2>Anomalies</h2>
-<p class="meta">The detector's score is the week's deviation over its flagging threshold: 1.00 flags a week, higher is more unusual.</p>
-<table><tr><th>week</th><th>where</th><th>metric</th><th>score</th></tr>{anomaly_rows}</table>
+<p class="meta">Each flagged week's driving metric: the observed value, the range the scope's own earlier weeks
+make usual, and its robust z-score against them (|z| of 3.25 or more flags; such a week comes less than once in
+850 ordinary weeks).</p>
+<table><tr><th>week</th><th>where</th><th>metric</th><th>observed</th><th>expected</th><th>z</th></tr>{anomaly_rows}</table>
 </body></html>
 """
 

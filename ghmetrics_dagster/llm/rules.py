@@ -9,7 +9,15 @@ service, not a person.
 from __future__ import annotations
 
 from ghmetrics_dagster import contracts
-from ghmetrics_dagster.llm.aggregates import CYCLE_STAGES, FIVE_METRICS, WINDOW_WEEKS, Fact, SummaryInput, facts
+from ghmetrics_dagster.llm.aggregates import (
+    CYCLE_STAGES,
+    FIVE_METRICS,
+    FORECAST_WITHHELD,
+    WINDOW_WEEKS,
+    Fact,
+    SummaryInput,
+    facts,
+)
 from ghmetrics_dagster.llm.prompts import sanitize_untrusted
 
 PROVIDER = "rules"
@@ -101,22 +109,63 @@ def write_summary(data: SummaryInput) -> str:
     if stages:
         sentences.append(f"Cycle time medians over the last {window}: " + ", ".join(stages) + ".")
 
+    bottleneck = _bottleneck_sentence(data, f)
+    if bottleneck:
+        sentences.append(bottleneck)
+
     if data.anomalies:
         described = []
         for index, anomaly in enumerate(data.anomalies):
-            score = f.get(f"anomaly.{index}.score")
-            extra = f" (anomaly score {score.display})" if score else ""
-            described.append(f"{sanitize_untrusted(anomaly.metric)} in the week starting {anomaly.week_start}{extra}")
-        sentences.append("Watch: the anomaly model flagged " + "; ".join(described) + ".")
+            reading = ""
+            observed, low, high = (f.get(f"anomaly.{index}.{k}") for k in ("observed", "expected_low", "expected_high"))
+            if observed and low and high:
+                reading = f": {observed.display} against an expected {low.display} to {high.display}"
+            z = f.get(f"anomaly.{index}.z")
+            if z:
+                reading += f" (z-score {z.display})"
+            described.append(f"{sanitize_untrusted(anomaly.metric)} in the week starting {anomaly.week_start}{reading}")
+        sentences.append("Watch: the anomaly model flagged " + ", and ".join(described) + ".")
 
-    forecast = []
-    if "prediction.predicted_lead_time_hours" in f:
-        forecast.append(f"lead time {f['prediction.predicted_lead_time_hours'].display}")
-    if "prediction.predicted_overall_score" in f:
-        forecast.append(f"overall score {f['prediction.predicted_overall_score'].display} / 10")
+    forecast, withheld = [], []
+    for key, name, short in (("predicted_lead_time_hours", "lead time", "lead_time"),
+                             ("predicted_overall_score", "overall score", "overall_score")):
+        value = f.get(f"prediction.{key}")
+        if value is None:
+            status = data.forecast_status.get(short)
+            if status in FORECAST_WITHHELD:
+                withheld.append(f"the {name} forecast is {FORECAST_WITHHELD[status]}")
+            continue
+        text = f"{name} {value.display}" + (" / 10" if short == "overall_score" else "")
+        low, high = f.get(f"prediction.{key}_low"), f.get(f"prediction.{key}_high")
+        if low and high:
+            level = f.get("prediction.interval_level")
+            text += f", likely between {low.display} and {high.display}" + (
+                f" ({level.display} interval)" if level else "")
+        forecast.append(text)
     if forecast:
-        sentences.append("Forecast for next week: " + ", ".join(forecast) + ".")
+        # A forecast with its range has commas of its own: then forecasts are set apart by semicolons.
+        separator = "; " if any("likely between" in part for part in forecast) else ", "
+        sentences.append("Forecast for next week: " + separator.join(forecast) + ".")
+    if withheld:
+        sentences.append(withheld[0][0].upper() + ", and ".join(withheld)[1:] + ".")
     return " ".join(sentences)
+
+
+def _bottleneck_sentence(data: SummaryInput, f: dict[str, Fact]) -> str:
+    stage = data.bottleneck.get("dominant_stage")
+    share = f.get(f"bottleneck.{stage}.dominant_share_12w")
+    if share is None:
+        return ""
+    sentence = f"Bottleneck: {stage} takes {share.display} of the time to ship over the last {WINDOW_WEEKS} weeks"
+    earlier = f.get(f"bottleneck.{stage}.dominant_share_earlier_6w")
+    recent = f.get(f"bottleneck.{stage}.dominant_share_recent_6w")
+    if earlier and recent:
+        if earlier.display == recent.display:
+            sentence += f", steady at {recent.display} from the start of that window to its end"
+        else:
+            direction = "up" if recent.value > earlier.value else "down"
+            sentence += f", {direction} from {earlier.display} at the start of that window to {recent.display} at its end"
+    return sentence + "."
 
 
 def _count(display: str, noun: str) -> str:

@@ -19,10 +19,12 @@ from ghmetrics_dagster import contracts
 from ghmetrics_dagster.github import access
 from ghmetrics_dagster.llm.aggregates import (
     CYCLE_STAGES,
+    FORECAST_WITHHELD,
     TEAM_NOT_PERSON,
     WINDOW_WEEKS,
     AggregatesError,
     SummaryInput,
+    anomaly_unit,
     load_summary_input,
     select_or_null,
     weekly_columns,
@@ -263,6 +265,7 @@ def scope_view(conn, login: str, repository: str | None = None) -> dict:
         for stage in CYCLE_STAGES
     ]
     view["forecasts"] = _forecasts(data)
+    view["bottleneck"] = _bottleneck(data)
     view["anomalies"] = [_explain_anomaly(a, weeks) for a in data.anomalies if a.scope == view["scope"]]
     view["other_anomalies"] = len([a for a in data.anomalies if a.scope != view["scope"]])
     view["charts"] = {key: _series(key, data, view["anomalies"], view["forecasts"]) for key in METRICS}
@@ -333,34 +336,70 @@ def _trend(latest: float | None, previous: float | None, better: str, unit: str)
 
 
 def _forecasts(data: SummaryInput) -> list[dict]:
-    """Next week's forecasts, each with the spread a reader should expect: the median change
-    from one week to the next over the trailing 12 weeks (how far a naive forecast is off)."""
+    """Next week's forecasts with their measured interval, and for a target the model may not
+    publish (it does no better than last week's value), that statement instead of a number."""
     out = []
-    for metric, key in (("median_lead_time_hours", "predicted_lead_time_hours"),
-                        ("overall_score", "predicted_overall_score")):
+    level = _float(data.predictions.get("interval_level"))
+    for metric, key, short in (("median_lead_time_hours", "predicted_lead_time_hours", "lead_time"),
+                               ("overall_score", "predicted_overall_score", "overall_score")):
         value = _float(data.predictions.get(key))
-        if value is None:
-            continue
-        series = [_float(row.get(metric)) for row in data.weeks[-(WINDOW_WEEKS + 1):]]
-        steps = [abs(b - a) for a, b in zip(series, series[1:]) if a is not None and b is not None]
-        spread = statistics.median(steps) if steps else None
         unit = METRICS[metric]["unit"]
+        status = data.forecast_status.get(short)
+        if value is None:
+            if status in FORECAST_WITHHELD:
+                out.append({"metric": metric, "title": METRICS[metric]["title"], "value": None,
+                            "withheld": FORECAST_WITHHELD[status], "status": status})
+            continue
+        low, high = _float(data.predictions.get(f"{key}_low")), _float(data.predictions.get(f"{key}_high"))
         out.append({
-            "metric": metric, "title": METRICS[metric]["title"], "value": value, "spread": spread,
-            "display": fmt(value, unit),
-            # A score stays on its 0-10 scale.
-            "range": (f"{fmt(max(value - spread, 0), unit)} – "
-                      f"{fmt(min(value + spread, 10) if unit == 'score10' else value + spread, unit)}") if spread else None,
+            "metric": metric, "title": METRICS[metric]["title"], "value": value, "display": fmt(value, unit),
+            "low": low, "high": high, "status": status,
+            "range": f"{fmt(low, unit)} – {fmt(high, unit)}" if low is not None and high is not None else None,
+            "level": f"{level * 100:.0f} %" if level is not None else None,
         })
     return out
 
 
+# Weekly metrics the anomaly model watches that have no card of their own.
+ANOMALY_TITLES = {
+    "median_coding_hours": "Median coding time", "median_pickup_hours": "Median pickup time",
+    "median_review_hours": "Median review time", "median_deploy_hours": "Median deploy time",
+    "deployments_per_deployment_day": "Deployments per deployment day", "deployment_days": "Deployment days",
+    "p90_pr_size": "Pull-request size (90th percentile)", "incidents": "Incidents",
+}
+
+
 def _explain_anomaly(anomaly, weeks: list[dict]) -> dict:
-    """A sentence saying what was unusual in the week and by how much, against the median of the
-    (up to) 12 weeks before it."""
+    """What was unusual in the week, on a stated scale: the observed value against the range the
+    scope's own earlier weeks make usual, the robust z-score, and how rare such a week is."""
     metric = anomaly.metric
-    spec = METRICS.get(metric, {"title": metric.replace("_", " "), "unit": "count"})
+    spec = METRICS.get(metric, {"title": ANOMALY_TITLES.get(metric, metric.replace("_", " ")),
+                                "unit": anomaly_unit(metric)})
     unit = "count" if spec["unit"] == "lines" else spec["unit"]
+    observed, low, high = _float(anomaly.observed), _float(anomaly.expected_low), _float(anomaly.expected_high)
+    z, every = _float(anomaly.z), _float(anomaly.weeks_per_event)
+    if observed is not None and low is not None and high is not None:
+        sentence = f"{spec['title']} in the week of {anomaly.week_start}: {fmt(observed, unit)} against an expected " \
+                   f"{fmt(low, unit)} – {fmt(high, unit)}."
+    else:  # a row scored before anomalies carried their range: against the weeks before it
+        sentence = _against_typical(anomaly, spec["title"], metric, unit, weeks)
+    scale = ""
+    if z is not None:
+        rarity = ("rarer than once in 10,000 weeks" if every is not None and every > 10_000
+                  else f"about once in {every:,.0f} weeks" if every is not None else "")
+        scale = (f"z-score {z:+.1f}: {abs(z):.1f} robust standard deviations {'above' if z > 0 else 'below'} "
+                 f"this scope's usual weeks (3.25 flags)" + (f"; a week this far out comes {rarity}" if rarity else ""))
+    elif _float(anomaly.anomaly_score) is not None:
+        scale = f"detector score {_float(anomaly.anomaly_score):.2f}: 1.00 is the flagging threshold, higher is more unusual"
+    return {
+        "week_start": anomaly.week_start, "metric": metric, "title": spec["title"], "observed": observed,
+        "expected_low": low, "expected_high": high, "z": z, "score": _float(anomaly.anomaly_score),
+        "sentence": sentence,
+        "score_text": scale,
+    }
+
+
+def _against_typical(anomaly, title: str, metric: str, unit: str, weeks: list[dict]) -> str:
     index = next((i for i, row in enumerate(weeks) if row["week_start"] == anomaly.week_start), None)
     observed = _float(weeks[index].get(metric)) if index is not None else None
     before = [_float(row.get(metric)) for row in weeks[max(0, (index or 0) - WINDOW_WEEKS):index or 0]]
@@ -374,15 +413,23 @@ def _explain_anomaly(anomaly, weeks: list[dict]) -> dict:
         how = f"{fmt(observed, unit)}, {(1 - observed / typical) * 100:.0f} % below the typical {fmt(typical, unit)}"
     else:
         how = f"{fmt(observed, unit)} against a typical {fmt(typical, unit)}"
-    score = _float(anomaly.anomaly_score)
-    return {
-        "week_start": anomaly.week_start, "metric": metric, "title": spec["title"], "observed": observed,
-        "typical": typical, "score": score,
-        "sentence": f"{spec['title']} in the week of {anomaly.week_start}: {how} "
-                    f"(median of the {len(before)} weeks before).",
-        "score_text": (f"detector score {score:.2f}: 1.00 is the flagging threshold, higher is more unusual"
-                       if score is not None else ""),
-    }
+    return f"{title} in the week of {anomaly.week_start}: {how} (median of the {len(before)} weeks before)."
+
+
+def _bottleneck(data: SummaryInput) -> dict | None:
+    """The stage that takes most of the time to ship over the last 12 weeks (marts.fct_bottlenecks)."""
+    stage = data.bottleneck.get("dominant_stage")
+    share = _float(data.bottleneck.get("dominant_share_12w"))
+    if stage is None or share is None:
+        return None
+    earlier = _float(data.bottleneck.get("dominant_share_earlier_6w"))
+    recent = _float(data.bottleneck.get("dominant_share_recent_6w"))
+    change = None
+    if earlier is not None and recent is not None:
+        change = (f"{'up' if recent > earlier else 'down' if recent < earlier else 'steady'}: "
+                  f"{earlier * 100:.0f} % in the first 6 of those weeks, {recent * 100:.0f} % in the last 6")
+    return {"stage": stage, "share": share, "share_display": f"{share * 100:.0f} %", "change": change,
+            "prs": data.bottleneck.get("prs_12w")}
 
 
 def _series(key: str, data: SummaryInput, anomalies: list[dict], forecasts: list[dict]) -> dict:
@@ -401,9 +448,13 @@ def _series(key: str, data: SummaryInput, anomalies: list[dict], forecasts: list
                        "y": [y[x.index(a["week_start"])] for a in own],
                        "marker": {"color": "#b00020", "size": 13, "symbol": "circle-open", "line": {"width": 3}}})
     for forecast in forecasts:
-        if forecast["metric"] == key and x:
+        if forecast["metric"] == key and x and forecast["value"] is not None:
             next_week = (dt.date.fromisoformat(x[-1]) + dt.timedelta(days=7)).isoformat()
-            error = {"type": "data", "array": [forecast["spread"] * scale], "visible": True} if forecast["spread"] else None
+            error = None
+            if forecast["low"] is not None and forecast["high"] is not None:
+                error = {"type": "data", "symmetric": False, "visible": True,
+                         "array": [(forecast["high"] - forecast["value"]) * scale],
+                         "arrayminus": [(forecast["value"] - forecast["low"]) * scale]}
             traces.append({"type": "scatter", "mode": "markers", "name": "forecast, next week", "x": [next_week],
                            "y": [forecast["value"] * scale], "error_y": error,
                            "marker": {"color": "#6a3d9a", "size": 10, "symbol": "diamond"}})
