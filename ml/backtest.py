@@ -9,9 +9,12 @@ below 1 is not published.
 
 Intervals are split-conformal on each target's forecasting axis (log1p hours for lead time,
 points for the score): the interval at an origin is the forecast plus and minus the `level`
-quantile of the absolute errors made at the origins before it, so its coverage is measured on
-weeks the interval never saw. The first `warmup` origins only feed those errors. The published
-model's half-width is the same quantile over every backtest error.
+quantile of the absolute errors made at the `warmup` origins just before it, so its coverage
+is measured on weeks the interval never saw. Only the latest origins calibrate because the
+errors shrink as the training weeks grow: calibrated on every earlier origin, the demo-size
+intervals covered 90 % of lead-time weeks for a nominal 80 % (82 % with the latest two, on the
+sandbox's seeds 1-3). The published model's half-width is the same quantile over the errors
+of the last `warmup` origins.
 """
 
 from __future__ import annotations
@@ -138,7 +141,7 @@ def _judge(predictions: pd.DataFrame, target: str, origins: list, warmup: int, l
     for k, week in enumerate(origins):
         if k < warmup:
             continue
-        earlier = (origin < week) & ~np.isnan(error)
+        earlier = np.isin(origin, origins[k - warmup:k]) & ~np.isnan(error)
         width = conformal_half_width(error[earlier], level)
         here = origin == week
         centre = to_axis(target, predicted[here])
@@ -149,5 +152,6 @@ def _judge(predictions: pd.DataFrame, target: str, origins: list, warmup: int, l
     scored = ~np.isnan(low) & ~np.isnan(actual)
     inside = (actual[scored] >= low[scored] - 1e-9) & (actual[scored] <= high[scored] + 1e-9)
     coverage = float(inside.mean()) if scored.any() else float("nan")
+    latest = np.isin(origin, origins[-warmup:]) & ~np.isnan(error)
     return TargetResult(target, float(mase), mae, mae_naive, int(ok.sum()), coverage, int(scored.sum()),
-                        conformal_half_width(error, level))
+                        conformal_half_width(error[latest], level))
