@@ -110,8 +110,12 @@ def seed_marts(url: str) -> None:
         )
         cur.execute(
             "insert into ml.insights (login, scope_type, scope, week_start, predicted_lead_time_hours,"
-            " predicted_overall_score, anomaly_score, is_anomaly, anomaly_metric, model_version)"
-            " values ('alice', 'user', 'alice', %s, 31.5, 7.25, 0.93, true, 'median_lead_time_hours', '3')",
+            " predicted_overall_score, predicted_lead_time_hours_low, predicted_lead_time_hours_high, interval_level,"
+            " lead_time_forecast_status, overall_score_forecast_status, anomaly_score, is_anomaly, anomaly_metric,"
+            " anomaly_z, anomaly_weeks_per_event, anomaly_observed, anomaly_expected_low, anomaly_expected_high,"
+            " model_version)"
+            " values ('alice', 'user', 'alice', %s, 31.5, 7.25, 24, 41, 0.8, 'published', 'published', 0.93, true,"
+            " 'median_lead_time_hours', 3.4, 1500, 33, 12, 30, '3')",
             (LAST_WEEK,),
         )
 
@@ -137,7 +141,11 @@ def test_load_summary_input_reads_the_contract_columns(database_url):
     assert [(a.week_start, a.metric, a.anomaly_score) for a in data.anomalies] == [
         (LAST_WEEK.isoformat(), "median_lead_time_hours", 0.93)
     ]
-    assert data.predictions == {"predicted_lead_time_hours": 31.5, "predicted_overall_score": 7.25}
+    assert {k: v for k, v in data.predictions.items() if v is not None} == {
+        "predicted_lead_time_hours": 31.5, "predicted_overall_score": 7.25, "predicted_lead_time_hours_low": 24,
+        "predicted_lead_time_hours_high": 41, "interval_level": 0.8}
+    assert data.forecast_status == {"lead_time": "published", "overall_score": "published"}
+    assert (data.anomalies[0].z, data.anomalies[0].observed, data.anomalies[0].expected_high) == (3.4, 33, 30)
     with psycopg2.connect(database_url) as conn:
         assert not load_summary_input(conn, "bob").has_data
 
