@@ -67,7 +67,8 @@ def precision_recall_figures(curve: pd.DataFrame, label_source: str) -> dict:
     ax.set_ylabel("precision")
     ax.set_xlim(0, 1.02)
     ax.set_ylim(0, 1.02)
-    ax.set_title(f"anomaly model on {label_source} anomalies (repository-weeks)", fontsize=9)
+    source = {"labels": "labelled", "injected": "injected (synthetic)"}.get(label_source, label_source)
+    ax.set_title(f"anomaly model on {source} anomalies (repository-weeks)", fontsize=9)
     figure.tight_layout()
     return {"precision_recall.png": figure}
 
