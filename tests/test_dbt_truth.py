@@ -160,3 +160,4 @@ def test_marts_equal_the_sandbox_ground_truth(database_url, tmp_path, seed):
     assert sum(1 for row in actual["fct_pull_requests"] if row["shipped_at"] is not None) > 0
     assert len(actual["fct_incidents"]) > 0
     assert {row["source"] for row in actual["fct_deployments"]} >= {"github_deployments", "releases"}
+    assert {row["dominant_stage"] for row in actual["fct_bottlenecks"]} - {None}

@@ -404,6 +404,50 @@ def test_weekly_dora_for_a_user_pools_their_repositories(frames):
         legacy_performance_score=75 * .25 + 75 * .25 + 25 * .2 + 75 * .15 + 800 / 9 * .15))
 
 
+def _staged(shipped: str, coding, pickup, review, deploy, *, bot: bool = False) -> dict:
+    """A pull-request row with the columns bottleneck_rows reads."""
+    return {"is_bot": bot, "shipped_at": ts(shipped), "lead_time_hours": None if bot else 1.0,
+            "coding_hours": None if bot else coding, "pickup_hours": None if bot else pickup,
+            "review_hours": None if bot else review, "deploy_hours": None if bot else deploy}
+
+
+def test_bottlenecks_sum_stage_hours_over_the_window_and_its_halves():
+    weeks = [D("2026-01-05") + dt.timedelta(days=7 * k) for k in range(13)]  # 5 Jan .. 30 Mar
+    prs = [_staged("2026-01-06 10:00", 2, 0, 1, 0) for _ in range(3)]  # the week of 5 Jan
+    prs += [_staged("2026-02-17 10:00", 1, 4, 4, 1) for _ in range(2)]  # the week of 16 Feb
+    # Not counted: a bot's, and one without a first review (no pickup or review hours).
+    prs += [_staged("2026-02-17 10:00", 9, 9, 9, 9, bot=True), _staged("2026-02-17 10:00", 9, None, None, 9)]
+    rows = {r["week_start"]: r for r in truth.bottleneck_rows("repository", "o/a", prs, weeks)}
+    assert list(rows) == weeks
+    # Three pull requests: sums and shares, but too few to name a stage.
+    check(pd.Series(rows[D("2026-01-05")]), dict(
+        prs_12w=3, coding_hours_12w=6, pickup_hours_12w=0, review_hours_12w=3, deploy_hours_12w=0,
+        coding_share_12w=2 / 3, pickup_share_12w=0, review_share_12w=1 / 3, deploy_share_12w=0,
+        dominant_stage=None, dominant_share_12w=None, dominant_share_earlier_6w=None,
+        dominant_share_recent_6w=None, dominant_share_change=None))
+    # Five: review has 11 of 29 h; the earlier half (1 Dec .. 5 Jan) holds the first week's
+    # pull requests (review 3 of 9 h), the recent half (12 Jan .. 16 Feb) the others (8 of 20 h).
+    check(pd.Series(rows[D("2026-02-16")]), dict(
+        prs_12w=5, coding_hours_12w=8, pickup_hours_12w=8, review_hours_12w=11, deploy_hours_12w=2,
+        dominant_stage="review", dominant_share_12w=11 / 29, dominant_share_earlier_6w=1 / 3,
+        dominant_share_recent_6w=0.4, dominant_share_change=0.4 - 1 / 3))
+    # 23 Mar: the window is 5 Jan .. 23 Mar, halves 5 Jan .. 9 Feb and 16 Feb .. 23 Mar.
+    check(pd.Series(rows[D("2026-03-23")]), dict(prs_12w=5, dominant_stage="review",
+                                                 dominant_share_earlier_6w=1 / 3, dominant_share_recent_6w=0.4))
+    # 30 Mar: the first week has left the window; its earlier half (12 Jan .. 16 Feb) has hours.
+    check(pd.Series(rows[D("2026-03-30")]), dict(prs_12w=2, coding_hours_12w=2, pickup_hours_12w=8,
+                                                 review_hours_12w=8, dominant_stage=None))
+    # With a minimum of 2, pickup and review tie at 8 h and pickup, the earlier stage, is named;
+    # the recent half (23 Feb .. 30 Mar) has no pull requests, so there is no change.
+    tied = {r["week_start"]: r for r in truth.bottleneck_rows("repository", "o/a", prs, weeks, min_prs=2)}
+    check(pd.Series(tied[D("2026-03-30")]), dict(dominant_stage="pickup", dominant_share_12w=0.4,
+                                                 dominant_share_earlier_6w=0.4, dominant_share_recent_6w=None,
+                                                 dominant_share_change=None))
+    # Hours summing to 0 give no shares and no stage.
+    zero = truth.bottleneck_rows("user", "u", [_staged("2026-01-06 10:00", 0, 0, 0, 0)] * 5, weeks[:1])[0]
+    check(pd.Series(zero), dict(prs_12w=5, coding_hours_12w=0, coding_share_12w=None, dominant_stage=None))
+
+
 def test_dimensions_and_ml_features(frames):
     repos = frames["dim_repositories"].set_index("repo_full_name")
     check(repos.loc["acme/app"], dict(deployment_source="github_deployments", default_branch="main",

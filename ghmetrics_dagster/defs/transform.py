@@ -104,7 +104,13 @@ def describe_dbt_test(test: Mapping[str, Any]) -> str:
         target = str(kwargs.get("to", "")).removeprefix("ref('").removesuffix("')")
         return f"Every {column} exists as {kwargs.get('field')} in {target}."
     if name == "unique_combination_of_columns":
-        return f"No two rows share the same {', '.join(kwargs.get('combination_of_columns', []))}."
+        columns = kwargs.get("columns") or kwargs.get("combination_of_columns") or []
+        return f"No two rows share the same {', '.join(columns)}."
+    if name == "between":
+        low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        if low is not None and high is not None:
+            return f"Every {column} that is present lies between {low} and {high}."
+        return f"Every {column} that is present is " + (f"at least {low}." if low is not None else f"at most {high}.")
     return f"dbt test {test.get('name', '')}."
 
 

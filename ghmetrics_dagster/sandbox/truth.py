@@ -26,6 +26,12 @@ DORA's five metrics and the Quick Check scores follow docs/dora.md. Choices wher
   columns and `recovery_evidence` are all null.
 - The 26-week window of `rework_rate_26w` is the row and the 25 weeks before it that exist for
   the scope, as the 12-week one.
+
+Bottlenecks (`fct_bottlenecks`, docs/dora.md) are computed from the pull-request rows, by calendar:
+a pull request counts in the weeks whose 12-week window holds the week it shipped in. Choices:
+- With no such pull requests the stage sums are 0 (the weekly rows are zero-filled); shares are
+  null when the four stages' hours sum to 0, and then no stage is named either.
+- A window half with no hours (no pull requests, or only 0 h ones) has a null share.
 """
 
 from __future__ import annotations
@@ -88,6 +94,16 @@ SCORE_COLUMNS = [
     "throughput_score", "stability_score", "overall_score",
 ]
 BENCHMARK_DELTA_COLUMNS = ["overall_vs_benchmark", "throughput_vs_benchmark", "stability_vs_benchmark"]
+# docs/dora.md, Bottlenecks: the cycle stages of lead time, in tie-breaking order.
+STAGES = ("coding", "pickup", "review", "deploy")
+BOTTLENECK_MIN_PRS = 5  # dbt var bottleneck_min_prs
+BOTTLENECK_HALF_WEEKS = 6  # the window's earlier and recent halves
+BOTTLENECK_COLUMNS = (
+    ["scope_type", "scope", "week_start", "prs_12w"] + [f"{s}_hours_12w" for s in STAGES]
+    + [f"{s}_share_12w" for s in STAGES]
+    + ["dominant_stage", "dominant_share_12w", "dominant_share_earlier_6w", "dominant_share_recent_6w",
+       "dominant_share_change"]
+)
 MART_COLUMNS: dict[str, list[str]] = {
     "fct_pull_requests": [
         "pull_request_id", "repo_full_name", "number", "title", "author_login", "is_bot", "is_draft",
@@ -116,6 +132,7 @@ MART_COLUMNS: dict[str, list[str]] = {
     "dim_users": ["login", "display_name", "repository_count", "first_week", "last_week"]
     + GRADE_COLUMNS + ["legacy_performance_score", "overall_score"],
     "ml_weekly_features": ["scope_type", "scope", "week_start", *contracts.FEATURE_COLUMNS],
+    "fct_bottlenecks": BOTTLENECK_COLUMNS,
     "anomalies": ["scope_type", "scope", "week_start", "metric", "factor"],
 }
 TIMESTAMP_COLUMNS = {
@@ -125,7 +142,7 @@ TIMESTAMP_COLUMNS = {
     "fct_incidents": ["started_at", "restored_at"],
 }
 
-INTEGER_COLUMNS = {"fct_dora_weekly": BAND_COLUMNS}
+INTEGER_COLUMNS = {"fct_dora_weekly": BAND_COLUMNS, "fct_bottlenecks": ["prs_12w"]}
 
 
 # -- small helpers --------------------------------------------------------------------------
@@ -775,6 +792,60 @@ def _weekly_rows(scope_type: str, scope: str, facts: list[_RepoFacts], last_week
     return rows
 
 
+# -- bottlenecks (docs/dora.md) ---------------------------------------------------------------------
+
+def bottleneck_rows(scope_type: str, scope: str, prs: list[dict], weeks: list[dt.date],
+                    min_prs: int = BOTTLENECK_MIN_PRS) -> list[dict]:
+    """One row per week of `weeks` (a scope's weekly rows): the stage hours of the pull requests
+    counted in its lead time over the 12 weeks ending with that week (non-bot, shipped in one of
+    them, with a lead time) that have all four stage durations, their shares, the dominant stage
+    and its share in the window's earlier and recent 6 weeks. `prs` are the scope's pull-request
+    rows (fct_pull_requests' columns)."""
+    items = [
+        p for p in prs
+        if not p["is_bot"] and p["shipped_at"] is not None and p["lead_time_hours"] is not None
+        and all(p[f"{stage}_hours"] is not None for stage in STAGES)
+    ]
+    shipped_weeks = [week_start(p["shipped_at"]) for p in items]
+
+    def stage_hours(first: dt.date, last: dt.date) -> tuple[int, dict[str, float]]:
+        """(pull requests, hours per stage) of those shipped in the weeks first..last."""
+        chosen = [p for p, w in zip(items, shipped_weeks) if first <= w <= last]
+        return len(chosen), {stage: math.fsum(p[f"{stage}_hours"] for p in chosen) for stage in STAGES}
+
+    def share(stage: str | None, sums: dict[str, float]) -> float | None:
+        total = math.fsum(sums.values())
+        return sums[stage] / total if stage is not None and total > 0 else None
+
+    week = dt.timedelta(days=7)
+    rows = []
+    for w in weeks:
+        first = w - (GRADE_WEEKS - 1) * week
+        count, sums = stage_hours(first, w)
+        total = math.fsum(sums.values())
+        dominant = None
+        if count >= min_prs and total > 0:
+            for stage in STAGES:  # strictly larger only: a tie stays with the earlier stage
+                if dominant is None or sums[stage] > sums[dominant]:
+                    dominant = stage
+        _, earlier = stage_hours(first, first + (BOTTLENECK_HALF_WEEKS - 1) * week)
+        _, recent = stage_hours(w - (BOTTLENECK_HALF_WEEKS - 1) * week, w)
+        earlier_share, recent_share = share(dominant, earlier), share(dominant, recent)
+        row = {"scope_type": scope_type, "scope": scope, "week_start": w, "prs_12w": count}
+        row.update({f"{stage}_hours_12w": sums[stage] for stage in STAGES})
+        row.update({f"{stage}_share_12w": share(stage, sums) for stage in STAGES})
+        row.update({
+            "dominant_stage": dominant,
+            "dominant_share_12w": share(dominant, sums),
+            "dominant_share_earlier_6w": earlier_share,
+            "dominant_share_recent_6w": recent_share,
+            "dominant_share_change": (recent_share - earlier_share
+                                      if recent_share is not None and earlier_share is not None else None),
+        })
+        rows.append(row)
+    return rows
+
+
 # -- the marts ------------------------------------------------------------------------------------
 
 def _frame(name: str, rows: list[dict]) -> pd.DataFrame:
@@ -827,10 +898,12 @@ def compute(org: Organization, settings: dict[str, dict] | None = None, *,
     } for f in facts for i in f.incidents]
 
     weekly: list[dict] = []
+    bottlenecks: list[dict] = []
     repo_rows, user_rows = [], []
     for f in facts:
         rows = _weekly_rows("repository", f.repo.full_name, [f], last_week, benchmark) if last_week else []
         weekly += rows
+        bottlenecks += bottleneck_rows("repository", f.repo.full_name, f.prs, [r["week_start"] for r in rows])
         repo_rows.append(_dimension_row({
             "repo_full_name": f.repo.full_name, "repository_id": f.repo.node_id,
             "default_branch": f.repo.default_branch, "is_archived": f.repo.is_archived,
@@ -840,6 +913,8 @@ def compute(org: Organization, settings: dict[str, dict] | None = None, *,
         mine = [by_name[name] for name in dict.fromkeys(repos) if name in by_name]
         rows = _weekly_rows("user", login, mine, last_week, benchmark) if last_week else []
         weekly += rows
+        bottlenecks += bottleneck_rows("user", login, [p for f in mine for p in f.prs],
+                                       [r["week_start"] for r in rows])
         user = org.users.get(login)
         user_rows.append(_dimension_row({
             "login": login, "display_name": user.name if user else login,
@@ -854,6 +929,7 @@ def compute(org: Organization, settings: dict[str, dict] | None = None, *,
         "dim_repositories": _frame("dim_repositories", repo_rows),
         "dim_users": _frame("dim_users", user_rows),
         "ml_weekly_features": _frame("ml_weekly_features", weekly),
+        "fct_bottlenecks": _frame("fct_bottlenecks", bottlenecks),
         "anomalies": _frame("anomalies", [{
             "scope_type": a.scope_type, "scope": a.scope, "week_start": a.week_start,
             "metric": a.metric, "factor": float(a.factor),

@@ -9,8 +9,10 @@
 
 -- One row per scope (a repository, or a user = the union of their repositories) and UTC week
 -- with any item: the week's counts and medians over the pooled items of its repositories,
--- the parts of the 12-week windows that fct_dora_weekly grades on (macro median_parts), and the
--- week's lead times and recovery times as jsonb arrays, for the exact medians of its windows.
+-- the parts of the 12-week windows that fct_dora_weekly grades on (macro median_parts), the
+-- week's lead times and recovery times as jsonb arrays, for the exact medians of its windows,
+-- and the stage hours that fct_bottlenecks sums over its windows (staged_*: the pull requests
+-- shipped in the week with a lead time and all four stages).
 -- Weeks without items have no row; fct_dora_weekly zero-fills them.
 -- Incremental runs recompute every scope from dora_recompute_from() (the trailing
 -- `recompute_weeks` weeks), and every week of a scope without rows: new, or dropped by the
@@ -81,7 +83,17 @@ merged_items as materialized (
 ),
 
 shipped_items as materialized (
-    select repo_full_name, {{ week_start('shipped_at') }} as week_start, lead_time_hours
+    select
+        repo_full_name,
+        {{ week_start('shipped_at') }} as week_start,
+        lead_time_hours,
+        -- fct_bottlenecks: the stages of those with all four
+        coding_hours is not null and pickup_hours is not null and review_hours is not null
+            and deploy_hours is not null as has_stages,
+        coding_hours,
+        pickup_hours,
+        review_hours,
+        deploy_hours
     from {{ ref('fct_pull_requests') }}
     where shipped_at >= (select read_from_at from read_window)
         and not is_bot
@@ -156,7 +168,11 @@ weekly_shipped as (
         jsonb_agg(items.lead_time_hours order by items.lead_time_hours) as lead_time_hours_list,
         {{ median_parts('items.lead_time_hours', 24, 'lead_24') }},
         {{ median_parts('items.lead_time_hours', 168, 'lead_168') }},
-        {{ median_parts('items.lead_time_hours', 720, 'lead_720') }}
+        {{ median_parts('items.lead_time_hours', 720, 'lead_720') }},
+        count(*) filter (where items.has_stages) as staged_prs,
+        {%- for stage in ['coding', 'pickup', 'review', 'deploy'] %}
+        sum(items.{{ stage }}_hours) filter (where items.has_stages) as staged_{{ stage }}_hours{{ ',' if not loop.last }}
+        {%- endfor %}
     from members
     inner join shipped_items as items
         on items.repo_full_name = members.repo_full_name and items.week_start >= members.read_from
@@ -216,6 +232,11 @@ select
     scope_weeks.median_deploy_hours,
     coalesce(scope_weeks.lead_times, 0) as lead_times,
     coalesce(scope_weeks.restores, 0) as restores,
+    coalesce(scope_weeks.staged_prs, 0) as staged_prs,
+    scope_weeks.staged_coding_hours,
+    scope_weeks.staged_pickup_hours,
+    scope_weeks.staged_review_hours,
+    scope_weeks.staged_deploy_hours,
     {%- for prefix in ['lead_24', 'lead_168', 'lead_720', 'restore_1', 'restore_24', 'restore_168'] %}
     coalesce(scope_weeks.{{ prefix }}_below, 0) as {{ prefix }}_below,
     scope_weeks.{{ prefix }}_below_max,
