@@ -292,6 +292,10 @@ def list_versions(mlflow_client) -> list[VersionRow]:
                     headline = "" if value is None else f"{metric_key}={value:.3f}"
                 except Exception:  # noqa: BLE001 - a deleted run must not hide the version
                     headline = ""
+            if name == PERFORMANCE and tags.get("published_lead_time"):
+                shown = [target.replace("_", " ") for target in ("lead_time", "overall_score")
+                         if tags.get(f"published_{target}") == "true" and tags.get(f"live_withdrawn_{target}") != "true"]
+                headline += f" (forecasts shown: {', '.join(shown) or 'none'})"
             rows.append(
                 VersionRow(
                     name=name,

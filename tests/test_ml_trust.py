@@ -45,6 +45,8 @@ def test_a_target_that_does_not_beat_naive_is_not_published(store):
     client = registry.client(store.tracking_uri)
     champ = registry.champion(client, registry.PERFORMANCE, registry.REQUIRED_TAGS[registry.PERFORMANCE])
     assert champ.tags["published_lead_time"] == "true" and champ.tags["published_overall_score"] == "false"
+    listed = [r for r in registry.list_versions(client) if r.name == registry.PERFORMANCE]
+    assert listed[0].headline.endswith("(forecasts shown: lead time)"), listed[0].headline
 
     champions = insights.load_champions(store.tracking_uri)
     assert champions.forecast_status == {F.LEAD_TIME: insights.PUBLISHED, F.SCORE: insights.NO_BETTER}
