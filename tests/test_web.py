@@ -275,6 +275,39 @@ def test_an_anomaly_is_drawn_on_its_own_metrics_chart_with_a_sentence(world):
                 assert bool(marked) == any(a["metric"] == key for a in view["anomalies"]), key
 
 
+def test_the_page_names_the_bottleneck_and_reads_forecasts_and_anomalies_on_their_scales(world):
+    reader = sign_in(world.sandbox, world.web_url, world.reader)
+    api = reader.get(world.web_url + "/api/metrics").json()
+    page = html.unescape(reader.get(world.web_url + "/").text)
+    (stage, share), = world.rows(
+        "select dominant_stage, dominant_share_12w from marts.fct_bottlenecks where scope_type = 'user'"
+        " and scope = %s order by week_start desc limit 1", world.reader)
+    assert stage is not None  # the sandbox user ships enough pull requests to name one
+    assert api["bottleneck"]["stage"] == stage and api["bottleneck"]["share"] == pytest.approx(float(share))
+    assert f"Bottleneck: {stage}" in page and f"takes {float(share) * 100:.0f} % of the time" in page
+    (low, high, lead_status, score_status), = world.rows(
+        "select predicted_lead_time_hours_low, predicted_lead_time_hours_high, lead_time_forecast_status,"
+        " overall_score_forecast_status from ml.insights where login = %s and scope_type = 'user' and scope = %s"
+        " order by week_start desc limit 1", world.reader, world.reader)
+    forecasts = {f["metric"]: f for f in api["forecasts"]}
+    for metric, status in (("median_lead_time_hours", lead_status), ("overall_score", score_status)):
+        shown = forecasts.get(metric)
+        if status is None:  # no forecasting model yet (too few weeks): nothing shown, and the page says so
+            assert shown is None and "No forecast yet" in page
+        elif status == "published":
+            assert shown["value"] is not None and f"likely between {shown['range']}" in page
+        else:  # withheld: the page says why and gives no number
+            assert shown["value"] is None and f"no forecast shown, {shown['withheld']}" in page
+    if lead_status == "published" and low is not None:
+        assert shown is not None and forecasts["median_lead_time_hours"]["low"] == pytest.approx(float(low))
+        assert forecasts["median_lead_time_hours"]["high"] == pytest.approx(float(high))
+    explained = [a for name in reader.get(world.web_url + "/api/me").json()["repositories"]
+                 for a in reader.get(f"{world.web_url}/api/repos/{name}").json().get("anomalies", [])]
+    for anomaly in explained:
+        assert "against an expected" in anomaly["sentence"] and anomaly["score_text"].startswith("z-score ")
+        assert not anomaly["expected_low"] <= anomaly["observed"] <= anomaly["expected_high"] or abs(anomaly["z"]) < 3.25
+
+
 def test_the_team_page_sorts_repositories_by_overall_score(world):
     reader = sign_in(world.sandbox, world.web_url, world.reader)
     rows = reader.get(world.web_url + "/api/repos").json()["repositories"]
