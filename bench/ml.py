@@ -37,7 +37,7 @@ from ghmetrics_dagster.sandbox import generator, truth  # noqa: E402
 from ml import anomaly, backtest, performance, synthetic  # noqa: E402
 from ml import features as F  # noqa: E402
 
-SIZES = [{"name": "demo", "repos": 6, "weeks": 26, "prs_per_repo": 150},
+SIZES = [{"name": "demo", "repos": 6, "weeks": 26, "prs_per_repo": 80},  # what `ghmetrics demo` generates
          {"name": "benchmark", "repos": 12, "weeks": 40, "prs_per_repo": 250}]
 SEEDS = (1, 2, 3)
 

@@ -118,11 +118,18 @@ def dora_lines(views: list, sources: dict[str, str]) -> list[str]:
     return lines
 
 
-def _print_models(url: str) -> None:
+def _print_models(url: str, org) -> None:
+    import pandas as pd
+
     from ml import demo as ml_demo
 
-    _heading("Models (MLflow holdout metrics) and anomalies found")
-    for line in ml_demo.describe_models_and_anomalies(url):
+    # The sandbox knows which weeks it made anomalous: the champion is judged against them and
+    # each week listed is marked injected or not.
+    labels = pd.DataFrame([{"scope_type": a.scope_type, "scope": a.scope, "week_start": a.week_start,
+                            "metric": a.metric, "factor": a.factor} for a in org.anomalies],
+                          columns=["scope_type", "scope", "week_start", "metric", "factor"])
+    _heading("Models (MLflow backtests) and anomalies found")
+    for line in ml_demo.describe_models_and_anomalies(url, labels=labels):
         _say(f"  {line}")
 
 
@@ -182,7 +189,7 @@ def run_demo(seed: int, repos: int, prs: int, serve_ui: bool, port: int, web_por
         _say(f"  GitHub cost: {stats['rest_used']} REST units, {stats['graphql_used']} GraphQL points, "
              f"{stats['not_modified']} not-modified answers")
         _print_dora(url, users)
-        _print_models(url)
+        _print_models(url, org)
         _print_summary(url, users[0][0])
         _say()
         _say(f"done in {time.monotonic() - started:.0f} s.")

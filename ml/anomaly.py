@@ -44,6 +44,16 @@ ANOMALY_METRICS = [
     F.DEPLOYS_PER_DAY,
 ]
 
+# Which way a metric moves when something is wrong: +1 up (slower, bigger, more failures), -1
+# down (less review, fewer deployment days), 0 either (a burst or a stall of deployments or
+# merges). The default `direction="harmful"` alerts only that way: a week of unusually fast
+# reviews is good news, and at the demo's size such weeks made half of the false alarms.
+HARMFUL_DIRECTION = {
+    "median_lead_time_hours": 1, "change_failure_rate": 1, "incidents": 1, "median_pr_size": 1, "p90_pr_size": 1,
+    "median_coding_hours": 1, "median_pickup_hours": 1, "median_review_hours": 1, "median_deploy_hours": 1,
+    F.DEPLOYS_PER_DAY: 1, "review_coverage": -1, "deployment_days": -1, "deployments": 0, "merged_prs": 0,
+}
+
 SKOPS_TRUSTED_TYPES = [
     "ml.anomaly.WeeklyAnomalyDetector",
     "sklearn.ensemble._iforest.IsolationForest",
@@ -70,8 +80,8 @@ def _normal_sf(z):
 class WeeklyAnomalyDetector(BaseEstimator):
     """Input: a frame with `z__<metric>` columns (from `features.robust_scores`)."""
 
-    def __init__(self, z_threshold: float = 3.25, z_support: float = 2.5, contamination: float = 0.02,
-                 n_estimators: int = 100, direction: str = "both", random_state: int = 0):
+    def __init__(self, z_threshold: float = 3.25, z_support: float = 2.75, contamination: float = 0.02,
+                 n_estimators: int = 100, direction: str = "harmful", random_state: int = 0):
         self.z_threshold = z_threshold
         self.z_support = z_support
         self.contamination = contamination
@@ -79,22 +89,27 @@ class WeeklyAnomalyDetector(BaseEstimator):
         self.direction = direction
         self.random_state = random_state
 
-    def _z(self, X: pd.DataFrame) -> np.ndarray:
+    def _z(self, X: pd.DataFrame, directed: bool = True) -> np.ndarray:
         missing = [f"z__{m}" for m in self.metrics_ if f"z__{m}" not in X.columns]
         if missing:
             raise F.FeatureError(f"anomaly model input lacks {missing[:5]}; compute features.robust_scores first")
         z = X[[f"z__{m}" for m in self.metrics_]].to_numpy(dtype=float)
         z = np.nan_to_num(z, nan=0.0) / np.asarray(getattr(self, "tail_scale_", np.ones(len(self.metrics_))))
-        if self.direction == "up":
+        if not directed:
+            pass
+        elif self.direction == "harmful":
+            signs = np.array([HARMFUL_DIRECTION.get(m, 0) for m in self.metrics_])
+            z = np.where(signs > 0, np.clip(z, 0, None), np.where(signs < 0, np.clip(z, None, 0), z))
+        elif self.direction == "up":
             z = np.clip(z, 0, None)
         return np.clip(z, -Z_CLIP, Z_CLIP)
 
     def fit(self, X: pd.DataFrame, y=None):
-        if self.direction not in ("both", "up"):
-            raise ValueError(f"direction must be 'both' or 'up', not {self.direction!r}")
+        if self.direction not in ("harmful", "both", "up"):
+            raise ValueError(f"direction must be 'harmful', 'both' or 'up', not {self.direction!r}")
         self.metrics_ = [m for m in ANOMALY_METRICS if f"z__{m}" in X.columns]
         self.tail_scale_ = np.ones(len(self.metrics_))
-        raw = np.abs(self._z(X))
+        raw = np.abs(self._z(X, directed=False))  # both tails: the calibration reads the spread
         # Per-metric calibration: some metrics have heavier tails than their MAD suggests
         # (deploy hours that wait for a weekly release). Where the 95th percentile of |z| over
         # all judged weeks exceeds a normal's 1.96, that metric's z is shrunk by the excess.

@@ -205,6 +205,10 @@ DEPLOYS_PER_DAY = "deployments_per_deployment_day"
 ROBUST_METRICS = list(contracts.WEEKLY_METRICS) + list(contracts.DORA_WEEK_METRICS) + [DEPLOYS_PER_DAY]
 SHARE_DENOMINATORS = {"change_failure_rate": "deployments", "review_coverage": "merged_prs",
                       "rework_rate": "deployments"}
+# Weekly medians (and the 90th percentile) over the week's merged pull requests.
+PULL_REQUEST_COUNT = "merged_prs"
+PULL_REQUEST_MEDIANS = {"median_lead_time_hours", "median_pr_size", "p90_pr_size", "median_coding_hours",
+                        "median_pickup_hours", "median_review_hours", "median_deploy_hours"}
 # Judged by the tail probability of a count (binomial or Poisson), not by median and MAD.
 EXACT_TAIL_METRICS = {*SHARE_DENOMINATORS, DEPLOYS_PER_DAY}
 
@@ -256,12 +260,23 @@ class _Usual:
 class _RobustUsual(_Usual):
     """Median and MAD on the metric's transformed axis (log1p, Anscombe or as is)."""
 
-    def __init__(self, metric: str, values: pd.Series, past: _PastWindows, min_history: int):
+    def __init__(self, metric: str, values: pd.Series, past: _PastWindows, min_history: int,
+                 items: pd.Series | None = None):
         self.metric = metric
         x = _robust_transform(metric, values).to_numpy(dtype=float)
         self.median, mad, meanad = _trailing_robust(past(x), min_history)
         scale = np.where(mad > 0, 1.4826 * mad, 1.2533 * meanad)
         self.scale = np.maximum(np.nan_to_num(scale, nan=0.0), _SCALE_FLOORS.get(metric, 0.25))
+        if items is not None:
+            # A median over fewer pull requests than usual is noisier: its spread grows as
+            # sqrt(usual count / this week's count). At the demo's size (80 pull requests per
+            # repository, a few a week) such weeks made most false alarms. More than usual
+            # tightens nothing: the history's spread also holds real week-to-week change.
+            n = items.to_numpy(dtype=float)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: no history yet
+                usual = np.nanmedian(past(n), axis=1)
+            self.scale = self.scale * np.sqrt(np.clip(np.nan_to_num(usual / np.maximum(n, 1), nan=1.0), 1.0, None))
         self.z = np.nan_to_num((x - self.median) / self.scale, nan=0.0)
 
     def expected_range(self, limit):
@@ -358,7 +373,8 @@ def _usual(metric: str, frame: pd.DataFrame, past: _PastWindows, min_history: in
         return _RedeployUsual(frame, past, min_history)
     if metric in SHARE_DENOMINATORS:
         return _ShareUsual(frame[metric], frame[SHARE_DENOMINATORS[metric]], past, min_history)
-    return _RobustUsual(metric, frame[metric], past, min_history)
+    items = frame[PULL_REQUEST_COUNT] if metric in PULL_REQUEST_MEDIANS else None
+    return _RobustUsual(metric, frame[metric], past, min_history, items)
 
 
 def _untransform(metric: str, x: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ from ml import anomaly, backtest, insights, live, performance, registry, synthet
 from ml import features as F
 from ml.policy import TrainingPolicy
 
-DEMO_ORG = dict(repos=6, weeks=26, prs_per_repo=150)
+DEMO_ORG = dict(repos=6, weeks=26, prs_per_repo=80)  # what `ghmetrics demo` generates
 
 
 def _random_walk_score(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
