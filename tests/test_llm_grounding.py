@@ -282,7 +282,7 @@ def test_rule_based_summary_reads_anomalies_forecasts_and_the_bottleneck_on_thei
                     "dominant_share_recent_6w": 0.52},
     )
     text = rules.write_summary(data)
-    assert ("median_review_hours in the week starting 2026-05-18: 19.5 h against an expected 1.5 h to 11.8 h "
+    assert ("median_review_hours in acme/api in the week starting 2026-05-18: 19.5 h against an expected 1.5 h to 11.8 h "
             "(z-score 5.2)") in text
     assert "0.4 against an expected 1 to 2.2 (z-score -4.1)" in text
     assert "Forecast for next week: lead time 41.2 h, likely between 30.1 h and 55 h (80% interval)." in text

@@ -164,3 +164,28 @@ def test_anomalies_are_found_at_the_demo_size_on_a_stated_scale(demo_sandbox):
     ordinary = verdict[~verdict["is_anomaly"] & verdict["has_history"]]
     assert (ordinary["anomaly_observed"].dropna().between(ordinary["anomaly_expected_low"] - 1e-9,
                                                           ordinary["anomaly_expected_high"] + 1e-9)).mean() > 0.95
+
+
+def test_the_live_error_is_kept_per_target_and_week_in_the_warehouse(database_url, store):
+    from ml import data
+
+    frame = F.prepare(synthetic.weekly_features(scopes=20, weeks=34, seed=2)[0])
+    weeks = sorted(frame["week_start"].unique())
+    trained = training.train_performance(frame[frame["week_start"] <= weeks[-6]], store,
+                                         policy=TrainingPolicy(force=True))
+    health = training.train_performance(frame, store, policy=TrainingPolicy(min_new_samples=10_000,
+                                                                            max_age_days=365)).live
+    assert health.version == trained.version and len(health.errors) == 2 * 5
+    assert data.replace_forecast_errors(database_url, registry.PERFORMANCE, health.version, health.errors) == 10
+    # Rewritten, not appended, each time the asset runs.
+    data.replace_forecast_errors(database_url, registry.PERFORMANCE, health.version, health.errors)
+    import psycopg2
+
+    with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
+        cur.execute("select target, target_week, scopes, mase from ml.forecast_errors where model_version = %s"
+                    " order by target, target_week", (health.version,))
+        stored = cur.fetchall()
+    expected = health.errors.sort_values(["target", "target_week"])
+    assert [(t, w, s) for t, w, s, _ in stored] == [
+        (r.target, r.target_week.date(), r.scopes) for r in expected.itertuples()]
+    assert [float(m) for *_, m in stored] == pytest.approx(expected["mase"].tolist())

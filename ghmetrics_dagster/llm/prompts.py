@@ -57,6 +57,7 @@ def untrusted_names(data: SummaryInput) -> list[str]:
         names.append(sanitize_untrusted(data.benchmark_segment))
     names += [sanitize_untrusted(r.name) for r in data.repositories]
     names += [sanitize_untrusted(a.metric) for a in data.anomalies]
+    names += [sanitize_untrusted(a.scope) for a in data.anomalies if a.scope]
     return [n for n in names if n]
 
 
@@ -101,7 +102,8 @@ def build_messages(data: SummaryInput) -> tuple[str, str]:
     if data.anomalies:
         lines += ["", "Anomalies flagged by the anomaly model (z-score: distance from the scope's own usual "
                       "weeks in robust standard deviations; 3.25 or more flags):"]
-        lines += [f"- week starting {a.week_start}: metric {fence(a.metric)}" for a in data.anomalies]
+        lines += [f"- week starting {a.week_start}: metric {fence(a.metric)}"
+                  + (f" in {fence(a.scope)}" if a.scope else "") for a in data.anomalies]
     withheld = [f"- {name} forecast: withheld, {FORECAST_WITHHELD[status]}"
                 for name, status in (("lead time", data.forecast_status.get("lead_time")),
                                      ("overall score", data.forecast_status.get("overall_score")))

@@ -123,7 +123,12 @@ def write_summary(data: SummaryInput) -> str:
             z = f.get(f"anomaly.{index}.z")
             if z:
                 reading += f" (z-score {z.display})"
-            described.append(f"{sanitize_untrusted(anomaly.metric)} in the week starting {anomaly.week_start}{reading}")
+            where = ""
+            if anomaly.scope:
+                where = (f" in {data.login}'s repositories pooled" if anomaly.scope == data.login
+                         else f" in {sanitize_untrusted(anomaly.scope)}")
+            described.append(f"{sanitize_untrusted(anomaly.metric)}{where} in the week starting "
+                             f"{anomaly.week_start}{reading}")
         sentences.append("Watch: the anomaly model flagged " + ", and ".join(described) + ".")
 
     forecast, withheld = [], []
