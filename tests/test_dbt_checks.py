@@ -16,11 +16,10 @@ def test_each_generic_test_is_described_in_words():
     assert describe_dbt_test({"description": "Written by hand.", "test_metadata": {"name": "unique"}}) == "Written by hand."
     assert describe_dbt_test({"test_metadata": {"name": "unique_combination_of_columns", "kwargs": {
         "columns": ["scope_type", "scope", "week_start"]}}}) == "No two rows share the same scope_type, scope, week_start."
-    assert describe_dbt_test({"test_metadata": {"name": "between", "kwargs": {
-        "column_name": "coding_share_12w", "min_value": 0, "max_value": 1}}}) == \
-        "Every coding_share_12w that is present lies between 0 and 1."
-    assert describe_dbt_test({"test_metadata": {"name": "between", "kwargs": {
-        "column_name": "prs_12w", "min_value": 0}}}) == "Every prs_12w that is present is at least 0."
+    assert describe_dbt_test({"test_metadata": {"name": "columns_between", "kwargs": {
+        "bounds": {"prs_12w": [0, None], "coding_share_12w": [0, 1], "dominant_share_change": [-1, 1]}}}}) == (
+        "Every present value lies in its range: prs_12w at least 0; coding_share_12w between 0 and 1; "
+        "dominant_share_change between -1 and 1.")
 
 
 def test_every_asset_check_of_the_dbt_models_has_a_description():

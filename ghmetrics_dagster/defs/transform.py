@@ -106,11 +106,14 @@ def describe_dbt_test(test: Mapping[str, Any]) -> str:
     if name == "unique_combination_of_columns":
         columns = kwargs.get("columns") or kwargs.get("combination_of_columns") or []
         return f"No two rows share the same {', '.join(columns)}."
-    if name == "between":
-        low, high = kwargs.get("min_value"), kwargs.get("max_value")
-        if low is not None and high is not None:
-            return f"Every {column} that is present lies between {low} and {high}."
-        return f"Every {column} that is present is " + (f"at least {low}." if low is not None else f"at most {high}.")
+    if name == "columns_between":
+        ranges = []
+        for name_, (low, high) in (kwargs.get("bounds") or {}).items():
+            if low is not None and high is not None:
+                ranges.append(f"{name_} between {low} and {high}")
+            else:
+                ranges.append(f"{name_} " + (f"at least {low}" if low is not None else f"at most {high}"))
+        return "Every present value lies in its range: " + "; ".join(ranges) + "."
     return f"dbt test {test.get('name', '')}."
 
 
