@@ -76,7 +76,21 @@ def anomaly_unit(metric: str) -> str:
     return "count"
 
 
-FORECAST_STATUS = {"lead_time": "lead_time_forecast_status", "overall_score": "overall_score_forecast_status"}
+@dataclasses.dataclass(frozen=True)
+class ForecastTarget:
+    """A target of the performance model, as each surface names and reads it."""
+
+    short: str  # key of SummaryInput.forecast_status; ml.insights' <short>_forecast_status
+    metric: str  # the weekly column it forecasts
+    column: str  # ml.insights' forecast column (with _low / _high for its interval)
+    name: str  # as a sentence says it
+    unit: str  # Fact unit of the forecast
+
+
+FORECAST_TARGETS = (
+    ForecastTarget("lead_time", "median_lead_time_hours", "predicted_lead_time_hours", "lead time", "hours"),
+    ForecastTarget("overall_score", "overall_score", "predicted_overall_score", "overall score", "score10"),
+)
 # What a forecast that is not shown says instead.
 FORECAST_WITHHELD = {
     "no_better_than_naive": "no better than last week's value",
@@ -277,10 +291,8 @@ def facts(data: SummaryInput) -> list[Fact]:
         value = data.cycle_medians_12w.get(stage)
         if _usable(value):
             out.append(Fact(f"cycle.{stage}", f"median {stage} time, last {WINDOW_WEEKS} weeks", float(value), "hours"))
-    for key, label, unit in (
-        ("predicted_lead_time_hours", "forecast lead time, next week", "hours"),
-        ("predicted_overall_score", "forecast overall score, next week", "score10"),
-    ):
+    for target in FORECAST_TARGETS:
+        key, label, unit = target.column, f"forecast {target.name}, next week", target.unit
         value = data.predictions.get(key)
         if _usable(value):
             out.append(Fact(f"prediction.{key}", label, float(value), unit))
@@ -379,9 +391,10 @@ def load_summary_input(conn, login: str, history_weeks: int = 26, repository: st
     with conn.cursor() as cur:
         cur.execute(
             "select to_regclass('marts.fct_dora_weekly'), to_regclass('marts.fct_pull_requests'),"
-            " to_regclass('ml.insights'), to_regclass('marts.fct_incidents'), to_regclass('marts.dora_benchmarks')"
+            " to_regclass('ml.insights'), to_regclass('marts.fct_incidents'), to_regclass('marts.dora_benchmarks'),"
+            " to_regclass('marts.fct_bottlenecks')"
         )
-        dora, prs, insights, incidents, benchmarks = cur.fetchone()
+        dora, prs, insights, incidents, benchmarks, bottlenecks = cur.fetchone()
         if dora is None:
             raise AggregatesError(
                 "marts.fct_dora_weekly does not exist: materialise the dbt assets (marts) before the summaries"
@@ -487,11 +500,11 @@ def load_summary_input(conn, login: str, history_weeks: int = 26, repository: st
                 Anomaly(_plain(row[0]), row[1] or "unspecified", *(_plain(v) for v in row[2:]))
                 for row in cur.fetchall()
             ]
-            forecast_columns = ["predicted_lead_time_hours", "predicted_overall_score", "predicted_lead_time_hours_low",
-                                "predicted_lead_time_hours_high", "predicted_overall_score_low",
-                                "predicted_overall_score_high", "interval_level"]
+            forecast_columns = [f"{t.column}{suffix}" for t in FORECAST_TARGETS for suffix in ("", "_low", "_high")]
+            forecast_columns.append("interval_level")
+            status_columns = [f"{t.short}_forecast_status" for t in FORECAST_TARGETS]
             cur.execute(
-                f"select {', '.join(forecast_columns + list(FORECAST_STATUS.values()))} from ml.insights"
+                f"select {', '.join(forecast_columns + status_columns)} from ml.insights"
                 " where login = %s and scope_type = %s and scope = %s"
                 " order by week_start desc limit 1",
                 (login, scope_type, scope),
@@ -499,9 +512,8 @@ def load_summary_input(conn, login: str, history_weeks: int = 26, repository: st
             row = cur.fetchone()
             if row:
                 data.predictions = {c: _plain(v) for c, v in zip(forecast_columns, row)}
-                data.forecast_status = dict(zip(FORECAST_STATUS, row[len(forecast_columns):]))
-        cur.execute("select to_regclass('marts.fct_bottlenecks')")
-        if cur.fetchone()[0] is not None:
+                data.forecast_status = {t.short: v for t, v in zip(FORECAST_TARGETS, row[len(forecast_columns):])}
+        if bottlenecks is not None:
             cur.execute(
                 "select dominant_stage, dominant_share_12w, dominant_share_earlier_6w, dominant_share_recent_6w,"
                 " dominant_share_change, prs_12w from marts.fct_bottlenecks"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import unicodedata
 
-from ghmetrics_dagster.llm.aggregates import FORECAST_WITHHELD, WINDOW_WEEKS, SummaryInput, facts
+from ghmetrics_dagster.llm.aggregates import FORECAST_TARGETS, FORECAST_WITHHELD, WINDOW_WEEKS, SummaryInput, facts
 
 PROMPT_VERSION = "summary-v2"  # v2: DORA's five metrics and the Quick Check scores (docs/dora.md)
 MAX_OUTPUT_TOKENS = 450
@@ -104,10 +104,8 @@ def build_messages(data: SummaryInput) -> tuple[str, str]:
                       "weeks in robust standard deviations; 3.25 or more flags):"]
         lines += [f"- week starting {a.week_start}: metric {fence(a.metric)}"
                   + (f" in {fence(a.scope)}" if a.scope else "") for a in data.anomalies]
-    withheld = [f"- {name} forecast: withheld, {FORECAST_WITHHELD[status]}"
-                for name, status in (("lead time", data.forecast_status.get("lead_time")),
-                                     ("overall score", data.forecast_status.get("overall_score")))
-                if status in FORECAST_WITHHELD]
+    withheld = [f"- {t.name} forecast: withheld, {FORECAST_WITHHELD[data.forecast_status[t.short]]}"
+                for t in FORECAST_TARGETS if data.forecast_status.get(t.short) in FORECAST_WITHHELD]
     if withheld:
         lines += ["", "Forecasts not shown:", *withheld]
     return SYSTEM_PROMPT, "\n".join(lines)

@@ -19,6 +19,7 @@ from ghmetrics_dagster import contracts
 from ghmetrics_dagster.llm.aggregates import (
     CYCLE_STAGES,
     FIVE_METRICS,
+    FORECAST_TARGETS,
     FORECAST_WITHHELD,
     TEAM_NOT_PERSON,
     WINDOW_WEEKS,
@@ -218,9 +219,10 @@ def _bottleneck_html(data: SummaryInput) -> str:
 def _forecast_html(data: SummaryInput) -> str:
     items = []
     level = data.predictions.get("interval_level")
-    for key, name, short, unit in (("predicted_lead_time_hours", "Lead time", "lead_time", " h"),
-                                   ("predicted_overall_score", "Overall score", "overall_score", " / 10")):
-        value, status = data.predictions.get(key), data.forecast_status.get(short)
+    for target in FORECAST_TARGETS:
+        key, name = target.column, target.name.capitalize()
+        unit = " / 10" if target.unit == "score10" else " h"
+        value, status = data.predictions.get(key), data.forecast_status.get(target.short)
         if value is None:
             if status in FORECAST_WITHHELD:
                 items.append(f"<li>{name}: no forecast shown, {html.escape(FORECAST_WITHHELD[status])}.</li>")

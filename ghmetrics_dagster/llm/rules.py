@@ -12,6 +12,7 @@ from ghmetrics_dagster import contracts
 from ghmetrics_dagster.llm.aggregates import (
     CYCLE_STAGES,
     FIVE_METRICS,
+    FORECAST_TARGETS,
     FORECAST_WITHHELD,
     WINDOW_WEEKS,
     Fact,
@@ -132,15 +133,15 @@ def write_summary(data: SummaryInput) -> str:
         sentences.append("Watch: the anomaly model flagged " + ", and ".join(described) + ".")
 
     forecast, withheld = [], []
-    for key, name, short in (("predicted_lead_time_hours", "lead time", "lead_time"),
-                             ("predicted_overall_score", "overall score", "overall_score")):
+    for target in FORECAST_TARGETS:
+        key, name = target.column, target.name
         value = f.get(f"prediction.{key}")
         if value is None:
-            status = data.forecast_status.get(short)
+            status = data.forecast_status.get(target.short)
             if status in FORECAST_WITHHELD:
                 withheld.append(f"the {name} forecast is {FORECAST_WITHHELD[status]}")
             continue
-        text = f"{name} {value.display}" + (" / 10" if short == "overall_score" else "")
+        text = f"{name} {value.display}" + (" / 10" if target.unit == "score10" else "")
         low, high = f.get(f"prediction.{key}_low"), f.get(f"prediction.{key}_high")
         if low and high:
             level = f.get("prediction.interval_level")

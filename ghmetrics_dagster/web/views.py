@@ -19,6 +19,7 @@ from ghmetrics_dagster import contracts
 from ghmetrics_dagster.github import access
 from ghmetrics_dagster.llm.aggregates import (
     CYCLE_STAGES,
+    FORECAST_TARGETS,
     FORECAST_WITHHELD,
     TEAM_NOT_PERSON,
     WINDOW_WEEKS,
@@ -340,11 +341,11 @@ def _forecasts(data: SummaryInput) -> list[dict]:
     publish (it does no better than last week's value), that statement instead of a number."""
     out = []
     level = _float(data.predictions.get("interval_level"))
-    for metric, key, short in (("median_lead_time_hours", "predicted_lead_time_hours", "lead_time"),
-                               ("overall_score", "predicted_overall_score", "overall_score")):
+    for target in FORECAST_TARGETS:
+        metric, key = target.metric, target.column
         value = _float(data.predictions.get(key))
         unit = METRICS[metric]["unit"]
-        status = data.forecast_status.get(short)
+        status = data.forecast_status.get(target.short)
         if value is None:
             if status in FORECAST_WITHHELD:
                 out.append({"metric": metric, "title": METRICS[metric]["title"], "value": None,
