@@ -98,8 +98,8 @@ def what_changed(mlflow_client, champ, old_features: list[str] | None, params: d
     if run is None:
         return "\n".join(lines)
     old_params = run.data.params
-    differ = [f"{k} {old_params.get(k, '-')} -> {v}" for k, v in sorted(params.items())
-              if str(v) != old_params.get(k, str(v) if k not in old_params else None)]
+    differ = [f"{k} {old_params[k]} -> {v}" for k, v in sorted(params.items())
+              if k in old_params and old_params[k] != str(v)]
     lines.append("- parameters: " + ("; ".join(differ) if differ else "unchanged"))
     if old_features is not None:
         added = sorted(set(feature_names) - set(old_features))
