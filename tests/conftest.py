@@ -39,6 +39,23 @@ def no_code_server_outlives_the_session():
 
 
 @pytest.fixture(scope="session")
+def sandbox_frames():
+    """`frames(seed, repos=..., weeks=..., prs_per_repo=...)`: (ml_weekly_features, anomalies) of
+    that sandbox organisation from its ground truth, computed once per session; callers must not
+    modify them."""
+    import functools
+
+    from ghmetrics_dagster.sandbox import generator, truth
+
+    @functools.cache
+    def frames(seed: int, **org):
+        computed = truth.compute(generator.generate(seed, **org))
+        return computed["ml_weekly_features"], computed["anomalies"]
+
+    return frames
+
+
+@pytest.fixture(scope="session")
 def server_url(tmp_path_factory) -> str:
     """A URL of a Postgres server the tests may create databases on."""
     external = os.environ.get("GHMETRICS_TEST_DATABASE_URL")

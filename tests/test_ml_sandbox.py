@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import pytest
 
-from ghmetrics_dagster.sandbox import generator, truth
 from ml import anomaly, performance
 
 ORG = dict(repos=12, weeks=40, prs_per_repo=250)
 
 
 @pytest.fixture(scope="module", params=[1, 2, 3], ids=lambda s: f"seed{s}")
-def sandbox(request):
-    frames = truth.compute(generator.generate(request.param, **ORG))
-    return frames["ml_weekly_features"], frames["anomalies"]
+def sandbox(request, sandbox_frames):
+    return sandbox_frames(request.param, **ORG)
 
 
 def test_anomaly_model_finds_the_injected_anomalies(sandbox):

@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ghmetrics_dagster.sandbox import generator, truth
 from ml import anomaly, backtest, insights, live, performance, registry, synthetic, training
 from ml import features as F
 from ml.policy import TrainingPolicy
@@ -122,10 +121,10 @@ def test_a_champion_behind_naive_live_is_withdrawn_and_retrained(store):
         assert insights.load_champions(store.tracking_uri).forecast_status[F.LEAD_TIME] == insights.BEHIND_LIVE
 
 
-def test_interval_coverage_is_near_its_nominal_level_on_the_sandbox():
+def test_interval_coverage_is_near_its_nominal_level_on_the_sandbox(sandbox_frames):
     covered = {t: [] for t in F.TARGETS}
     for seed in (1, 2, 3):
-        features = truth.compute(generator.generate(seed, **DEMO_ORG))["ml_weekly_features"]
+        features, _ = sandbox_frames(seed, **DEMO_ORG)
         tested = performance.train(features).backtest
         for target, result in tested.targets.items():
             assert result.covered_rows >= 60
@@ -142,9 +141,8 @@ def test_conformal_half_width_is_the_finite_sample_quantile():
 
 
 @pytest.fixture(scope="module", params=[1, 2, 3], ids=lambda s: f"seed{s}")
-def demo_sandbox(request):
-    frames = truth.compute(generator.generate(request.param, **DEMO_ORG))
-    return frames["ml_weekly_features"], frames["anomalies"]
+def demo_sandbox(request, sandbox_frames):
+    return sandbox_frames(request.param, **DEMO_ORG)
 
 
 def test_anomalies_are_found_at_the_demo_size_on_a_stated_scale(demo_sandbox):
