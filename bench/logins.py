@@ -145,7 +145,7 @@ def main() -> int:
             warehouse.scratch_database(server, prefix="ghm_bench_dagster") as dagster_url, \
             run_sandbox(org=org) as sandbox:
         (home / "dagster").mkdir()
-        shutil.copyfile(ROOT / "dagster.yaml", home / "dagster" / "dagster.yaml")
+        dagster_home.write_instance(home / "dagster")
         os.environ.update({
             "GHMETRICS_HOME": str(home),
             "GHMETRICS_DATABASE_URL": url,

@@ -50,12 +50,12 @@ def _check(segment_type: str, value: str | None, known: dict[tuple[str, str], st
     return value
 
 
-def get_choice(url: str | None = None) -> BenchmarkChoice:
+def get_choice(url: str) -> BenchmarkChoice:
     stored = warehouse.read_settings(url, list(SETTINGS.values()))
     return BenchmarkChoice(stored.get(SETTINGS["industry"]), stored.get(SETTINGS["organization_size"]))
 
 
-def set_choice(url: str | None, *, industry: str | None = None, organization_size: str | None = None) -> BenchmarkChoice:
+def set_choice(url: str, *, industry: str | None = None, organization_size: str | None = None) -> BenchmarkChoice:
     """Stores the segment(s) given (`default` clears one); others stay as they are."""
     known = segments()
     changes = {}

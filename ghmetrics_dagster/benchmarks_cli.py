@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ghmetrics_dagster import benchmarks, warehouse
+from ghmetrics_dagster import benchmarks
 
 
 @click.group("benchmark")
@@ -19,8 +19,10 @@ def _print(choice: benchmarks.BenchmarkChoice) -> None:
 @benchmark_group.command("show")
 def benchmark_show() -> None:
     """Shows the segment in use and the ones to choose from."""
-    warehouse.migrate()
-    _print(benchmarks.get_choice())
+    from ghmetrics_dagster.cli import _migrated_url
+
+    url = _migrated_url()
+    _print(benchmarks.get_choice(url))
     known = benchmarks.segments()
     for kind, title in (("industry", "industries"), ("organization_size", "organisation sizes")):
         click.echo(f"{title}: " + ", ".join(segment for k, segment in known if k == kind))
@@ -33,9 +35,11 @@ def benchmark_set(industry: str | None, organization_size: str | None) -> None:
     """Chooses the segment; the industry wins when both are set. The marts follow on their next refresh."""
     if industry is None and organization_size is None:
         raise click.UsageError("give --industry or --organization-size (see `ghmetrics benchmark show`)")
-    warehouse.migrate()
+    from ghmetrics_dagster.cli import _migrated_url
+
+    url = _migrated_url()
     try:
-        choice = benchmarks.set_choice(None, industry=industry, organization_size=organization_size)
+        choice = benchmarks.set_choice(url, industry=industry, organization_size=organization_size)
     except benchmarks.BenchmarkError as exc:
         raise click.ClickException(str(exc)) from None
     _print(choice)

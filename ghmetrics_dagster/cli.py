@@ -13,6 +13,8 @@ import unicodedata
 
 import click
 
+from ghmetrics_dagster.settings import Settings
+
 REPO_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
 LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:\[bot\])?$")
 
@@ -34,7 +36,7 @@ class GhmetricsGroup(click.Group):
             click.echo("interrupted", err=True)
             sys.exit(130)
         except Exception as exc:  # noqa: BLE001 - the one place that formats every failure
-            if os.environ.get("GHMETRICS_DEBUG") or (ctx.obj or {}).get("debug"):
+            if (ctx.obj or {}).get("debug"):
                 raise
             from ghmetrics_dagster.redact import redact
 
@@ -55,9 +57,21 @@ def fail(message: str) -> None:
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
     """ghmetrics: DORA metrics, cycle times, forecasts and summaries from GitHub."""
-    ctx.ensure_object(dict)["debug"] = debug
-    if debug:
-        os.environ["GHMETRICS_VERBOSE"] = "1"  # read by pipeline: the processes it starts keep the terminal
+    state = ctx.ensure_object(dict)
+    state["debug"] = debug
+    loaded = Settings.from_env()
+    state["debug"] = debug or loaded.debug
+    # --verbose: the processes the pipeline starts keep the terminal too.
+    state["settings"] = loaded.replace(verbose=True) if debug else loaded
+
+
+def current_settings() -> Settings:
+    """The settings `main` loaded for this command (with the home's sandbox, once chosen)."""
+    return click.get_current_context().find_root().obj["settings"]
+
+
+def _use_settings(settings: Settings) -> None:
+    click.get_current_context().find_root().obj["settings"] = settings
 
 
 # --- warehouse -----------------------------------------------------------------------------
@@ -66,16 +80,15 @@ def main(ctx: click.Context, debug: bool) -> None:
 @main.command()
 def init() -> None:
     """Create or upgrade the warehouse schema and the dbt views (safe to repeat)."""
-    from ghmetrics_dagster import warehouse
+    from ghmetrics_dagster import pipeline, warehouse
 
-    from ghmetrics_dagster import pipeline
-
-    applied = warehouse.migrate()
+    settings = current_settings()
+    applied = warehouse.migrate(warehouse.database_url(settings))
     if applied:
         click.echo(f"applied migrations: {', '.join(applied)}")
     else:
         click.echo("warehouse schema is up to date")
-    pipeline.deploy_views()
+    pipeline.deploy_views(settings)
     click.echo("dbt views built")
 
 
@@ -89,7 +102,7 @@ def db_url() -> None:
     """Print a URL that psql accepts for the current warehouse."""
     from ghmetrics_dagster import warehouse
 
-    click.echo(warehouse.database_url())
+    click.echo(warehouse.database_url(current_settings()))
 
 
 # --- users ---------------------------------------------------------------------------------
@@ -98,7 +111,7 @@ def db_url() -> None:
 def _migrated_url() -> str:
     from ghmetrics_dagster import warehouse
 
-    url = warehouse.database_url()
+    url = warehouse.database_url(current_settings())
     warehouse.migrate(url)
     return url
 
@@ -130,7 +143,7 @@ def users_add(login: str, repos: tuple[str, ...], display_name: str | None, toke
     url = _migrated_url()
     with warehouse.connect(url) as conn, conn.cursor() as cur:
         # The cursor lets encrypt refuse to create a new key while tokens are stored under another.
-        ciphertext = secrets.encrypt(token, cur) if token else None
+        ciphertext = secrets.keyring(current_settings()).encrypt(token, cur) if token else None
         cur.execute(
             """insert into app.users (login, display_name, token_ciphertext) values (%s, %s, %s)
                on conflict (login) do update set
@@ -200,17 +213,21 @@ def login(login: str) -> None:
 
     import dagster as dg
 
-    from ghmetrics_dagster import dagster_home, pipeline
+    import datetime as dt
+
+    from ghmetrics_dagster import pipeline
     from ghmetrics_dagster.defs.users import login_outcome
 
     url = _migrated_url()
     with warehouse.connect(url) as conn, conn.cursor() as cur:
         _require_user(cur, login)
     _github_of_this_home()
-    dagster_home.prepare()
+    settings = current_settings()
+    pipeline.export_for_dagster(settings)
     with dg.DagsterInstance.get() as instance:
         # Decided before the row exists, as the sensor will decide when it reads it.
-        outcome = login_outcome(instance, login)
+        outcome = login_outcome(instance, url, login, settings.refresh_ttl_minutes,
+                                dt.timedelta(minutes=settings.orphan_after_minutes))
         daemon = pipeline.daemon_is_running(instance)
     with warehouse.connect(url) as conn, conn.cursor() as cur:
         cur.execute("insert into app.user_logins (login) values (%s) returning id, logged_in_at", (login,))
@@ -234,7 +251,7 @@ def run(login: str) -> None:
     with warehouse.connect(url) as conn, conn.cursor() as cur:
         _require_user(cur, login)
     _github_of_this_home()
-    result = pipeline.refresh_users([login], progress=True)
+    result = pipeline.refresh_users(current_settings(), [login], progress=True)
     if not result.success:
         fail(f"run {result.run_id} failed for {login}: {result.failure}; the Dagster UI (`ghmetrics ui`) has its logs")
     click.echo(f"run {result.run_id} succeeded for {login}")
@@ -251,31 +268,32 @@ def demo(seed: int, repos: int, prs: int, no_ui: bool, port: int, web_port: int)
     """Run the whole pipeline against the sandbox, print the results, serve the dashboard and the Dagster UI."""
     from ghmetrics_dagster import demo as demo_module
 
-    demo_module.run_demo(seed=seed, repos=repos, prs=prs, serve_ui=not no_ui, port=port, web_port=web_port)
+    demo_module.run_demo(current_settings(), seed=seed, repos=repos, prs=prs, serve_ui=not no_ui, port=port,
+                         web_port=web_port)
 
 
 @main.command()
 @click.option("--port", default=3000, show_default=True)
 def ui(port: int) -> None:
     """Serve the Dagster UI (and daemon) on the embedded defaults."""
-    from ghmetrics_dagster import dagster_home, pipeline
+    from ghmetrics_dagster import pipeline
 
     _migrated_url()
     _github_of_this_home()
-    dagster_home.prepare()
-    pipeline.serve_ui(port)
+    pipeline.serve_ui(current_settings(), port)
 
 
 @main.command()
 def stop() -> None:
     """Stop what keeps running between commands: the embedded Postgres and the home's sandbox."""
-    from ghmetrics_dagster import home_sandbox, settings, warehouse
+    from ghmetrics_dagster import home_sandbox, warehouse
 
-    if home_sandbox.stop():
+    settings = current_settings()
+    if home_sandbox.stop(settings.home()):
         click.echo("stopped the sandbox organisation of this home")
-    if settings.external_database_url():
+    if settings.database_url:
         click.echo("the warehouse is GHMETRICS_DATABASE_URL's server: not ours to stop")
-    elif warehouse.stop_embedded():
+    elif warehouse.stop_embedded(settings.home()):
         click.echo(f"stopped the embedded Postgres in {settings.home() / 'pg'}")
     else:
         click.echo("the embedded Postgres was not running")
@@ -286,9 +304,10 @@ def _github_of_this_home():
     from ghmetrics_dagster import home_sandbox
 
     try:
-        sandbox = home_sandbox.use_if_recorded()
+        sandbox, settings = home_sandbox.use_if_recorded(current_settings())
     except RuntimeError as exc:
         fail(str(exc))
+    _use_settings(settings)
     if sandbox is not None:
         click.echo(f"GitHub: this home's sandbox organisation at {sandbox.rest_url} (seed {sandbox.seed}, "
                    "from `ghmetrics demo`; set GITHUB_TOKEN to use GitHub)")
@@ -304,29 +323,36 @@ def web(host: str, port: int, workers: int) -> None:
     from ghmetrics_dagster.web import server
     from ghmetrics_dagster.web.config import WebConfig, WebConfigError
 
-    if os.environ.get("GHMETRICS_INSTANCE") and not os.environ.get("GHMETRICS_SECRET_KEY"):
+    settings = current_settings()
+    if settings.instance and not settings.secret_keys:
         fail("GHMETRICS_SECRET_KEY is not set: in a deployment the dashboard must share the key with the code "
              "server, which decrypts the tokens the dashboard stores; set the same key on both")
     url = _migrated_url()
-    if not os.environ.get("GHMETRICS_OAUTH_CLIENT_ID"):
+    if not settings.web.oauth_client_id:
         _sign_in_through_this_homes_sandbox()
     try:
-        WebConfig.from_env(database_url=url)  # fail here, in one line, rather than in each worker
+        # fail here, in one line, rather than in each worker
+        WebConfig.from_settings(current_settings(), database_url=url)
     except WebConfigError as exc:
         fail(str(exc))
     click.echo(f"dashboard: http://{host}:{port}  (Ctrl-C to stop)")
+    # The workers are processes of their own: they load these settings from the environment.
+    os.environ.update(current_settings().child_environ({}))
     server.serve(host, port, workers)
 
 
 def _sign_in_through_this_homes_sandbox() -> None:
-    """After `ghmetrics demo`: sign-in through the sandbox's OAuth app (the workers inherit it)."""
+    """After `ghmetrics demo`: sign-in through the sandbox's OAuth app."""
+    import dataclasses
+
     from ghmetrics_dagster.sandbox.oauth import DEFAULT_CLIENT_ID, default_client_secret
 
     sandbox = _github_of_this_home()
     if sandbox is not None:
-        os.environ.update({"GHMETRICS_OAUTH_CLIENT_ID": DEFAULT_CLIENT_ID,
-                           "GHMETRICS_OAUTH_CLIENT_SECRET": default_client_secret(),
-                           "GHMETRICS_GITHUB_OAUTH_URL": sandbox.rest_url})
+        settings = current_settings()
+        _use_settings(settings.replace(web=dataclasses.replace(
+            settings.web, oauth_client_id=DEFAULT_CLIENT_ID, oauth_client_secret=default_client_secret(),
+            oauth_url=sandbox.rest_url)))
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []})
@@ -336,7 +362,7 @@ def dagster(dagster_args: tuple[str, ...]) -> None:
     from ghmetrics_dagster import pipeline
 
     _migrated_url()
-    sys.exit(pipeline.run_dagster_command(list(dagster_args)))
+    sys.exit(pipeline.run_dagster_command(current_settings(), list(dagster_args)))
 
 
 @main.command("mlflow-ui")
@@ -345,8 +371,7 @@ def mlflow_ui(port: int) -> None:
     """Serve the MLflow UI over the configured tracking store."""
     import subprocess
 
-    from ghmetrics_dagster import settings
-
+    settings = current_settings()
     uri = settings.mlflow_tracking_uri()
     command = [os.path.join(os.path.dirname(sys.executable), "mlflow"), "ui", "--backend-store-uri", uri,
                "--host", "127.0.0.1", "--port", str(port)]
@@ -364,7 +389,7 @@ def doctor() -> None:
     """Check configuration and connectivity; exit non-zero when something is wrong."""
     from ghmetrics_dagster import doctor as doctor_module
 
-    problems = doctor_module.run_checks(click.echo)
+    problems = doctor_module.run_checks(current_settings(), click.echo)
     if problems:
         click.echo(f"{problems} problem(s) found", err=True)
         sys.exit(1)

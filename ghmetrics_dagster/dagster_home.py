@@ -7,22 +7,22 @@ An explicitly set `DAGSTER_HOME` (production) is left alone.
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
+import yaml
 
-from ghmetrics_dagster import settings, warehouse
+from ghmetrics_dagster import warehouse
+from ghmetrics_dagster.settings import Settings, private_dir, project_file
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DAGSTER_DATABASE = "dagster"
+STORAGE_URL_VAR = "GHMETRICS_DAGSTER_PG_URL"
 
 
-def _dagster_storage_url() -> str:
-    parts = urlsplit(warehouse.database_url())
-    admin = psycopg2.connect(warehouse.database_url())
+def dagster_storage_url(database_url: str) -> str:
+    """The `dagster` database on the warehouse's server (created when missing), as SQLAlchemy's URL."""
+    admin = psycopg2.connect(database_url)
     admin.autocommit = True
     try:
         with admin.cursor() as cur:
@@ -31,24 +31,33 @@ def _dagster_storage_url() -> str:
                 cur.execute(f"create database {DAGSTER_DATABASE}")
     finally:
         admin.close()
+    parts = urlsplit(database_url)
     return warehouse.sqlalchemy_url(urlunsplit(parts._replace(path="/" + DAGSTER_DATABASE)))
 
 
-def run_log_path() -> Path:
+def write_instance(dagster_home: Path) -> Path:
+    """The repository's dagster.yaml (run queue, pools, run monitoring) in `dagster_home`, with
+    its runs and events stored in Postgres at $GHMETRICS_DAGSTER_PG_URL (the file names the
+    variable, never the URL, which may hold a password)."""
+    config = yaml.safe_load(project_file("dagster.yaml").read_text())
+    config["storage"] = {"postgres": {"postgres_url": {"env": STORAGE_URL_VAR}}}
+    path = dagster_home / "dagster.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def run_log_path(settings: Settings) -> Path:
     """Where the code server started by the CLI, and the runs it launches, write their output."""
     logs = settings.home() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     return logs / "runs.log"
 
 
-def prepare() -> Path:
-    """Sets DAGSTER_HOME and the storage URL in this process's environment; returns the home."""
-    if os.environ.get("DAGSTER_HOME") and os.environ.get("GHMETRICS_DAGSTER_PG_URL"):
-        return Path(os.environ["DAGSTER_HOME"])
+def local_instance(settings: Settings, database_url: str) -> dict[str, str]:
+    """The local instance in the home (written each time, so an upgrade's dagster.yaml applies);
+    returns DAGSTER_HOME and the storage URL, for the environment of the processes that use it."""
     dagster_home = settings.home() / "dagster"
     dagster_home.mkdir(mode=0o700, parents=True, exist_ok=True)
-    settings.private_dir(dagster_home)  # compute logs and event logs live below it
-    shutil.copyfile(PROJECT_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
-    os.environ["DAGSTER_HOME"] = str(dagster_home)
-    os.environ.setdefault("GHMETRICS_DAGSTER_PG_URL", _dagster_storage_url())
-    return dagster_home
+    private_dir(dagster_home)  # compute logs and event logs live below it
+    write_instance(dagster_home)
+    return {"DAGSTER_HOME": str(dagster_home), STORAGE_URL_VAR: dagster_storage_url(database_url)}

@@ -7,13 +7,14 @@ this maps the URL (TCP, or the embedded server's unix-socket form
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-# The Docker image installs the package and keeps the dbt project elsewhere.
-DBT_PROJECT_DIR = Path(os.environ.get("GHMETRICS_DBT_PROJECT_DIR") or Path(__file__).resolve().parent.parent / "dbt_project")
+from ghmetrics_dagster.settings import project_file
+
+# The project's own dbt project (a checkout's, or the wheel's copy); GHMETRICS_DBT_PROJECT_DIR
+# (Settings.dbt_project_dir) names another, as the Docker image does.
+DBT_PROJECT_DIR = project_file("dbt_project")
 
 DEFAULT_STATEMENT_TIMEOUT = "15min"
 
@@ -25,7 +26,7 @@ class DbtEnvError(ValueError):
     """The URL cannot be turned into a dbt connection."""
 
 
-def dbt_env(url: str, threads: int | None = None) -> dict[str, str]:
+def dbt_env(url: str, threads: int | None = None, statement_timeout: str = DEFAULT_STATEMENT_TIMEOUT) -> dict[str, str]:
     """The GHMETRICS_DBT_* variables (and the secret password variable) for `url`."""
     parts = urlsplit(url)
     scheme = parts.scheme.split("+", 1)[0]
@@ -52,32 +53,10 @@ def dbt_env(url: str, threads: int | None = None) -> dict[str, str]:
     if threads is not None:
         env["GHMETRICS_DBT_THREADS"] = str(threads)
     # libpq reads PGOPTIONS: no dbt statement (a hostile rule regex, a runaway join) runs forever.
-    timeout = os.environ.get("GHMETRICS_DBT_STATEMENT_TIMEOUT", DEFAULT_STATEMENT_TIMEOUT)
+    timeout = statement_timeout
     if not re.fullmatch(r"\d+(ms|s|min|h)?", timeout):
         raise DbtEnvError(
             f"GHMETRICS_DBT_STATEMENT_TIMEOUT {timeout!r} is not a duration; use e.g. 900s or 15min (0 disables)"
         )
     env["PGOPTIONS"] = f"-c statement_timeout={timeout}"
     return env
-
-
-def run_dbt(args: list[str], url: str | None = None, threads: int = 4, target_path: str | None = None):
-    """Runs the dbt CLI on dbt_project/ against `url` (default: the current warehouse).
-
-    For the command line and scripts; Dagster runs dbt through its DbtCliResource
-    (ghmetrics_dagster/defs/transform.py). Returns the finished subprocess.CompletedProcess.
-    """
-    import os
-    import subprocess
-    import sys
-
-    from ghmetrics_dagster import warehouse
-
-    env = {**os.environ, **dbt_env(url or warehouse.database_url(), threads=threads),
-           "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    beside = Path(sys.executable).with_name("dbt")
-    cmd = [str(beside) if beside.exists() else "dbt", *args,
-           "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
-    if target_path:
-        cmd += ["--target-path", str(target_path)]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True)

@@ -1,23 +1,29 @@
-"""The one Definitions object: ingestion -> dbt marts -> ML -> summaries, plus sensors."""
+"""The one Definitions object: ingestion -> dbt marts -> ML -> summaries, plus sensors.
+
+Each domain's module declares its own definitions; they are merged here with the resources
+built from the one `Settings` this code location loads.
+"""
 
 from __future__ import annotations
 
 import dagster as dg
 
-from ghmetrics_dagster.defs import alerts, ingest, ml, summaries, transform, users
-
-_modules = (ingest, transform, ml, summaries, users, alerts)
-
-
-def _collect(name: str) -> list:
-    return [item for module in _modules for item in getattr(module, name, [])]
+from ghmetrics_dagster.defs import alerts, ingest, ml, resources, summaries, transform, users
+from ghmetrics_dagster.settings import Settings
 
 
-defs = dg.Definitions(
-    assets=_collect("ASSETS"),
-    asset_checks=_collect("ASSET_CHECKS"),
-    jobs=_collect("JOBS"),
-    sensors=_collect("SENSORS"),
-    schedules=_collect("SCHEDULES"),
-    resources={key: value for module in _modules for key, value in getattr(module, "RESOURCES", {}).items()},
-)
+
+def build_defs(settings: Settings) -> dg.Definitions:
+    settings.require_database()  # a production instance without a database fails here, at start
+    return dg.Definitions.merge(
+        ingest.defs,
+        transform.build_defs(settings.dbt_project_dir, settings.dbt_statement_timeout),
+        ml.defs,
+        summaries.defs,
+        users.defs,
+        alerts.defs,
+        dg.Definitions(resources=resources.build(settings)),
+    )
+
+
+defs = build_defs(Settings.from_env())

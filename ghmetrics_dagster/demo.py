@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
+import dataclasses
 import time
 
 import click
 
 from ghmetrics_dagster import home_sandbox, pipeline, warehouse
+from ghmetrics_dagster.settings import Settings
 
 DEMO_USERS = 3
 
@@ -118,10 +119,11 @@ def dora_lines(views: list, sources: dict[str, str]) -> list[str]:
     return lines
 
 
-def _print_models(url: str, org) -> None:
+def _print_models(settings: Settings, url: str, org) -> None:
     import pandas as pd
 
     from ml import demo as ml_demo
+    from ml.training import store_for
 
     # The sandbox knows which weeks it made anomalous: the champion is judged against them and
     # each week listed is marked injected or not.
@@ -129,49 +131,52 @@ def _print_models(url: str, org) -> None:
                             "metric": a.metric, "factor": a.factor} for a in org.anomalies],
                           columns=["scope_type", "scope", "week_start", "metric", "factor"])
     _heading("Models (MLflow backtests) and anomalies found")
-    for line in ml_demo.describe_models_and_anomalies(url, labels=labels):
+    for line in ml_demo.describe_models_and_anomalies(url, store_for(settings), labels=labels):
         _say(f"  {line}")
 
 
-def _print_summary(url: str, login: str) -> None:
+def _print_summary(settings: Settings, url: str, login: str) -> None:
     from ghmetrics_dagster.llm import service
+    from ghmetrics_dagster.llm.router import Router
 
-    text, report_path = service.demo_summary(login=login, database_url=url)
+    router = Router.from_settings(settings.llm, url)
+    text, report_path = service.demo_summary(url, router, settings.reports_dir(), login=login)
     _heading(f"Summary for {login}")
     for line in text.splitlines():
         _say(f"  {line}")
     _say(f"  report: {report_path}")
 
 
-def _serve_dashboard(url: str, sandbox, port: int):
+def _serve_dashboard(settings: Settings, url: str, sandbox, port: int):
     """The dashboard in this process, signing people in through the sandbox's OAuth pages."""
     from ghmetrics_dagster.web import server
     from ghmetrics_dagster.web.config import WebConfig
 
-    config = WebConfig.from_env(
-        database_url=url, client_id=sandbox.oauth_client_id, client_secret=sandbox.oauth_client_secret,
+    config = WebConfig.from_settings(
+        settings, database_url=url, client_id=sandbox.oauth_client_id, client_secret=sandbox.oauth_client_secret,
         oauth_url=sandbox.rest_url,
     )
     return server.start_in_thread(config, port=port)
 
 
-def run_demo(seed: int, repos: int, prs: int, serve_ui: bool, port: int, web_port: int = 8000) -> None:
+def run_demo(settings: Settings, seed: int, repos: int, prs: int, serve_ui: bool, port: int,
+             web_port: int = 8000) -> None:
     from ghmetrics_dagster.sandbox import generator
     from ghmetrics_dagster.sandbox.server import run_sandbox
 
     started = time.monotonic()
-    url = warehouse.database_url()
+    url = warehouse.database_url(settings)
     applied = warehouse.migrate(url)
     _say(f"warehouse: {warehouse.display_url(url)}" + (f" (applied {', '.join(applied)})" if applied else ""))
-    pipeline.deploy_views()
+    pipeline.deploy_views(settings)
     org = generator.generate(seed=seed, repos=repos, prs_per_repo=prs)
     # Later commands in this home (`make ui`, `ghmetrics run`, `login`, `web`) serve it again.
-    home_sandbox.remember(seed, repos, prs)
-    with run_sandbox(org=org, issued_tokens_path=str(home_sandbox.issued_tokens_path())) as sandbox:
-        # The pipeline reads GitHub's location and tokens from the environment, as in production.
-        os.environ["GHMETRICS_GITHUB_API_URL"] = sandbox.rest_url
-        os.environ["GHMETRICS_GITHUB_GRAPHQL_URL"] = sandbox.graphql_url
-        os.environ["GITHUB_TOKEN"] = sandbox.tokens[0]
+    home = settings.home()
+    home_sandbox.remember(home, seed, repos, prs)
+    with run_sandbox(org=org, issued_tokens_path=str(home_sandbox.issued_tokens_path(home))) as sandbox:
+        # The pipeline reaches GitHub through the settings, as in production.
+        settings = dataclasses.replace(settings, github_api_url=sandbox.rest_url,
+                                       github_graphql_url=sandbox.graphql_url, github_tokens=(sandbox.tokens[0],))
         _say(f"sandbox: GitHub-compatible API at {sandbox.rest_url} serving {org.login} "
              f"({len(org.repositories)} repositories, seed {seed})")
         _say(f"  its clock is its own: its history ends on {org.now:%Y-%m-%d}, so the latest week below is "
@@ -180,7 +185,7 @@ def run_demo(seed: int, repos: int, prs: int, serve_ui: bool, port: int, web_por
         _register(url, users, org)
         _say(f"refreshing {', '.join(login for login, _ in users)} in one wave "
              f"({len({repo for _, repos in users for repo in repos})} repositories) ...")
-        outcome = pipeline.refresh_users([login for login, _ in users], progress=True, trigger="demo")
+        outcome = pipeline.refresh_users(settings, [login for login, _ in users], progress=True, trigger="demo")
         if not outcome.success:
             raise click.ClickException(f"the refresh failed: {outcome.failure}; open the Dagster UI (make ui) "
                                        f"and look at run {outcome.run_id}")
@@ -189,8 +194,8 @@ def run_demo(seed: int, repos: int, prs: int, serve_ui: bool, port: int, web_por
         _say(f"  GitHub cost: {stats['rest_used']} REST units, {stats['graphql_used']} GraphQL points, "
              f"{stats['not_modified']} not-modified answers")
         _print_dora(url, users)
-        _print_models(url, org)
-        _print_summary(url, users[0][0])
+        _print_models(settings, url, org)
+        _print_summary(settings, url, users[0][0])
         _say()
         _say(f"done in {time.monotonic() - started:.0f} s.")
         _say(f"Afterwards, in this home: `make ui`, `ghmetrics run --user {users[0][0]}`, `ghmetrics login "
@@ -199,11 +204,11 @@ def run_demo(seed: int, repos: int, prs: int, serve_ui: bool, port: int, web_por
         if not serve_ui:
             _say("Dagster UI: `make ui` (http://127.0.0.1:3000); MLflow UI: `make mlflow-ui` (http://127.0.0.1:5000).")
             return
-        dashboard = _serve_dashboard(url, sandbox, web_port)
+        dashboard = _serve_dashboard(settings, url, sandbox, web_port)
         _heading("Dashboard")
         _say(f"  {dashboard.url}  sign in with GitHub: the sandbox's consent page lets you pick a person;")
         _say(f"  {users[0][0]} sees {len(users[0][1])} repositories. Signing in refreshes them in the background.")
         try:
-            pipeline.serve_ui(port)
+            pipeline.serve_ui(settings, port)
         finally:
             dashboard.stop()

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 import requests
 
-from ghmetrics_dagster import settings, warehouse
+from ghmetrics_dagster import warehouse
 from ghmetrics_dagster.redact import mask, redact
+from ghmetrics_dagster.settings import Settings
 
 OK, WARN, FAIL = "ok  ", "note", "FAIL"
 
 
-def _check_warehouse(say) -> bool:
-    url = warehouse.database_url()
-    where = "external" if settings.external_database_url() else "embedded"
+def _check_warehouse(settings: Settings, say) -> bool:
+    url = warehouse.database_url(settings)
+    where = "external" if settings.database_url else "embedded"
     applied = warehouse.migrate(url)
     with warehouse.connect(url) as conn, conn.cursor() as cur:
         cur.execute("select max(version) from public.ghmetrics_schema_migrations")
@@ -25,9 +25,9 @@ def _check_warehouse(say) -> bool:
     return True
 
 
-def _check_github(say) -> bool:
-    tokens = settings.github_tokens()
-    api = settings.github_api_url()
+def _check_github(settings: Settings, say) -> bool:
+    tokens = settings.github_tokens
+    api = settings.github_api_url
     if not tokens:
         say(WARN, f"GitHub: GITHUB_TOKEN not set; `ghmetrics demo` uses the sandbox ({api} unused)")
         return True
@@ -53,7 +53,7 @@ def _check_github(say) -> bool:
     return healthy
 
 
-def _check_mlflow(say) -> bool:
+def _check_mlflow(settings: Settings, say) -> bool:
     uri = settings.mlflow_tracking_uri()
     try:
         import mlflow
@@ -67,23 +67,22 @@ def _check_mlflow(say) -> bool:
     return True
 
 
-def _check_llm(say) -> bool:
+def _check_llm(settings: Settings, say) -> bool:
     configured = False
-    for name, key_var, url_var in (
-        ("OpenAI", "OPENAI_API_KEY", "OPENAI_BASE_URL"),
-        ("Anthropic", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"),
+    llm = settings.llm
+    for name, key, base in (
+        ("OpenAI", llm.openai_api_key, llm.openai_base_url),
+        ("Anthropic", llm.anthropic_api_key, llm.anthropic_base_url),
     ):
-        key = os.environ.get(key_var)
         if key:
             configured = True
-            base = os.environ.get(url_var, "default endpoint")
-            say(OK, f"LLM: {name} key {mask(key)} ({base})")
+            say(OK, f"LLM: {name} key {mask(key)} ({base or 'default endpoint'})")
     if not configured:
         say(WARN, "LLM: no provider key set; summaries use the rule-based writer")
     return True
 
 
-def run_checks(echo: Callable[[str], None]) -> int:
+def run_checks(settings: Settings, echo: Callable[[str], None]) -> int:
     """Runs every check, printing one line each; returns the number of problems."""
 
     def say(level: str, message: str) -> None:
@@ -92,10 +91,10 @@ def run_checks(echo: Callable[[str], None]) -> int:
     problems = 0
     for check in (_check_warehouse, _check_github, _check_mlflow, _check_llm):
         try:
-            healthy = check(say)
+            healthy = check(settings, say)
         except Exception as exc:  # noqa: BLE001 - report and continue with the next check
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            say(FAIL, redact(first, settings.github_tokens()))
+            say(FAIL, redact(first, list(settings.github_tokens)))
             healthy = False
         problems += 0 if healthy else 1
     return problems

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import requests
 
-from ghmetrics_dagster import settings
+from ghmetrics_dagster.settings import DEFAULT_GITHUB_API_URL, Settings
 
 DEFAULT_PORT = 8765
 START_TIMEOUT_S = 60.0  # generating a large organisation takes a while
@@ -46,18 +46,18 @@ class HomeSandbox:
         return self.rest_url + "/graphql"
 
 
-def _config_path() -> Path:
-    return settings.home() / "sandbox.json"
+def _config_path(home: Path) -> Path:
+    return home / "sandbox.json"
 
 
-def _pid_path() -> Path:
-    return settings.home() / "sandbox.pid"
+def _pid_path(home: Path) -> Path:
+    return home / "sandbox.pid"
 
 
-def issued_tokens_path() -> Path:
+def issued_tokens_path(home: Path) -> Path:
     """The sign-ins' OAuth tokens, shared by the demo's sandbox and the home's, so that a user
     signed in during the demo keeps a working token afterwards."""
-    return settings.home() / "sandbox-tokens.json"
+    return home / "sandbox-tokens.json"
 
 
 def _free_port(preferred: int) -> int:
@@ -71,20 +71,20 @@ def _free_port(preferred: int) -> int:
     raise OSError("no free port on 127.0.0.1")
 
 
-def remember(seed: int, repos: int, prs: int) -> HomeSandbox:
+def remember(home: Path, seed: int, repos: int, prs: int) -> HomeSandbox:
     """Records the demo's organisation; keeps the recorded port when the organisation is the same."""
-    current = recorded()
+    current = recorded(home)
     if current and (current.seed, current.repos, current.prs) == (seed, repos, prs):
         return current
-    stop()
+    stop(home)
     chosen = HomeSandbox(seed, repos, prs, _free_port(DEFAULT_PORT))
-    _config_path().write_text(json.dumps(asdict(chosen)) + "\n")
+    _config_path(home).write_text(json.dumps(asdict(chosen)) + "\n")
     return chosen
 
 
-def recorded() -> HomeSandbox | None:
+def recorded(home: Path) -> HomeSandbox | None:
     try:
-        return HomeSandbox(**json.loads(_config_path().read_text()))
+        return HomeSandbox(**json.loads(_config_path(home).read_text()))
     except (OSError, ValueError, TypeError):
         return None
 
@@ -96,28 +96,28 @@ def answers(sandbox: HomeSandbox) -> bool:
         return False
 
 
-def _running_pid() -> int | None:
+def _running_pid(home: Path) -> int | None:
     try:
-        pid = int(_pid_path().read_text())
+        pid = int(_pid_path(home).read_text())
         os.kill(pid, 0)
         return pid
     except (OSError, ValueError):
         return None
 
 
-def start(sandbox: HomeSandbox) -> None:
+def start(home: Path, sandbox: HomeSandbox) -> None:
     """Starts the organisation in the background (its own session: Ctrl-C elsewhere leaves it)."""
     if answers(sandbox):
         return
-    log = settings.home() / "logs"
+    log = home / "logs"
     log.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "ghmetrics_dagster.sandbox.cli", "serve", "--port", str(sandbox.port),
                "--seed", str(sandbox.seed), "--repos", str(sandbox.repos), "--prs", str(sandbox.prs),
-               "--issued-tokens", str(issued_tokens_path())]
+               "--issued-tokens", str(issued_tokens_path(home))]
     with (log / "sandbox.log").open("ab") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    start_new_session=True)
-    _pid_path().write_text(f"{process.pid}\n")
+    _pid_path(home).write_text(f"{process.pid}\n")
     deadline = time.monotonic() + START_TIMEOUT_S
     while not answers(sandbox):
         if process.poll() is not None or time.monotonic() > deadline:
@@ -126,28 +126,27 @@ def start(sandbox: HomeSandbox) -> None:
         time.sleep(0.2)
 
 
-def use_if_recorded() -> HomeSandbox | None:
+def use_if_recorded(settings: Settings) -> tuple[HomeSandbox | None, Settings]:
     """When this home was made by the demo and nothing points at GitHub: serve its organisation
-    and point this process (and what it starts) at it. Returns it, or None."""
-    if settings.github_tokens() or os.environ.get("GHMETRICS_GITHUB_API_URL"):
-        return None
-    sandbox = recorded()
+    and return it with the settings pointed at it; else (None, the settings unchanged)."""
+    if settings.github_tokens or settings.github_api_url != DEFAULT_GITHUB_API_URL:
+        return None, settings
+    home = settings.home()
+    sandbox = recorded(home)
     if sandbox is None:
-        return None
+        return None, settings
     from ghmetrics_dagster.sandbox.server import default_tokens
 
-    start(sandbox)
-    os.environ["GHMETRICS_GITHUB_API_URL"] = sandbox.rest_url
-    os.environ["GHMETRICS_GITHUB_GRAPHQL_URL"] = sandbox.graphql_url
+    start(home, sandbox)
     # Sandbox tokens are public test values, valid only against the sandbox.
-    os.environ["GITHUB_TOKEN"] = default_tokens()[0]
-    return sandbox
+    return sandbox, settings.replace(github_api_url=sandbox.rest_url, github_graphql_url=sandbox.graphql_url,
+                                     github_tokens=(default_tokens()[0],))
 
 
-def stop() -> bool:
+def stop(home: Path) -> bool:
     """Stops the home's background sandbox; True when one was running."""
-    pid = _running_pid()
-    _pid_path().unlink(missing_ok=True)
+    pid = _running_pid(home)
+    _pid_path(home).unlink(missing_ok=True)
     if pid is None:
         return False
     os.kill(pid, signal.SIGTERM)

@@ -15,9 +15,10 @@ def models() -> None:
 @models.command("list")
 def list_models() -> None:
     """Every version with its aliases, data watermark, sample count and holdout metric."""
+    from ghmetrics_dagster.cli import current_settings
     from ml import training  # scikit-learn loads only for this command
 
-    store = training.default_store()
+    store = training.store_for(current_settings())
     rows = registry.list_versions(registry.client(store.tracking_uri))
     if not rows:
         click.echo(f"no registered models in {store.tracking_uri} yet; materialise ml/performance_model and ml/anomaly_model")
@@ -37,9 +38,10 @@ def list_models() -> None:
 @click.option("--version", "version", type=int, required=True, help="The version to make champion again.")
 def rollback(name: str, version: int) -> None:
     """Moves NAME's champion alias back to VERSION."""
+    from ghmetrics_dagster.cli import current_settings
     from ml import training  # scikit-learn loads only for this command
 
-    store = training.default_store()
+    store = training.store_for(current_settings())
     try:
         before = registry.rollback(registry.client(store.tracking_uri), name, version)
     except registry.RegistryError as exc:

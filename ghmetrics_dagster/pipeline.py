@@ -13,7 +13,8 @@ import sys
 import time
 from dataclasses import dataclass
 
-from ghmetrics_dagster import dagster_home
+from ghmetrics_dagster import dagster_home, warehouse
+from ghmetrics_dagster.settings import Settings, project_file
 
 @dataclass
 class RunOutcome:
@@ -58,14 +59,14 @@ def daemon_is_running(instance, within_s: float = 60.0) -> bool:
 
 
 @contextlib.contextmanager
-def code_location(instance):
+def code_location(instance, settings: Settings):
     """The project's code location, served by a code server this process starts (as
     `dagster job launch` does); yields (workspace, location, repository)."""
     from dagster._core.workspace.context import WorkspaceProcessContext
     from dagster._core.workspace.load_target import WorkspaceFileTarget
 
-    target = WorkspaceFileTarget(paths=[str(dagster_home.PROJECT_ROOT / "workspace.yaml")])
-    with _output_to(dagster_home.run_log_path()), WorkspaceProcessContext(
+    target = WorkspaceFileTarget(paths=[str(project_file("workspace.yaml"))])
+    with _output_to(dagster_home.run_log_path(settings), settings.verbose), WorkspaceProcessContext(
         instance, target, code_server_log_level="ERROR"
     ) as process_context:
         _restore_output()
@@ -93,22 +94,39 @@ def create_wave_run(instance, served, users: list[str], trigger: str, run_config
     )
 
 
-def prepare_instance():
+def export_for_dagster(settings: Settings) -> None:
+    """Writes `settings` (and the local instance's home and storage, unless DAGSTER_HOME names
+    one) into this process's environment. The one writer of os.environ: Dagster starts the code
+    server, the daemon and the run workers from this process's environment and takes no other,
+    and they load the same settings back with `Settings.from_env`."""
+    values = settings.child_environ({})
+    if not (os.environ.get("DAGSTER_HOME") and os.environ.get(dagster_home.STORAGE_URL_VAR)):
+        values.update(dagster_home.local_instance(settings, warehouse.database_url(settings)))
+    os.environ.update(values)
+
+
+def _prepare_dagster_processes(settings: Settings) -> None:
+    """What every Dagster process started from here needs: the settings and the shared instance,
+    the dbt manifest, and the MLflow store created once (before any run uses it)."""
+    from ghmetrics_dagster.defs import transform
+    from ml import registry
+
+    export_for_dagster(settings)
+    # The code server builds the definitions from the manifest.
+    transform.prepare_dbt_project(warehouse.database_url(settings), settings.dbt_project_dir)
+    registry.ensure_store(settings.mlflow_tracking_uri())
+
+
+def prepare_instance(settings: Settings):
     """The shared Dagster instance, with the dbt manifest and the MLflow store ready for runs."""
     import dagster as dg
 
-    from ghmetrics_dagster import warehouse
-    from ghmetrics_dagster.defs import transform
-    from ml import registry, training
-
-    dagster_home.prepare()
-    # The code server builds the definitions from the manifest.
-    transform.prepare_dbt_project(warehouse.database_url())
-    registry.ensure_store(training.default_store().tracking_uri)
+    _prepare_dagster_processes(settings)
     return dg.DagsterInstance.get()
 
 
 def refresh_users(
+    settings: Settings,
     logins: list[str],
     progress: bool = False,
     trigger: str = "cli",
@@ -123,13 +141,13 @@ def refresh_users(
     """
     import dagster as dg
 
-    instance = prepare_instance()
+    instance = prepare_instance(settings)
     ordered = ensure_user_partitions(instance, logins)
     positions = sorted(ordered.index(login) for login in logins)
     users = ordered[positions[0] : positions[-1] + 1]
     if progress:  # the terminal shows the bar; the run's events stay in the UI and its logs
         run_config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": "ERROR"}}}}
-    with code_location(instance) as served:
+    with code_location(instance, settings) as served:
         run = create_wave_run(instance, served, users, trigger, run_config)
         if daemon_is_running(instance):
             instance.submit_run(run.run_id, served[0])
@@ -148,11 +166,11 @@ _saved_fds: list[int] = []
 
 
 @contextlib.contextmanager
-def _output_to(path):
+def _output_to(path, verbose: bool):
     """Points this process's stdout and stderr at `path` while the code server starts, so that
     it and the runs it launches write Dagster's and dbt's output there (and to the run's logs in
     the UI) instead of the terminal; `_restore_output` gives the terminal back to this process."""
-    if os.environ.get("GHMETRICS_VERBOSE"):  # `ghmetrics --verbose`: everything on the terminal
+    if verbose:  # `ghmetrics --verbose`: everything on the terminal
         yield
         return
     sys.stdout.flush()
@@ -226,45 +244,31 @@ def _follow(instance, run_id: str, total_steps: int, label: str, progress: bool)
         bar.close()
 
 
-def _prepare_dagster_processes() -> None:
-    """What every Dagster process started from here needs: the shared instance, the dbt
-    manifest, and the MLflow store created once (before any run uses it)."""
-    from ghmetrics_dagster.defs import transform
-
-    from ghmetrics_dagster import warehouse
-
-    from ml import registry, training
-
-    dagster_home.prepare()
-    transform.prepare_dbt_project(warehouse.database_url())
-    registry.ensure_store(training.default_store().tracking_uri)
-
-
-def run_dagster_command(args: list[str]) -> int:
+def run_dagster_command(settings: Settings, args: list[str]) -> int:
     """Runs the `dagster` CLI on the shared instance, with the dbt manifest prepared."""
-    _prepare_dagster_processes()
+    _prepare_dagster_processes(settings)
     command = [os.path.join(os.path.dirname(sys.executable), "dagster"), *args]
     try:
-        return subprocess.run(command, cwd=dagster_home.PROJECT_ROOT, check=False).returncode
+        return subprocess.run(command, cwd=project_file("workspace.yaml").parent, check=False).returncode
     except KeyboardInterrupt:
         return 130
 
 
-def deploy_views() -> None:
+def deploy_views(settings: Settings) -> None:
     """Builds the dbt views (they change only with the code) before waves read them."""
-    from ghmetrics_dagster import warehouse
     from ghmetrics_dagster.defs import transform
 
-    url = warehouse.database_url()
-    transform.prepare_dbt_project(url)
-    with _output_to(dagster_home.run_log_path()):  # dbt's output to the log, not the terminal
-        transform.build_views(database_url=url)
+    url = warehouse.database_url(settings)
+    transform.prepare_dbt_project(url, settings.dbt_project_dir)
+    # dbt's output to the log, not the terminal
+    with _output_to(dagster_home.run_log_path(settings), settings.verbose):
+        transform.build_views(transform.dbt_resource(settings.dbt_project_dir), url, settings.dbt_statement_timeout)
 
 
 STOP_GRACE_S = 8.0  # Ctrl-C stops everything within 10 s: SIGTERM, then SIGKILL after this
 
 
-def serve_ui(port: int) -> None:
+def serve_ui(settings: Settings, port: int) -> None:
     """The Dagster webserver and daemon (sensors, schedules, run queue) on the shared instance.
 
     Started as `dagster-webserver` and `dagster-daemon run`, what `dagster dev` starts, each in
@@ -272,21 +276,21 @@ def serve_ui(port: int) -> None:
     Ctrl-C stops both and the code servers they started (SIGTERM, then SIGKILL after
     STOP_GRACE_S) instead of waiting on `dagster dev`'s shutdown.
     """
-    deploy_views()
-    _prepare_dagster_processes()
+    deploy_views(settings)
+    _prepare_dagster_processes(settings)
     bin_dir = os.path.dirname(sys.executable)
-    workspace = str(dagster_home.PROJECT_ROOT / "workspace.yaml")
+    workspace = str(project_file("workspace.yaml"))
     commands = [
         [os.path.join(bin_dir, "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(port)],
         [os.path.join(bin_dir, "dagster-daemon"), "run", "-w", workspace],
     ]
-    log_path = dagster_home.run_log_path()
+    log_path = dagster_home.run_log_path(settings)
     processes = []
     with open(log_path, "ab") as log:
         try:
             for command in commands:
                 # cwd: the instance's folder, so Dagster finds no other dagster.yaml beside it
-                verbose = bool(os.environ.get("GHMETRICS_VERBOSE"))  # `ghmetrics --verbose`: on the terminal
+                verbose = settings.verbose  # `ghmetrics --verbose`: on the terminal
                 processes.append(subprocess.Popen(command, cwd=os.environ["DAGSTER_HOME"],
                                                   stdout=None if verbose else log,
                                                   stderr=None if verbose else subprocess.STDOUT,

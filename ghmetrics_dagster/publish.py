@@ -7,23 +7,16 @@ containers come and go keeps them.
 from __future__ import annotations
 
 import mimetypes
-import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
 
-def reports_uri() -> str | None:
-    uri = os.environ.get("GHMETRICS_REPORTS_URI") or None
-    if uri and not uri.startswith("s3://"):
-        raise ValueError(f"GHMETRICS_REPORTS_URI={uri!r} is not an s3:// URI; use s3://BUCKET/PREFIX or unset it")
-    return uri
-
-
-def publish_reports(paths: list[Path]) -> list[str]:
-    """Uploads the files under GHMETRICS_REPORTS_URI; returns their s3:// URIs ([] when unset)."""
-    uri = reports_uri()
+def publish_reports(paths: list[Path], uri: str | None) -> list[str]:
+    """Uploads the files under `uri` (GHMETRICS_REPORTS_URI); returns their s3:// URIs ([] when unset)."""
     if not uri:
         return []
+    if not uri.startswith("s3://"):
+        raise ValueError(f"GHMETRICS_REPORTS_URI={uri!r} is not an s3:// URI; use s3://BUCKET/PREFIX or unset it")
     import boto3  # boto3 reads credentials, region and AWS_ENDPOINT_URL_S3 from the environment
 
     parts = urlsplit(uri)

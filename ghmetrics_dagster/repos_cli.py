@@ -28,9 +28,11 @@ def repos_set(repo_full_name, deployment_source, production_environment_regex, d
     Regexes are Python style; a leading (?i) makes them case-insensitive. The marts follow on
     their next refresh.
     """
+    from ghmetrics_dagster.cli import _migrated_url
+
     try:
         stored = rs.set_repository_settings(
-            None, repo_full_name, deployment_source, production_environment_regex,
+            _migrated_url(), repo_full_name, deployment_source, production_environment_regex,
             deploy_workflow_regex, incident_label_regex, hotfix_label_regex, hotfix_branch_regex,
         )
     except rs.SettingsError as exc:

@@ -167,7 +167,7 @@ def _check_in_postgres(cur, field: str, regex: str) -> None:
 
 
 def set_repository_settings(
-    url: str | None,
+    url: str,
     repo_full_name: str,
     deployment_source: str | None = None,
     production_environment_regex: str | None = None,
@@ -206,7 +206,7 @@ def set_repository_settings(
     return get_repository_settings(url, requested.repo_full_name)
 
 
-def get_repository_settings(url: str | None, repo_full_name: str) -> RepositorySettings:
+def get_repository_settings(url: str, repo_full_name: str) -> RepositorySettings:
     """The stored settings of a repository (all None when it has no row)."""
     name = validate_repo_name(repo_full_name)
     with warehouse.connect(url) as conn, conn.cursor() as cur:

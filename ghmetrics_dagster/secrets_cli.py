@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 
 import click
 
@@ -16,11 +15,13 @@ def secrets_group() -> None:
 def secrets_rotate() -> None:
     """Re-encrypt every stored token under a new key (old keys are dropped afterwards)."""
     from ghmetrics_dagster import secrets, warehouse
+    from ghmetrics_dagster.cli import current_settings
 
-    url = warehouse.database_url()
+    settings = current_settings()
+    url = warehouse.database_url(settings)
     warehouse.migrate(url)
     with warehouse.connect(url) as conn:
-        count, kid = secrets.rotate(conn)
+        count, kid = secrets.keyring(settings).rotate(conn)
     click.echo(f"{count} stored token(s) re-encrypted under key {kid}")
-    if os.environ.get(secrets.ENV_VAR):
+    if settings.secret_keys:
         click.echo(f"now remove every key but the first from {secrets.ENV_VAR}")

@@ -21,8 +21,8 @@ class DemoResult:
         return self.text
 
 
-def train_and_summarise(features: pd.DataFrame, labels: pd.DataFrame | None = None,
-                        store: training.Store | None = None, policy: TrainingPolicy | None = None,
+def train_and_summarise(features: pd.DataFrame, labels: pd.DataFrame | None = None, *,
+                        store: training.Store, policy: TrainingPolicy | None = None,
                         run_id: str = "demo", max_rows: int = 12) -> DemoResult:
     """Trains both models if the policy says so, then summarises the champions.
 
@@ -31,7 +31,6 @@ def train_and_summarise(features: pd.DataFrame, labels: pd.DataFrame | None = No
     anomaly model is trained and judged on them, the champion's precision and recall against
     them are printed, and each anomaly listed is marked injected or not.
     """
-    store = store or training.default_store()
     policy = policy or TrainingPolicy()
     perf = training.train_performance(features, store, policy=policy, run_id=run_id)
     anom = training.train_anomaly(features, store, policy=policy, run_id=run_id, labels=labels)
@@ -79,8 +78,8 @@ def train_and_summarise(features: pd.DataFrame, labels: pd.DataFrame | None = No
     return DemoResult(perf, anom, found, "\n".join(lines))
 
 
-def describe_models_and_anomalies(database_url: str, labels: pd.DataFrame | None = None,
-                                  store: training.Store | None = None) -> list[str]:
+def describe_models_and_anomalies(database_url: str, store: training.Store,
+                                  labels: pd.DataFrame | None = None) -> list[str]:
     """For `ghmetrics demo`: the summary above, from marts.ml_weekly_features, as lines."""
     return train_and_summarise(data.load_features(database_url), labels=labels, store=store).text.splitlines()
 

@@ -353,17 +353,7 @@ def _champion_version(store: Store, name: str) -> str | None:
     return None if champ is None else str(champ.version)
 
 
-def default_store() -> Store:
-    """The configured MLflow store: MLFLOW_TRACKING_URI, else the embedded sqlite database.
-
-    Artifacts go to GHMETRICS_MLFLOW_ARTIFACT_ROOT, else (for a local store only) the embedded
-    folder; an MLflow server without that variable keeps its own artifact location.
-    """
-    import os
-
-    from ghmetrics_dagster import settings
-
-    uri = settings.mlflow_tracking_uri()
-    local = uri.startswith(("sqlite:", "file:")) or "://" not in uri
-    root = settings.mlflow_artifact_root() if local or os.environ.get("GHMETRICS_MLFLOW_ARTIFACT_ROOT") else None
-    return Store(uri, root)
+def store_for(settings) -> Store:
+    """The MLflow store `settings` (a Settings) name: MLFLOW_TRACKING_URI, else the embedded
+    sqlite database; artifacts where `settings.mlflow_artifact_root()` says."""
+    return Store(settings.mlflow_tracking_uri(), settings.mlflow_artifact_root())

@@ -62,10 +62,11 @@ def server_url(tmp_path_factory) -> str:
     if external:
         return external
     from ghmetrics_dagster import warehouse
+    from ghmetrics_dagster.settings import Settings
 
     # One embedded server for the whole session, in a stable place so reruns reuse it.
-    os.environ.setdefault("GHMETRICS_HOME", str(tmp_path_factory.getbasetemp().parent / "ghmetrics-test-home"))
-    return warehouse.database_url()
+    home = tmp_path_factory.getbasetemp().parent / "ghmetrics-test-home"
+    return warehouse.database_url(Settings(home_path=home))
 
 
 @pytest.fixture
@@ -91,15 +92,44 @@ def database_url(server_url, monkeypatch, home) -> str:
 def dagster_storage(server_url, tmp_path, monkeypatch):
     """DAGSTER_HOME with the repository's dagster.yaml (run queue, pools, run monitoring) on a
     scratch database: the test's runs, ticks and daemon heartbeats stay its own. Yields the home."""
-    import shutil
-    from pathlib import Path
-
+    from ghmetrics_dagster import dagster_home as instance_files
     from ghmetrics_dagster import warehouse
 
     with warehouse.scratch_database(server_url, prefix="ghm_dagster") as storage_url:
         dagster_home = tmp_path / "dagster_home"
         dagster_home.mkdir()
-        shutil.copyfile(Path(__file__).resolve().parent.parent / "dagster.yaml", dagster_home / "dagster.yaml")
+        instance_files.write_instance(dagster_home)
         monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
-        monkeypatch.setenv("GHMETRICS_DAGSTER_PG_URL", warehouse.sqlalchemy_url(storage_url))
+        monkeypatch.setenv(instance_files.STORAGE_URL_VAR, warehouse.sqlalchemy_url(storage_url))
         yield dagster_home
+
+
+def env_settings():
+    """The settings of the environment as the test has set it so far (its home, its database,
+    the sandbox it points at)."""
+    from ghmetrics_dagster.settings import Settings
+
+    return Settings.from_env()
+
+
+
+def env_router(database_url: str):
+    """The summary router for the LLM settings the test has set so far (keys, prices, budgets)."""
+    from ghmetrics_dagster.llm.router import Router
+
+    return Router.from_settings(env_settings().llm, database_url)
+
+
+def env_resources() -> dict:
+    """The Dagster resources for the settings the test has set so far, to pass to
+    `dg.materialize`, `execute_in_process` and sensor contexts."""
+    from ghmetrics_dagster.defs import resources
+
+    return resources.build(env_settings())
+
+
+def env_defs():
+    """The project's definitions for the settings the test has set so far."""
+    from ghmetrics_dagster.definitions import build_defs
+
+    return build_defs(env_settings())

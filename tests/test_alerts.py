@@ -10,6 +10,7 @@ import dagster as dg
 import pytest
 
 from ghmetrics_dagster.defs.alerts import run_failure_alert_sensor
+from conftest import env_resources
 
 SECRET = "ghp_" + "A1b2C3d4E5f6G7h8I9j0" * 2
 
@@ -40,7 +41,11 @@ def doomed_asset():
     raise ValueError(f"GitHub said no to token {SECRET}")
 
 
-alert_defs = dg.Definitions(assets=[doomed_asset], sensors=[run_failure_alert_sensor])
+@dg.definitions
+def alert_defs():
+    """Loaded when the code location loads, with the webhook its environment has then."""
+    return dg.Definitions(assets=[doomed_asset], sensors=[run_failure_alert_sensor],
+                          resources={"alerts_webhook": env_resources()["alerts_webhook"]})
 
 
 def _ticks_around_a_failed_run(tmp_path):
@@ -54,7 +59,7 @@ def _ticks_around_a_failed_run(tmp_path):
                 result = dg.materialize([doomed_asset], instance=instance, raise_on_error=False)
                 assert not result.success
             # Contexts are closed so the instance they open does not outlive the test.
-            with dg.build_sensor_context(instance=instance, cursor=cursor, definitions=alert_defs) as context:
+            with dg.build_sensor_context(resources=env_resources(), instance=instance, cursor=cursor, definitions=alert_defs()) as context:
                 ticks.append(run_failure_alert_sensor.evaluate_tick(context))
             cursor = ticks[-1].cursor
     return result, ticks

@@ -24,7 +24,7 @@ def dbt_assets_defs():
     from ghmetrics_dagster.defs import transform
 
     transform.prepare_dbt_project()
-    return transform.ASSETS
+    return [transform.dbt_models_assets()]
 
 
 def test_asset_keys_lineage_and_checks(dbt_assets_defs):
@@ -48,15 +48,15 @@ def test_materialise_with_a_users_partition_of_ingestion(dbt_assets_defs, databa
     # Stands in for the ingestion asset of the user who logged in.
     @dg.asset(key=["raw", "pull_requests"], partitions_def=users_partitions)
     def raw_pull_requests_stand_in() -> None:
-        load_rows(warehouse.database_url(), raw_rows(org))
-        load_users(warehouse.database_url(), org)
+        load_rows(database_url, raw_rows(org))
+        load_users(database_url, org)
 
     instance = dg.DagsterInstance.ephemeral()
     login = sorted(org.memberships)[0]
     instance.add_dynamic_partitions("users", [login])
     result = dg.materialize(
         [raw_pull_requests_stand_in, *dbt_assets_defs],
-        resources=transform.RESOURCES,
+        resources={"dbt": transform.dbt_resource(), "warehouse": env_resources()["warehouse"]},
         instance=instance,
         partition_key=login,
     )

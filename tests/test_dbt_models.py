@@ -22,6 +22,7 @@ import pytest
 
 from ghmetrics_dagster import warehouse
 from ghmetrics_dagster.dbt_env import DBT_PROJECT_DIR, dbt_env
+from ghmetrics_dagster.settings import Settings
 from ghmetrics_dagster.sandbox import model
 
 DBT = str(Path(sys.executable).with_name("dbt"))
@@ -42,7 +43,8 @@ REFERENCE_MARTS = {"dora_benchmarks": ["metric"]}
 
 def run_dbt(url: str, *args: str, target_path: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
     """Runs the dbt CLI on the project against `url`; returns the finished process."""
-    env = {**os.environ, **dbt_env(url, threads=2), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    timeout = Settings.from_env().dbt_statement_timeout
+    env = {**os.environ, **dbt_env(url, threads=2, statement_timeout=timeout), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     cmd = [DBT, *args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
     if target_path is not None:
         cmd += ["--target-path", str(target_path)]

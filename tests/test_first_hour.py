@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from ghmetrics_dagster import home_sandbox, warehouse
 from ghmetrics_dagster.cli import main
 from ghmetrics_dagster.sandbox.server import run_sandbox
+from conftest import env_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,22 +25,23 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_the_home_serves_the_demos_organisation_again_until_stopped(home, monkeypatch):
     for name in ("GITHUB_TOKEN", "GHMETRICS_GITHUB_API_URL", "GHMETRICS_GITHUB_GRAPHQL_URL"):
         monkeypatch.delenv(name, raising=False)
-    assert home_sandbox.use_if_recorded() is None  # no demo in this home: nothing to serve
+    settings = env_settings()
+    assert home_sandbox.use_if_recorded(settings)[0] is None  # no demo in this home: nothing to serve
 
-    recorded = home_sandbox.remember(seed=3, repos=2, prs=20)
-    assert home_sandbox.remember(seed=3, repos=2, prs=20) == recorded  # same organisation, same port
+    recorded = home_sandbox.remember(home, seed=3, repos=2, prs=20)
+    assert home_sandbox.remember(home, seed=3, repos=2, prs=20) == recorded  # same organisation, same port
     # Someone signs in during the demo (its in-process sandbox issues an OAuth token) ...
     signed_in = "gho_" + "a1" * 18
     with run_sandbox(seed=3, repos=2, prs_per_repo=20,
-                     issued_tokens_path=str(home_sandbox.issued_tokens_path())) as during_demo:
+                     issued_tokens_path=str(home_sandbox.issued_tokens_path(home))) as during_demo:
         person = sorted(login for login, user in during_demo.org.users.items() if not user.is_bot)[0]
         during_demo._server.oauth.issue_token(signed_in, person)
-    assert oct(home_sandbox.issued_tokens_path().stat().st_mode & 0o777) == "0o600"
+    assert oct(home_sandbox.issued_tokens_path(home).stat().st_mode & 0o777) == "0o600"
     try:
-        sandbox = home_sandbox.use_if_recorded()
+        sandbox, pointed = home_sandbox.use_if_recorded(settings)
         assert sandbox == recorded
-        assert os.environ["GHMETRICS_GITHUB_API_URL"] == sandbox.rest_url
-        token = os.environ["GITHUB_TOKEN"]
+        assert pointed.github_api_url == sandbox.rest_url
+        (token,) = pointed.github_tokens
         repos = requests.get(f"{sandbox.rest_url}/orgs/acme/repos", headers={"Authorization": f"token {token}"},
                              timeout=10)
         assert repos.status_code == 200 and len(repos.json()) == 2
@@ -47,17 +49,17 @@ def test_the_home_serves_the_demos_organisation_again_until_stopped(home, monkey
         me = requests.get(f"{sandbox.rest_url}/user", headers={"Authorization": f"token {signed_in}"}, timeout=10)
         assert me.status_code == 200 and me.json()["login"] == person
         # A token or an API URL means GitHub was chosen: the home's sandbox stays out of the way.
-        assert home_sandbox.use_if_recorded() is None
+        assert home_sandbox.use_if_recorded(pointed)[0] is None
     finally:
-        assert home_sandbox.stop()
+        assert home_sandbox.stop(home)
     assert not home_sandbox.answers(recorded)
-    assert not home_sandbox.stop()
+    assert not home_sandbox.stop(home)
 
 
 def test_ghmetrics_stop_stops_the_embedded_postgres(home, monkeypatch):
     monkeypatch.delenv("GHMETRICS_DATABASE_URL", raising=False)
     warehouse._embedded_server.cache_clear()
-    url = warehouse.database_url()  # starts this home's embedded server
+    url = warehouse.database_url(env_settings())  # starts this home's embedded server
     with warehouse.connect(url) as conn, conn.cursor() as cur:
         cur.execute("select 1")
     result = CliRunner().invoke(main, ["stop"])

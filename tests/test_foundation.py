@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from ghmetrics_dagster import secrets, warehouse
 from ghmetrics_dagster.cli import main
+from conftest import env_settings
 
 TOKEN = "ghp_" + "Z9y8X7w6V5u4T3s2R1q0" * 2
 
@@ -106,26 +107,27 @@ def test_token_is_stored_encrypted_and_key_file_is_private(database_url, home):
         for schema, table in cur.fetchall():
             cur.execute(f'select count(*) from "{schema}"."{table}" t where t::text like %s', (f"%{TOKEN}%",))
             assert cur.fetchone()[0] == 0, f"{schema}.{table} holds the clear token"
-    assert ciphertext != TOKEN and secrets.decrypt(ciphertext) == TOKEN
+    assert ciphertext != TOKEN and secrets.keyring(env_settings()).decrypt(ciphertext) == TOKEN
 
 
 def test_secret_key_from_environment_and_wrong_key_is_explained(home, monkeypatch):
     from cryptography.fernet import Fernet
 
     monkeypatch.setenv("GHMETRICS_SECRET_KEY", Fernet.generate_key().decode())
-    ciphertext = secrets.encrypt(TOKEN)
+    ciphertext = secrets.keyring(env_settings()).encrypt(TOKEN)
     monkeypatch.setenv("GHMETRICS_SECRET_KEY", Fernet.generate_key().decode())
     with pytest.raises(secrets.SecretKeyError, match="cannot be decrypted"):
-        secrets.decrypt(ciphertext)
+        secrets.keyring(env_settings()).decrypt(ciphertext)
     monkeypatch.setenv("GHMETRICS_SECRET_KEY", "short")
     with pytest.raises(secrets.SecretKeyError, match="not a valid Fernet key"):
-        secrets.encrypt(TOKEN)
+        secrets.keyring(env_settings()).encrypt(TOKEN)
 
 
 def test_embedded_postgres_is_started_once_and_reused(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "GHMETRICS_DATABASE_URL"}
     env["GHMETRICS_HOME"] = str(tmp_path / "home")
-    script = "from ghmetrics_dagster import warehouse; print(warehouse.embedded_pid(), warehouse.database_url())"
+    script = ("from ghmetrics_dagster import warehouse; from ghmetrics_dagster.settings import Settings; "
+              "s = Settings.from_env(); print(warehouse.embedded_pid(s.home()), warehouse.database_url(s))")
     first = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr
     second = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)

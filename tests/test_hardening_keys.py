@@ -10,6 +10,7 @@ from cryptography.fernet import Fernet
 
 from ghmetrics_dagster import secrets, warehouse
 from ghmetrics_dagster.cli import main
+from conftest import env_settings
 
 TOKEN_A = "ghp_" + "A1b2C3d4E5" * 4
 TOKEN_B = "ghp_" + "F6g7H8i9J0" * 4
@@ -36,25 +37,25 @@ def test_missing_key_file_with_stored_tokens_is_an_error_not_a_new_key(database_
     assert "missing" in result.output and kid in result.output and result.output.count("\n") == 1, result.output
     assert not key_file.exists() and "bob" not in stored(database_url)
     with pytest.raises(secrets.SecretKeyError, match="missing"):
-        secrets.decrypt(stored(database_url)["alice"])
+        secrets.keyring(env_settings()).decrypt(stored(database_url)["alice"])
 
 
 def test_empty_key_file_is_named_as_the_file_not_the_environment_variable(home, monkeypatch):
     monkeypatch.delenv(secrets.ENV_VAR, raising=False)
     (home / "secret.key").write_text("")
     with pytest.raises(secrets.SecretKeyError) as raised:
-        secrets.encrypt(TOKEN_A)
+        secrets.keyring(env_settings()).encrypt(TOKEN_A)
     assert "secret.key is empty" in str(raised.value) and "GHMETRICS_SECRET_KEY is not" not in str(raised.value)
 
 
 def test_each_ciphertext_carries_its_key_id_and_a_wrong_key_is_named(home, monkeypatch):
     monkeypatch.delenv(secrets.ENV_VAR, raising=False)
-    ciphertext = secrets.encrypt(TOKEN_A)
-    kid = secrets.key_id(secrets.load_keys()[0])
+    ciphertext = secrets.keyring(env_settings()).encrypt(TOKEN_A)
+    kid = secrets.key_id(secrets.keyring(env_settings()).load_keys()[0])
     assert ciphertext.startswith(f"kid:{kid}:") and TOKEN_A not in ciphertext
     monkeypatch.setenv(secrets.ENV_VAR, Fernet.generate_key().decode())
     with pytest.raises(secrets.SecretKeyError, match=f"key {kid}, which is not in GHMETRICS_SECRET_KEY"):
-        secrets.decrypt(ciphertext)
+        secrets.keyring(env_settings()).decrypt(ciphertext)
 
 
 def test_secrets_rotate_reencrypts_every_token_under_a_new_key(database_url, home, monkeypatch):
@@ -69,17 +70,17 @@ def test_secrets_rotate_reencrypts_every_token_under_a_new_key(database_url, hom
 
     result = invoke("secrets", "rotate")
     assert result.exit_code == 0, result.output
-    new_kid = secrets.key_id(secrets.load_keys()[0])
+    new_kid = secrets.key_id(secrets.keyring(env_settings()).load_keys()[0])
     assert f"2 stored token(s) re-encrypted under key {new_kid}" in result.output
     after = stored(database_url)
     assert all(c.startswith(f"kid:{new_kid}:") for c in after.values()) and after != before
-    assert {secrets.decrypt(after["alice"]), secrets.decrypt(after["bob"])} == {TOKEN_A, TOKEN_B}
+    assert {secrets.keyring(env_settings()).decrypt(after["alice"]), secrets.keyring(env_settings()).decrypt(after["bob"])} == {TOKEN_A, TOKEN_B}
     # The old key is gone from the file, which stays private.
     key_file = home / "secret.key"
-    assert key_file.read_bytes().strip() != old_key and len(secrets.load_keys()) == 1
+    assert key_file.read_bytes().strip() != old_key and len(secrets.keyring(env_settings()).load_keys()) == 1
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     with pytest.raises(secrets.SecretKeyError):
-        secrets.decrypt(before["alice"])
+        secrets.keyring(env_settings()).decrypt(before["alice"])
 
 
 def test_secrets_rotate_with_keys_in_the_environment(database_url, home, monkeypatch):
@@ -90,4 +91,4 @@ def test_secrets_rotate_with_keys_in_the_environment(database_url, home, monkeyp
     result = invoke("secrets", "rotate")
     assert result.exit_code == 0 and "remove every key but the first" in result.output
     monkeypatch.setenv(secrets.ENV_VAR, new)
-    assert secrets.decrypt(stored(database_url)["alice"]) == TOKEN_A
+    assert secrets.keyring(env_settings()).decrypt(stored(database_url)["alice"]) == TOKEN_A

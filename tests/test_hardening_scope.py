@@ -20,6 +20,7 @@ from ghmetrics_dagster.llm.service import summarise_user
 from ghmetrics_dagster.sandbox import generator, server
 from ghmetrics_dagster.sandbox.server import Scripted
 from ml import insights
+from conftest import env_router, env_settings
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,7 @@ def test_user_with_no_data_gets_a_no_activity_summary(database_url, tmp_path, mo
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     seed_marts(database_url)  # alice has weeks, bob has none
-    outcome = summarise_user("bob", database_url, reports_dir=tmp_path)
+    outcome = summarise_user("bob", database_url, env_router(database_url), tmp_path)
     assert "No activity has been recorded for bob yet" in outcome.result.text
     assert outcome.result.grounded and outcome.html_path.exists()
 
@@ -98,14 +99,16 @@ def test_repository_the_users_token_cannot_read_is_left_out_of_their_scope(org, 
     with server.run_sandbox(org) as sb:
         user_token, service_token = sb.tokens[0], sb.tokens[1]
         with warehouse.connect(database_url) as conn, conn.cursor() as cur:
-            cur.execute("update app.users set token_ciphertext = %s where login = 'alice'", (secrets.encrypt(user_token, cur),))
+            cur.execute("update app.users set token_ciphertext = %s where login = 'alice'", (secrets.keyring(env_settings()).encrypt(user_token, cur),))
             cur.execute("insert into app.user_repositories values ('bob', 'acme/web')")
         _not_found_for(sb, user_token, names, "acme/web")
         monkeypatch.setenv("GITHUB_TOKEN", service_token)
         monkeypatch.setenv("GHMETRICS_GITHUB_API_URL", sb.rest_url)
         monkeypatch.setenv("GHMETRICS_GITHUB_GRAPHQL_URL", sb.graphql_url)
-        alice = access.record_access(database_url, "alice", names)
-        bob = access.record_access(database_url, "bob", ["acme/web"])  # no token: the service token's view
+        keyring = secrets.keyring(env_settings())
+        alice = access.record_access(database_url, keyring, "alice", names, client=make_client(sb, [user_token]))
+        # no token: the service token's view
+        bob = access.record_access(database_url, keyring, "bob", ["acme/web"], client=make_client(sb, [service_token]))
         # Another user's run ingests acme/web with the service token.
         report = sync.sync_repositories(database_url, make_client(sb, [service_token]), names, streams=["repositories"])
         assert report.ok
@@ -120,7 +123,7 @@ def test_repository_the_users_token_cannot_read_is_left_out_of_their_scope(org, 
     assert [r.name for r in data.repositories] == ["acme/api"]
     assert "acme/web" in data.scope_note and "user's own token" in data.scope_note
     assert ml_data.user_scopes(database_url, "alice") == [("user", "alice"), ("repository", "acme/api")]
-    outcome = summarise_user("alice", database_url, reports_dir=tmp_path)
+    outcome = summarise_user("alice", database_url, env_router(database_url), tmp_path)
     assert "acme/web" not in outcome.result.text
     assert "left out because that token cannot read them: acme/web" in outcome.html_path.read_text()
 

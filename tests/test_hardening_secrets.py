@@ -16,6 +16,7 @@ from ghmetrics_dagster.github import errors, sync
 from ghmetrics_dagster.github.client import GitHubClient
 from ghmetrics_dagster.sandbox import generator, server
 from ghmetrics_dagster.sandbox.server import Scripted
+from conftest import env_settings
 
 # Not shaped like a GitHub token: only the client's own knowledge of its tokens can mask it.
 PLAIN_TOKEN = "plain-credential-0123456789abcdef"
@@ -93,7 +94,7 @@ def test_cli_database_error_is_one_line_without_the_password(monkeypatch, home):
 def test_non_postgres_database_url_is_refused_in_one_line(monkeypatch, home):
     monkeypatch.setenv("GHMETRICS_DATABASE_URL", f"mysql://ghm:{DB_PASSWORD}@db.example/metrics")
     with pytest.raises(warehouse.WarehouseError, match="needs Postgres") as raised:
-        warehouse.database_url()
+        warehouse.database_url(env_settings())
     assert DB_PASSWORD not in str(raised.value)
     result = CliRunner().invoke(main, ["init"])
     assert result.exit_code == 1 and "needs Postgres" in result.output and DB_PASSWORD not in result.output

@@ -17,6 +17,7 @@ from ghmetrics_dagster.github.client import GitHubClient
 from ghmetrics_dagster.llm.service import summarise_user
 from ghmetrics_dagster.sandbox import generator, server
 from ghmetrics_dagster.sandbox.server import Scripted
+from conftest import env_router, env_settings
 
 
 def rows(url: str, sql: str, *args) -> list[tuple]:
@@ -56,9 +57,9 @@ def test_summary_row_is_committed_only_with_its_report(database_url, tmp_path, m
     blocked = tmp_path / "not-a-directory"
     blocked.write_text("")
     with pytest.raises(OSError):
-        summarise_user("alice", database_url, reports_dir=blocked / "reports")
+        summarise_user("alice", database_url, env_router(database_url), blocked / "reports")
     assert rows(database_url, "select count(*) from app.summaries")[0][0] == 0  # no orphan row
-    outcome = summarise_user("alice", database_url, reports_dir=tmp_path / "reports")
+    outcome = summarise_user("alice", database_url, env_router(database_url), tmp_path / "reports")
     assert rows(database_url, "select id from app.summaries") == [(outcome.summary_id,)]
     for path in (outcome.html_path, outcome.json_path):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -72,7 +73,7 @@ def test_ghmetrics_home_is_private(tmp_path, monkeypatch):
     monkeypatch.setenv("GHMETRICS_HOME", str(shared))
     # Nobody else may list or read it; they may only pass through to what has its own mode
     # (the embedded Postgres, which runs as its own user when ghmetrics runs as root).
-    assert stat.S_IMODE(settings.home().stat().st_mode) == 0o711
+    assert stat.S_IMODE(env_settings().home().stat().st_mode) == 0o711
 
 
 def test_plain_http_github_url_needs_an_opt_in(monkeypatch):
@@ -83,7 +84,7 @@ def test_plain_http_github_url_needs_an_opt_in(monkeypatch):
     GitHubClient("http://127.0.0.1:9/api", tokens=["t"])  # loopback (the sandbox) is fine
     GitHubClient("http://[::1]:9/api", tokens=["t"])
     monkeypatch.setenv("GHMETRICS_ALLOW_INSECURE_HTTP", "1")
-    GitHubClient("http://github.example.com/api/v3", tokens=["t"])
+    GitHubClient("http://github.example.com/api/v3", tokens=["t"], allow_insecure_http=env_settings().allow_insecure_http)
 
 
 @pytest.fixture(scope="module")

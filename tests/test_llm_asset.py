@@ -13,10 +13,11 @@ import pytest
 from fake_llm_servers import FakeAnthropic, FakeOpenAI
 
 from ghmetrics_dagster import contracts
-from ghmetrics_dagster.defs.summaries import ASSETS, user_summaries
+from ghmetrics_dagster.defs.summaries import user_summaries
 from ghmetrics_dagster.llm import report
 from ghmetrics_dagster.llm.aggregates import load_summary_input
 from ghmetrics_dagster.llm.service import demo_summary
+from conftest import env_resources, env_router, env_settings
 
 # marts.fct_dora_weekly's columns (docs/contracts.md, docs/dora.md), in the mart's order.
 DORA_COLUMNS = ", ".join(
@@ -163,7 +164,7 @@ def test_user_summaries_asset_materialises_a_grounded_summary_and_report(databas
 
         runs = []
         for _ in range(2):
-            result = dg.materialize(ASSETS, instance=instance, partition_key="alice")
+            result = dg.materialize([user_summaries], resources=env_resources(), instance=instance, partition_key="alice")
             assert result.success
             [event] = result.asset_materializations_for_node("app__user_summaries")
             runs.append((result.run_id, event.metadata))
@@ -215,7 +216,7 @@ def test_demo_summary_without_keys_uses_the_rule_based_writer(database_url, tmp_
     for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("GHMETRICS_REPORTS_DIR", str(tmp_path / "r"))
-    text, path = demo_summary(database_url=database_url)
+    text, path = demo_summary(database_url, env_router(database_url), env_settings().reports_dir())
     assert text.startswith("Summary for alice, week starting 2026-05-04. Overall 7.2 / 10 (DORA 2025 benchmark,"
                            " All industries: 4.3)")
     assert "not a person" in text and "rework rate 6.2% (score 9.4)" in text

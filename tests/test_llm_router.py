@@ -269,8 +269,13 @@ def test_benchmark_quick_smoke(server_url, tmp_path):
 
 
 def test_providers_come_from_the_environment_and_bad_prices_fail_clearly(monkeypatch, fakes):
-    from ghmetrics_dagster.llm.providers import providers_from_env
+    from conftest import env_settings
+
+    from ghmetrics_dagster.llm.providers import configured_providers
     from ghmetrics_dagster.llm.router import ConfigError
+
+    def providers_from_env():
+        return configured_providers(env_settings().llm)
 
     openai_fake, anthropic_fake = fakes
     for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL"):

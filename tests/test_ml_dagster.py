@@ -11,6 +11,7 @@ from ghmetrics_dagster import warehouse
 from ghmetrics_dagster.defs import ml as ml_defs
 from ghmetrics_dagster.sandbox import generator, truth
 from ml import features as F
+from conftest import env_resources
 
 
 def _create_features_table(url: str, frame: pd.DataFrame) -> None:
@@ -63,7 +64,7 @@ def _events(result, kind: str, key: list[str]):
 def test_training_assets_materialise_only_when_the_policy_says_so(warehouse_with_features):
     models = [ml_defs.performance_model, ml_defs.anomaly_model]
     with dg.instance_for_test() as instance:
-        first = dg.materialize(models, instance=instance)
+        first = dg.materialize(models, resources=env_resources(), instance=instance)
         assert first.success
         for key in (["ml", "performance_model"], ["ml", "anomaly_model"]):
             [event] = _events(first, "ASSET_MATERIALIZATION", key)
@@ -76,7 +77,7 @@ def test_training_assets_materialise_only_when_the_policy_says_so(warehouse_with
         assert perf_meta["holdout_mase"].value < 1 and perf_meta["promoted"].value is True
 
         # Same data again: nothing new, so no materialisation; the reason is on an observation.
-        second = dg.materialize(models, instance=instance)
+        second = dg.materialize(models, resources=env_resources(), instance=instance)
         assert second.success
         assert not _events(second, "ASSET_MATERIALIZATION", ["ml", "anomaly_model"])
         [observed] = _events(second, "ASSET_OBSERVATION", ["ml", "anomaly_model"])
@@ -88,7 +89,7 @@ def test_training_assets_materialise_only_when_the_policy_says_so(warehouse_with
 
         # Forced from the launchpad (run config).
         forced = dg.materialize(
-            [ml_defs.anomaly_model], instance=instance,
+            [ml_defs.anomaly_model], resources=env_resources(), instance=instance,
             run_config={"ops": {"ml__anomaly_model": {"config": {"force": True, "promotion_margin": 0.5}}}},
         )
         [event] = _events(forced, "ASSET_MATERIALIZATION", ["ml", "anomaly_model"])
@@ -100,9 +101,9 @@ def test_training_assets_materialise_only_when_the_policy_says_so(warehouse_with
 def test_insights_asset_scores_the_users_scopes_with_the_champions(warehouse_with_features):
     url, login, repos = warehouse_with_features
     with dg.instance_for_test() as instance:
-        dg.materialize([ml_defs.performance_model, ml_defs.anomaly_model], instance=instance)
+        dg.materialize([ml_defs.performance_model, ml_defs.anomaly_model], resources=env_resources(), instance=instance)
         instance.add_dynamic_partitions("users", [login])
-        result = dg.materialize([ml_defs.ml_insights], instance=instance, partition_key=login)
+        result = dg.materialize([ml_defs.ml_insights], resources=env_resources(), instance=instance, partition_key=login)
         assert result.success
         [event] = _events(result, "ASSET_MATERIALIZATION", ["ml", "insights"])
         meta = event.event_specific_data.materialization.metadata
@@ -127,13 +128,13 @@ def test_insights_in_a_fresh_deployment_train_the_first_models_then_training_ass
     url, login, repos = warehouse_with_features
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("users", [login])
-        result = dg.materialize([ml_defs.ml_insights], instance=instance, partition_key=login)
+        result = dg.materialize([ml_defs.ml_insights], resources=env_resources(), instance=instance, partition_key=login)
         [event] = _events(result, "ASSET_MATERIALIZATION", ["ml", "insights"])
         meta = event.event_specific_data.materialization.metadata
         assert meta["trained_before_scoring"].value == "ghmetrics-performance:1, ghmetrics-anomaly:1"
         assert meta["model_version"].value == "ghmetrics-performance:1,ghmetrics-anomaly:1"
         # The training assets now find nothing new to learn from.
-        later = dg.materialize([ml_defs.performance_model, ml_defs.anomaly_model], instance=instance)
+        later = dg.materialize([ml_defs.performance_model, ml_defs.anomaly_model], resources=env_resources(), instance=instance)
         assert not [e for e in later.all_events if e.event_type_value == "ASSET_MATERIALIZATION"]
     with warehouse.connect(url) as conn, conn.cursor() as cur:
         cur.execute("select count(*), count(predicted_lead_time_hours) from ml.insights where login = %s", (login,))
@@ -151,7 +152,7 @@ def test_insights_with_too_little_history_write_rows_without_model_columns(datab
         cur.execute("insert into app.users (login) values (%s)", (login,))
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("users", [login])
-        result = dg.materialize([ml_defs.ml_insights], instance=instance, partition_key=login)
+        result = dg.materialize([ml_defs.ml_insights], resources=env_resources(), instance=instance, partition_key=login)
         [event] = _events(result, "ASSET_MATERIALIZATION", ["ml", "insights"])
         meta = event.event_specific_data.materialization.metadata
         assert meta["model_version"].value == "no champions yet"

@@ -15,6 +15,7 @@ import requests
 
 from ml import registry, synthetic, training
 from ml.policy import TrainingPolicy
+from conftest import env_settings
 
 
 def _free_port() -> int:
@@ -60,7 +61,7 @@ def mlflow_server(tmp_path):
 def test_models_trained_through_a_server_are_listed_with_their_champion(mlflow_server, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
     monkeypatch.delenv("GHMETRICS_MLFLOW_ARTIFACT_ROOT", raising=False)
-    store = training.default_store()
+    store = training.store_for(env_settings())
     assert store.tracking_uri == mlflow_server and store.artifact_root is None  # the server keeps artifacts
 
     frame, labels = synthetic.weekly_features(scopes=12, weeks=30, seed=11)

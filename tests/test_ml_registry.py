@@ -8,6 +8,7 @@ from click.testing import CliRunner
 from ghmetrics_dagster.models_cli import models
 from ml import registry, synthetic, training
 from ml.policy import TrainingPolicy
+from conftest import env_settings
 
 FORCE = TrainingPolicy(force=True)
 
@@ -16,7 +17,7 @@ FORCE = TrainingPolicy(force=True)
 def store(home, monkeypatch):
     """The default store of an isolated GHMETRICS_HOME: what the CLI will open too."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    return training.default_store()
+    return training.store_for(env_settings())
 
 
 def _alias(client, name, alias):

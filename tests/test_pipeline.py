@@ -13,16 +13,16 @@ from ghmetrics_dagster.defs.partitions import users_partitions
 from ghmetrics_dagster.defs.users import user_login_sensor
 from ghmetrics_dagster.sandbox import generator
 from ghmetrics_dagster.sandbox.server import run_sandbox
+from conftest import env_defs, env_resources, env_settings
 
 
-@pytest.fixture(scope="module")
-def definitions():
+@pytest.fixture
+def definitions(database_url, sandbox):
+    """The project's definitions for this test's database and sandbox."""
     from ghmetrics_dagster.defs.transform import prepare_dbt_project
 
     prepare_dbt_project()
-    from ghmetrics_dagster.definitions import defs
-
-    return defs
+    return env_defs()
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def test_login_refreshes_the_user_once_within_the_ttl(definitions, sandbox, data
     login, repos = _user_with_most_repositories(sandbox.org)
     token = sandbox.tokens[1]
     # The user's own token, stored encrypted: the run must use it and never reveal it.
-    _insert(database_url, "insert into app.users (login, token_ciphertext) values (%s, %s)", (login, secrets.encrypt(token)))
+    _insert(database_url, "insert into app.users (login, token_ciphertext) values (%s, %s)", (login, secrets.keyring(env_settings()).encrypt(token)))
     for repo in repos:
         _insert(database_url, "insert into app.user_repositories values (%s, %s)", (login, repo))
     _insert(database_url, "insert into app.user_logins (login) values (%s)", (login,))
@@ -128,7 +128,7 @@ def test_unknown_repository_fails_only_that_repository(definitions, sandbox, dat
 
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
         instance.add_dynamic_partitions(users_partitions.name, [login])
-        result = dg.materialize([github_raw_tables], instance=instance, partition_key=login)
+        result = dg.materialize([github_raw_tables], resources=env_resources(), instance=instance, partition_key=login)
         assert result.success  # the other repositories completed
         (check,) = result.get_asset_check_evaluations()
         assert check.check_name == SYNCED_CHECK and not check.passed

@@ -13,6 +13,7 @@ import dagster as dg
 import numpy as np
 import pytest
 import yaml
+from conftest import env_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -145,13 +146,13 @@ def test_reports_are_published_to_s3_when_configured(s3, monkeypatch, tmp_path):
     data = tmp_path / "alice.json"
     data.write_text('{"login": "alice"}')
     monkeypatch.delenv("GHMETRICS_REPORTS_URI", raising=False)
-    assert publish.publish_reports([html, data]) == []  # local only unless configured
+    assert publish.publish_reports([html, data], env_settings().reports_uri) == []  # local only unless configured
     monkeypatch.setenv("GHMETRICS_REPORTS_URI", f"s3://{BUCKET}/reports")
-    uris = publish.publish_reports([html, data])
+    uris = publish.publish_reports([html, data], env_settings().reports_uri)
     assert uris == [f"s3://{BUCKET}/reports/alice.html", f"s3://{BUCKET}/reports/alice.json"]
     stored = s3.get_object(Bucket=BUCKET, Key="reports/alice.html")
     assert stored["Body"].read() == html.read_bytes()
     assert stored["ContentType"] == "text/html"
     monkeypatch.setenv("GHMETRICS_REPORTS_URI", "/var/reports")
     with pytest.raises(ValueError, match="not an s3:// URI"):
-        publish.publish_reports([html])
+        publish.publish_reports([html], env_settings().reports_uri)

@@ -23,6 +23,7 @@ from ghmetrics_dagster.defs.partitions import users_partitions
 from ghmetrics_dagster.defs.users import JOB_NAME, WAVE_TAG, user_login_sensor, wave_tags
 from ghmetrics_dagster.sandbox import generator, truth
 from ghmetrics_dagster.sandbox.server import run_sandbox
+from conftest import env_defs, env_resources, env_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DBT_STEP = "ghmetrics_dbt_models"
@@ -156,9 +157,9 @@ def test_two_waves_launched_together_never_run_dbt_at_once(dagster_instance, san
     org = sandbox.org
     first, second = _people(org, 2)
     _register(database_url, org, [first, second])
-    instance = pipeline.prepare_instance()
+    instance = pipeline.prepare_instance(env_settings())
     pipeline.ensure_user_partitions(instance, [first, second])
-    with pipeline.code_location(instance) as served:
+    with pipeline.code_location(instance, env_settings()) as served:
         runs = [pipeline.create_wave_run(instance, served, [login], "test") for login in (first, second)]
         for run in runs:
             instance.launch_run(run.run_id, served[0])
@@ -221,7 +222,7 @@ def test_a_transient_failure_is_retried_and_the_user_becomes_fresh(sandbox, data
     from ghmetrics_dagster.defs.transform import prepare_dbt_project
 
     prepare_dbt_project()
-    from ghmetrics_dagster.definitions import defs
+    defs = env_defs()
 
     org = sandbox.org
     (login,) = _people(org, 1)
@@ -258,14 +259,14 @@ def test_a_failed_wave_is_retried_by_the_sensor_with_backoff(database_url, tmp_p
     _register_plain(database_url, ["ada"])
     _login(database_url, ["ada"])
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
-        with dg.build_sensor_context(instance=instance) as context:
+        with dg.build_sensor_context(resources=env_resources(), instance=instance) as context:
             first = user_login_sensor(context)
         (request,) = first.run_requests
         instance.add_dynamic_partitions(users_partitions.name, ["ada"])
         # The wave's run fails (as a run whose dbt build hit a lost database would).
         create_run_for_test(instance, job_name=JOB_NAME, tags=request.tags, status=dg.DagsterRunStatus.FAILURE)
 
-        with dg.build_sensor_context(instance=instance, cursor=first.cursor) as context:
+        with dg.build_sensor_context(resources=env_resources(), instance=instance, cursor=first.cursor) as context:
             second = user_login_sensor(context)
         assert second.run_requests == []
         reason = second.skip_reason.skip_message
@@ -277,7 +278,7 @@ def test_a_failed_wave_is_retried_by_the_sensor_with_backoff(database_url, tmp_p
 
         # Once the backoff has passed, the same user is refreshed again without a new login.
         monkeypatch.setenv("GHMETRICS_RETRY_BASE_SECONDS", "0")
-        with dg.build_sensor_context(instance=instance, cursor=second.cursor) as context:
+        with dg.build_sensor_context(resources=env_resources(), instance=instance, cursor=second.cursor) as context:
             third = user_login_sensor(context)
         (retry,) = third.run_requests
         assert retry.partition_key == "ada" and retry.tags[WAVE_TAG] != request.tags[WAVE_TAG]
@@ -305,7 +306,7 @@ def test_a_run_orphaned_by_a_killed_process_does_not_block_the_next_login(databa
         worker.wait()
 
         _login(database_url, ["ada"])
-        with dg.build_sensor_context(instance=instance) as context:
+        with dg.build_sensor_context(resources=env_resources(), instance=instance) as context:
             result = user_login_sensor(context)
         (request,) = result.run_requests
         assert request.partition_key == "ada"
@@ -321,7 +322,7 @@ def test_a_live_run_blocks_its_user_and_the_login_command_says_so(database_url, 
     _register_plain(database_url, ["ada", "bo"])
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
         instance.add_dynamic_partitions(users_partitions.name, ["ada", "bo"])
-        assert login_outcome(instance, "ada").startswith("refreshed now")
+        assert login_outcome(instance, database_url, "ada", 60, dt.timedelta(minutes=15)).startswith("refreshed now")
         # A live worker: its command line names dagster, as `dagster api execute_run`'s does.
         worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "dagster"])
         try:
@@ -329,9 +330,9 @@ def test_a_live_run_blocks_its_user_and_the_login_command_says_so(database_url, 
                                       status=dg.DagsterRunStatus.STARTED)
             instance.report_engine_event(f"Started process for run (pid: {worker.pid}).", run,
                                          EngineEventData.in_process(worker.pid))
-            assert login_outcome(instance, "ada").startswith("a refresh is already running")
+            assert login_outcome(instance, database_url, "ada", 60, dt.timedelta(minutes=15)).startswith("a refresh is already running")
             _login(database_url, ["ada"])
-            with dg.build_sensor_context(instance=instance) as context:
+            with dg.build_sensor_context(resources=env_resources(), instance=instance) as context:
                 result = user_login_sensor(context)
             assert result.run_requests == []
             assert "ada: a refresh is already running" in result.skip_reason.skip_message
@@ -341,7 +342,7 @@ def test_a_live_run_blocks_its_user_and_the_login_command_says_so(database_url, 
         # A summary inside the TTL: the login is answered from cache.
         with warehouse.connect(database_url) as conn, conn.cursor() as cur:
             cur.execute("insert into app.summaries (login, provider, text, grounded) values ('bo', 'rules', 'x', true)")
-        assert login_outcome(instance, "bo").startswith("skipped: refreshed 0 s ago (TTL 60 min)")
+        assert login_outcome(instance, database_url, "bo", 60, dt.timedelta(minutes=15)).startswith("skipped: refreshed 0 s ago (TTL 60 min)")
 
 
 def _register_plain(url: str, logins: list[str]) -> None:
@@ -360,7 +361,7 @@ def test_a_login_storm_through_the_run_queue_leaves_everyone_fresh(dagster_insta
 
     people = _people(organisation, 10)
     load_users(database_url, organisation)  # everyone is registered (as the truth assumes); ten log in
-    pipeline.prepare_instance()  # manifest and MLflow store ready, as `ghmetrics ui` does
+    pipeline.prepare_instance(env_settings())  # manifest and MLflow store ready, as `ghmetrics ui` does
     env = {**os.environ, "GHMETRICS_DATABASE_URL": database_url}
     log = open(Path(os.environ["DAGSTER_HOME"]) / "daemon.log", "w")
     daemon = subprocess.Popen(

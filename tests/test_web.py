@@ -22,12 +22,13 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from ghmetrics_dagster import pipeline, secrets, warehouse
+from ghmetrics_dagster import dagster_home, pipeline, secrets, warehouse
 from ghmetrics_dagster.cli import main
 from ghmetrics_dagster.sandbox import generator
 from ghmetrics_dagster.sandbox.server import run_sandbox
 from ghmetrics_dagster.web.config import WebConfig
 from ghmetrics_dagster.web.server import serve_in_thread
+from conftest import env_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,7 +82,7 @@ def world(server_url, tmp_path_factory):
             run_sandbox(org=org) as sandbox:
         (tmp / "home").mkdir()
         (tmp / "dagster").mkdir()
-        shutil.copyfile(ROOT / "dagster.yaml", tmp / "dagster" / "dagster.yaml")
+        dagster_home.write_instance(tmp / "dagster")
         for name, value in {
             "GHMETRICS_HOME": str(tmp / "home"), "GHMETRICS_DATABASE_URL": url,
             "DAGSTER_HOME": str(tmp / "dagster"), "GHMETRICS_DAGSTER_PG_URL": warehouse.sqlalchemy_url(storage_url),
@@ -98,11 +99,11 @@ def world(server_url, tmp_path_factory):
         config = WebConfig(database_url=url, client_id=sandbox.oauth_client_id,
                            client_secret=sandbox.oauth_client_secret, session_secret="w" * 48,
                            oauth_url=sandbox.rest_url, api_url=sandbox.rest_url, graphql_url=sandbox.graphql_url,
-                           refresh_ttl_minutes=0)
+                           refresh_ttl_minutes=0, keyring=secrets.keyring(env_settings()))
         with serve_in_thread(config) as web:
             for login in (reader, other):
                 sign_in(sandbox, web.url, login)
-            outcome = pipeline.refresh_users([reader, other], trigger="test")
+            outcome = pipeline.refresh_users(env_settings(), [reader, other], trigger="test")
             assert outcome.success, outcome.failure
             yield World(sandbox, url, web.url, config, reader, other, hidden, others_only)
 
@@ -115,7 +116,7 @@ def test_signing_in_records_the_user_their_encrypted_token_their_repositories_an
     issued = [t for t, who in world.sandbox._server.token_logins.items() if who == world.reader and t.startswith("gho_")]
     assert issued, "the sandbox issued no OAuth token"
     assert all(t not in ciphertext for t in issued)
-    assert secrets.decrypt(ciphertext) in issued  # encrypted under the home's key, as `users add` stores it
+    assert secrets.keyring(env_settings()).decrypt(ciphertext) in issued  # encrypted under the home's key, as `users add` stores it
     registered = {row[0] for row in world.rows("select repo_full_name from app.user_repositories where login = %s", world.reader)}
     readable = set(world.sandbox.org.memberships[world.reader]) - {world.hidden}
     assert registered == readable | {world.hidden}
@@ -428,7 +429,7 @@ def test_in_a_browser_sign_in_see_cached_data_watch_it_refresh_open_a_repository
     from playwright.sync_api import expect, sync_playwright
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    pipeline.prepare_instance()
+    pipeline.prepare_instance(env_settings())
     env = {**os.environ, "GHMETRICS_REFRESH_TTL_MINUTES": "0"}  # this sign-in asks for a refresh
     log = open(Path(os.environ["DAGSTER_HOME"]) / "daemon.log", "w")
     daemon = subprocess.Popen(

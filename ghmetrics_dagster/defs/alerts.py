@@ -1,10 +1,9 @@
 """Posts a message to GHMETRICS_ALERT_WEBHOOK_URL (Slack-compatible) when any run fails."""
 
-import os
-
 import dagster as dg
 
 from ghmetrics_dagster import alerts
+from ghmetrics_dagster.defs.resources import AlertsResource
 
 
 @dg.run_failure_sensor(
@@ -12,12 +11,12 @@ from ghmetrics_dagster import alerts
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Posts the failing job, asset steps and errors to GHMETRICS_ALERT_WEBHOOK_URL.",
 )
-def run_failure_alert_sensor(context: dg.RunFailureSensorContext):
+def run_failure_alert_sensor(context: dg.RunFailureSensorContext, alerts_webhook: AlertsResource):
     # Dagster calls this once per failed run it finds after the cursor; a returned SkipReason
     # becomes that tick's skip reason in the UI's tick history (a tick that finds no failed run
     # never calls it). Returning None marks the failure handled.
     run = context.dagster_run
-    url = os.environ.get("GHMETRICS_ALERT_WEBHOOK_URL")
+    url = alerts_webhook.webhook_url
     if not url:
         return dg.SkipReason(alerts.no_webhook_reason(run.job_name, run.run_id))
     failed_steps = [
@@ -40,4 +39,4 @@ def root_cause(error) -> str:
     return error.message.strip()
 
 
-SENSORS = [run_failure_alert_sensor]
+defs = dg.Definitions(sensors=[run_failure_alert_sensor])

@@ -2,10 +2,10 @@
 
 import dagster as dg
 
-from ghmetrics_dagster import settings, warehouse
 from ghmetrics_dagster.defs.partitions import users_partitions
+from ghmetrics_dagster.defs.resources import GitHubResource, WarehouseResource
 from ghmetrics_dagster.github import access, sync
-from ghmetrics_dagster.github.client import GitHubClient
+from ghmetrics_dagster.warehouse import migrate as _migrate
 
 RAW_TABLES = {
     "repositories": "Repository metadata (default branch, archived, empty).",
@@ -25,46 +25,38 @@ def raw_key(table: str) -> dg.AssetKey:
     return dg.AssetKey(["raw", table])
 
 
-def _tokens_for(login: str) -> list[str]:
-    """The user's own stored token first (it sees their private repositories), then the service's."""
-    own = access.own_token(warehouse.database_url(), login)
-    tokens = list(dict.fromkeys(([own] if own else []) + settings.github_tokens()))
-    if not tokens:
-        raise dg.Failure(
-            "no GitHub token: set GITHUB_TOKEN or store the user's token with "
-            f"`ghmetrics users add {login} --token-stdin`"
-        )
-    return tokens
-
-
-def _check_access(context: dg.AssetExecutionContext, url: str, repos_by_user: dict[str, list[str]]) -> None:
+def _check_access(context: dg.AssetExecutionContext, url: str, keyring, github: GitHubResource,
+                  repos_by_user: dict[str, list[str]]) -> None:
     """Records which registered repositories each user may see (their scope, github/access.py):
     a user's own token decides for them; users without one share one check with the service
     tokens for the whole wave, so the check costs a query per token holder, not per user."""
-    shared = [login for login in repos_by_user if not access.own_token(url, login)]
+    own_tokens = {login: access.own_token(url, keyring, login) for login in repos_by_user}
+    shared = [login for login, token in own_tokens.items() if not token]
     nodes = {}
-    if shared and settings.github_tokens():
+    if shared and github.service_tokens():
         wanted = sorted({repo for login in shared for repo in repos_by_user[login]}, key=str.lower)
-        client = GitHubClient(settings.github_api_url(), settings.github_graphql_url(), settings.github_tokens())
-        nodes = sync.fetch_repositories(client, wanted)
+        nodes = sync.fetch_repositories(github.client(github.service_tokens()), wanted)
     for login, repos in repos_by_user.items():
-        checked = access.record_access(url, login, repos, nodes=nodes if login in shared else None)
+        client = None if login in shared else github.client([own_tokens[login]])
+        checked = access.record_access(url, keyring, login, repos, client=client,
+                                       nodes=nodes if login in shared else None)
         context.log.info(checked.summary())
 
 
-def _sync_users(context: dg.AssetExecutionContext, url: str, logins: list[str]) -> tuple[list, dict]:
+def _sync_users(context: dg.AssetExecutionContext, url: str, keyring, github: GitHubResource,
+                logins: list[str]) -> tuple[list, dict]:
     """Syncs each user's repositories with that user's tokens; a repository shared by several
     users of the wave is synced once. Returns the reports and, per user, their failures."""
     failures: dict[str, list[str]] = {}
     clients, repos_by_user = {}, {}
     for login in logins:
-        clients[login] = GitHubClient(settings.github_api_url(), settings.github_graphql_url(), _tokens_for(login))
+        clients[login] = github.client(github.tokens_for(access.own_token(url, keyring, login), login))
         try:
             repos_by_user[login] = sync.resolve_user_repositories(url, clients[login], login)
         except Exception as exc:  # one user's lookup failing must not stop the wave
             failures[login] = [f"cannot list the repositories: {exc}"]
             context.log.warning(f"{login}: cannot list the repositories: {exc}")
-    _check_access(context, url, repos_by_user)
+    _check_access(context, url, keyring, github, repos_by_user)
     done: set[str] = set()
     reports = []
     for login, repos in repos_by_user.items():
@@ -101,11 +93,11 @@ def _sync_users(context: dg.AssetExecutionContext, url: str, logins: list[str]) 
     description="Incremental, resumable sync of the users' repositories (GraphQL first, ETag checks); "
     "a repository shared by several users of a wave is synced once.",
 )
-def github_raw_tables(context: dg.AssetExecutionContext):
+def github_raw_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource, github: GitHubResource):
     logins = list(context.partition_keys)
-    url = warehouse.database_url()
-    warehouse.migrate(url)
-    reports, failures = _sync_users(context, url, logins)
+    url = warehouse.url()
+    _migrate(url)
+    reports, failures = _sync_users(context, url, warehouse.keyring(), github, logins)
     if len(failures) == len(logins):
         login, errors = next(iter(failures.items()))
         raise dg.Failure(f"no repository of {login} could be synced; {errors[0]}")
@@ -143,4 +135,4 @@ def github_raw_tables(context: dg.AssetExecutionContext):
     )
 
 
-ASSETS = [github_raw_tables]
+defs = dg.Definitions(assets=[github_raw_tables])

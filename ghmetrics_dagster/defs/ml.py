@@ -19,6 +19,7 @@ import dagster as dg
 
 from ghmetrics_dagster import warehouse
 from ghmetrics_dagster.defs.partitions import users_partitions
+from ghmetrics_dagster.defs.resources import MLflowResource, WarehouseResource
 from ml import data, registry
 from ml.features import FeatureError
 from ml.policy import TrainingPolicy
@@ -44,10 +45,10 @@ class InsightsConfig(dg.Config):
 
 
 @contextlib.contextmanager
-def _training_lock(model_name: str):
+def _training_lock(url: str, model_name: str):
     """One training of a model at a time across processes (the warehouse is shared by all)."""
     key = zlib.crc32(f"ghmetrics-train:{model_name}".encode())
-    with warehouse.connect(warehouse.database_url()) as conn, conn.cursor() as cur:
+    with warehouse.connect(url) as conn, conn.cursor() as cur:
         cur.execute("select pg_advisory_lock(%s)", (key,))
         try:
             yield
@@ -63,21 +64,17 @@ def _trainer(model_name: str):
     return {registry.PERFORMANCE: training.train_performance, registry.ANOMALY: training.train_anomaly}[model_name]
 
 
-def _store():
-    from ml import training
-
-    return training.default_store()
-
-
-def _train(context: dg.AssetExecutionContext, config: TrainingConfig, model_name: str):
+def _train(context: dg.AssetExecutionContext, config: TrainingConfig, model_name: str,
+           warehouse_resource: WarehouseResource, mlflow: MLflowResource):
     policy = TrainingPolicy(
         min_new_samples=config.min_new_samples, max_age_days=config.max_age_days, force=config.force,
         live_error_weeks=config.live_error_weeks,
     )
+    url = warehouse_resource.url()
     try:
-        with _training_lock(model_name):
-            frame = data.load_features(warehouse.database_url())
-            outcome = _trainer(model_name)(frame, _store(), policy=policy,
+        with _training_lock(url, model_name):
+            frame = data.load_features(url)
+            outcome = _trainer(model_name)(frame, mlflow.store(), policy=policy,
                                             promotion_margin=config.promotion_margin, run_id=context.run.run_id)
     except FeatureError as exc:  # a young organisation: nothing to learn from yet, not a failure
         context.log.info(f"{model_name}: not training: {exc}")
@@ -86,7 +83,7 @@ def _train(context: dg.AssetExecutionContext, config: TrainingConfig, model_name
     health = outcome.live
     if health is not None and health.version:
         # The champion's live error, per target week, for the dashboard and the summary.
-        data.replace_forecast_errors(warehouse.database_url(), model_name, health.version, health.errors)
+        data.replace_forecast_errors(url, model_name, health.version, health.errors)
         if health.warning:
             context.log.warning(health.warning)
     metadata = outcome.as_metadata()
@@ -112,8 +109,9 @@ def _train(context: dg.AssetExecutionContext, config: TrainingConfig, model_name
     "0-10) per scope (registered model ghmetrics-performance). Trains only when the policy's thresholds "
     "are met; versions that forecast the legacy 0-100 performance score are not its champion.",
 )
-def performance_model(context: dg.AssetExecutionContext, config: TrainingConfig):
-    yield from _train(context, config, registry.PERFORMANCE)
+def performance_model(context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: WarehouseResource,
+                      mlflow: MLflowResource):
+    yield from _train(context, config, registry.PERFORMANCE, warehouse, mlflow)
 
 
 @dg.asset(
@@ -126,8 +124,9 @@ def performance_model(context: dg.AssetExecutionContext, config: TrainingConfig)
     description="Flags anomalous weeks per scope and names the metric behind each flag "
     "(registered model ghmetrics-anomaly). Trains only when the policy's thresholds are met.",
 )
-def anomaly_model(context: dg.AssetExecutionContext, config: TrainingConfig):
-    yield from _train(context, config, registry.ANOMALY)
+def anomaly_model(context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: WarehouseResource,
+                  mlflow: MLflowResource):
+    yield from _train(context, config, registry.ANOMALY, warehouse, mlflow)
 
 
 @dg.asset(
@@ -141,18 +140,19 @@ def anomaly_model(context: dg.AssetExecutionContext, config: TrainingConfig):
     description="ml.insights for each user of the wave: forecasts and anomaly flags for the user's "
     "scope and repositories, scored with the champion models.",
 )
-def ml_insights(context: dg.AssetExecutionContext, config: InsightsConfig) -> dg.MaterializeResult:
-    url = warehouse.database_url()
+def ml_insights(context: dg.AssetExecutionContext, config: InsightsConfig, warehouse: WarehouseResource,
+                mlflow: MLflowResource) -> dg.MaterializeResult:
+    url = warehouse.url()
     from ml import insights
 
-    store = _store()
+    store = mlflow.store()
     champions = insights.load_champions(store.tracking_uri)
     bootstrapped = []
     for model_name in champions.missing:
         # A fresh deployment: train under the normal policy (its first-time branch); a model
         # that was trained but never beat its baseline is not retried until new data arrives.
         try:
-            with _training_lock(model_name):
+            with _training_lock(url, model_name):
                 outcome = _trainer(model_name)(data.load_features(url), store, run_id=context.run.run_id)
         except FeatureError as exc:  # too little history yet: score without this model
             context.log.warning(f"{model_name}: cannot train yet: {exc}")
@@ -191,4 +191,4 @@ def ml_insights(context: dg.AssetExecutionContext, config: InsightsConfig) -> dg
     )
 
 
-ASSETS = [performance_model, anomaly_model, ml_insights]
+defs = dg.Definitions(assets=[performance_model, anomaly_model, ml_insights])

@@ -3,10 +3,12 @@
 
 import dagster as dg
 
-from ghmetrics_dagster import publish, settings, warehouse
+from ghmetrics_dagster import publish
 from ghmetrics_dagster.defs.partitions import users_partitions
+from ghmetrics_dagster.defs.resources import LLMResource, ReportsResource, WarehouseResource
 from ghmetrics_dagster.defs.transform import MARTS_FRESHNESS
 from ghmetrics_dagster.llm import report
+from ghmetrics_dagster.llm.router import Router
 from ghmetrics_dagster.llm.service import summarise_user
 
 
@@ -32,27 +34,24 @@ from ghmetrics_dagster.llm.service import summarise_user
         "report."
     ),
 )
-def user_summaries(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+def user_summaries(context: dg.AssetExecutionContext, warehouse: WarehouseResource, llm: LLMResource,
+                   reports: ReportsResource) -> dg.MaterializeResult:
     logins = list(context.partition_keys)
+    url = warehouse.url()
     failed: dict[str, str] = {}
     outcomes = []
     for login in logins:
         # One user's failure (a provider error, a write error) must not cost the others theirs.
         try:
-            outcome = summarise_user(
-                login,
-                warehouse.database_url(),
-                run_id=context.run.run_id,
-                reports_dir=settings.reports_dir(),
-                logger=context.log,
-            )
+            router = Router.from_settings(llm.settings(), url, context.run.run_id, logger=context.log)
+            outcome = summarise_user(login, url, router, reports.directory, run_id=context.run.run_id)
         except Exception as exc:  # noqa: BLE001 - reported below, the run fails after the others
             context.log.error(f"{login}: no summary: {type(exc).__name__}: {exc}")
             failed[login] = f"{type(exc).__name__}: {exc}"
             continue
         outcomes.append(outcome)
         published = publish.publish_reports(
-            [outcome.html_path, outcome.json_path, outcome.html_path.parent / report.PLOTLY_FILE]
+            [outcome.html_path, outcome.json_path, outcome.html_path.parent / report.PLOTLY_FILE], reports.uri
         )
         if outcome.result.budget_exhausted:
             context.log.warning(f"{login}: LLM budget exhausted, rule-based summary used")
@@ -103,5 +102,4 @@ def _summary_metadata(outcome, published) -> dict:
     }
 
 
-ASSETS = [user_summaries]
-RESOURCES: dict = {}
+defs = dg.Definitions(assets=[user_summaries])

@@ -4,30 +4,53 @@ Model asset keys are `[schema, model]` (e.g. `["marts", "fct_dora_weekly"]`); th
 linked to the ingestion assets in dbt_project/models/staging/_github__sources.yml. dbt tests
 become asset checks. dagster-dbt needs a manifest: `prepare_dbt_project()` writes it (tests,
 the CLI and the Docker build call it; `dagster dev` prepares by itself), and it is never
-parsed at import time: ASSETS is built on first access.
+parsed at import time: `build_defs` reads it when the definitions are built.
 """
 
 
+import contextlib
 import datetime as dt
 import functools
 import os
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
 from ghmetrics_dagster import warehouse
-from ghmetrics_dagster.dbt_env import DBT_PROJECT_DIR, dbt_env
+from ghmetrics_dagster.warehouse import read_settings, write_settings
+from ghmetrics_dagster.dbt_env import DBT_PROJECT_DIR, DEFAULT_STATEMENT_TIMEOUT, dbt_env
+from ghmetrics_dagster.defs.resources import WarehouseResource
 
 DBT_THREADS = 4
 
 
 @functools.cache
-def dbt_project() -> DbtProject:
-    return DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+def dbt_project(project_dir: Path = DBT_PROJECT_DIR) -> DbtProject:
+    return DbtProject(project_dir=project_dir, profiles_dir=project_dir)
+
+
+@contextlib.contextmanager
+def dbt_connection(url: str, statement_timeout: str = DEFAULT_STATEMENT_TIMEOUT) -> Iterator[None]:
+    """dbt_project/profiles.yml's connection variables for `url`, for the dbt processes started
+    inside the block. dagster-dbt builds a dbt process's environment from os.environ (it takes
+    no other), so they are set only while the command starts and removed after, never left in
+    this process for others to inherit (they hold the database password)."""
+    values = dbt_env(url, threads=DBT_THREADS, statement_timeout=statement_timeout)
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def dbt_executable() -> str:
@@ -36,7 +59,7 @@ def dbt_executable() -> str:
     return beside if os.path.exists(beside) else (shutil.which("dbt") or "dbt")
 
 
-def prepare_dbt_project(database_url: str | None = None) -> str:
+def prepare_dbt_project(database_url: str | None = None, project_dir: Path = DBT_PROJECT_DIR) -> str:
     """Parses the dbt project into target/manifest.json; returns the manifest path.
 
     What `DbtProject.preparer.prepare` does (the project has no packages), with the dbt
@@ -44,12 +67,12 @@ def prepare_dbt_project(database_url: str | None = None) -> str:
     runs will use, the parse is made with the same profile, so that each run's dbt reuses it
     (partial parsing) instead of parsing the whole project again (4 s).
     """
-    project = dbt_project()
-    if database_url:
-        os.environ.update(dbt_env(database_url, threads=DBT_THREADS))
-    DbtCliResource(project_dir=project, dbt_executable=dbt_executable()).cli(
-        ["parse", "--quiet"], target_path=project.target_path
-    ).wait()
+    project = dbt_project(project_dir)
+    with dbt_connection(database_url) if database_url else contextlib.nullcontext():
+        invocation = DbtCliResource(project_dir=project, dbt_executable=dbt_executable()).cli(
+            ["parse", "--quiet"], target_path=project.target_path
+        )
+    invocation.wait()
     return str(project.manifest_path)
 
 
@@ -117,11 +140,6 @@ def describe_dbt_test(test: Mapping[str, Any]) -> str:
     return f"dbt test {test.get('name', '')}."
 
 
-def warehouse_dbt_env() -> dict[str, str]:
-    """The connection variables of dbt_project/profiles.yml for the current warehouse."""
-    return dbt_env(warehouse.database_url(), threads=DBT_THREADS)
-
-
 VIEWS_SELECTOR = "views"
 WAVE_SELECTOR = "wave"
 DBT_ASSETS_NAME = "ghmetrics_dbt_models"
@@ -133,15 +151,12 @@ class DbtBuildConfig(dg.Config):
     full_refresh: bool = False
 
 
-def _manifest_path():
-    project = dbt_project()
+def _manifest_path(project_dir: Path = DBT_PROJECT_DIR):
+    project = dbt_project(project_dir)
     if not project.manifest_path.exists():
-        project.prepare_if_dev()  # acts only under `dagster dev` / `dg dev`
-    if not project.manifest_path.exists():
-        raise FileNotFoundError(
-            f"the dbt manifest {project.manifest_path} is missing; run "
-            "`python -m ghmetrics_dagster.defs.transform` (or call prepare_dbt_project()) first"
-        )
+        # A fresh checkout: parse once (about 4 s, no database needed), so that every entry
+        # point (`dagster dev`, `dg check defs`, a test) loads with nothing prepared.
+        prepare_dbt_project(project_dir=project_dir)
     return project.manifest_path
 
 
@@ -152,11 +167,11 @@ def _translator() -> GhmetricsDbtTranslator:
                                                                         enable_source_tests_as_checks=True))
 
 
-def missing_views(url: str) -> list[str]:
+def missing_views(url: str, project_dir: Path = DBT_PROJECT_DIR) -> list[str]:
     """View models (the `views` selector) that the warehouse lacks (a new database)."""
     import json
 
-    manifest = json.loads(_manifest_path().read_text())
+    manifest = json.loads(_manifest_path(project_dir).read_text())
     wanted = [
         (node["schema"], node["name"])
         for node in manifest["nodes"].values()
@@ -173,12 +188,12 @@ INCREMENTAL_FINGERPRINT = "dbt_incremental_code"
 
 
 @functools.cache  # the manifest the assets were built from: read once per process, not per wave
-def incremental_code_fingerprint() -> str:
+def incremental_code_fingerprint(project_dir: Path = DBT_PROJECT_DIR) -> str:
     """A hash of the incremental models' code and the project's macros, from the manifest."""
     import hashlib
     import json
 
-    manifest = json.loads(_manifest_path().read_text())
+    manifest = json.loads(_manifest_path(project_dir).read_text())
     parts = sorted(
         f"{node_id}:{node['checksum']['checksum']}"
         for node_id, node in manifest["nodes"].items()
@@ -191,24 +206,28 @@ def incremental_code_fingerprint() -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
-def build_views(dbt: DbtCliResource | None = None, database_url: str | None = None) -> None:
+def build_views(dbt: DbtCliResource, database_url: str, statement_timeout: str = DEFAULT_STATEMENT_TIMEOUT) -> None:
     """`dbt build --selector views`: the views and their tests, as when the project is deployed
     (`ghmetrics init`, `ui`, `demo`, the image's entrypoint) or a wave finds a new database."""
-    if database_url:
-        os.environ.update(dbt_env(database_url, threads=DBT_THREADS))
-    dbt = dbt or GhmetricsDbtCliResource(project_dir=dbt_project(), dbt_executable=dbt_executable())
     # Cautious: a test that also reads a wave model (a relationship) waits for the wave.
-    dbt.cli(["build", "--selector", VIEWS_SELECTOR, "--indirect-selection", "cautious"]).wait()
+    with dbt_connection(database_url, statement_timeout):
+        invocation = dbt.cli(["build", "--selector", VIEWS_SELECTOR, "--indirect-selection", "cautious"])
+    invocation.wait()
+
+
+def dbt_resource(project_dir: Path = DBT_PROJECT_DIR) -> "GhmetricsDbtCliResource":
+    return GhmetricsDbtCliResource(project_dir=dbt_project(project_dir), dbt_executable=dbt_executable())
 
 
 @functools.cache
-def dbt_models_assets() -> dg.AssetsDefinition:
+def dbt_models_assets(project_dir: Path = DBT_PROJECT_DIR, statement_timeout: str = DEFAULT_STATEMENT_TIMEOUT
+                      ) -> dg.AssetsDefinition:
     """Every dbt model, views included, so that the step depends on the ingestion assets; a
     wave builds only the `wave` selector: the views stay as deployed and are not reported."""
 
     @dbt_assets(
-        manifest=_manifest_path(),
-        project=dbt_project(),
+        manifest=_manifest_path(project_dir),
+        project=dbt_project(project_dir),
         name=DBT_ASSETS_NAME,
         # One dbt build at a time across all runs (pool limit 1 in dagster.yaml): two builds
         # creating the same relations fail with "relation already exists".
@@ -216,31 +235,32 @@ def dbt_models_assets() -> dg.AssetsDefinition:
         retry_policy=dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL),
         dagster_dbt_translator=_translator(),
     )
-    def ghmetrics_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig):
-        # The dbt subprocess inherits os.environ: give it the warehouse this run uses.
-        os.environ.update(warehouse_dbt_env())
-        missing = missing_views(warehouse.database_url())
+    def ghmetrics_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig,
+                             warehouse: WarehouseResource):
+        url = warehouse.url()
+        missing = missing_views(url, project_dir)
         if missing:  # a new database: deploy the views first (outside this asset's events)
             context.log.info(f"building {len(missing)} missing views first")
-            build_views(dbt)
-        url = warehouse.database_url()
-        code = incremental_code_fingerprint()
+            build_views(dbt, url, statement_timeout)
+        code = incremental_code_fingerprint(project_dir)
         full_refresh = config.full_refresh
-        built_from = warehouse.read_settings(url, [INCREMENTAL_FINGERPRINT]).get(INCREMENTAL_FINGERPRINT)
+        built_from = read_settings(url, [INCREMENTAL_FINGERPRINT]).get(INCREMENTAL_FINGERPRINT)
         if not full_refresh and built_from != code:
             # New columns or rules in an incremental model: an incremental run would fail on
             # the stored table (on_schema_change='fail') or keep stale weeks.
             context.log.info("the incremental models' code changed since they were built: rebuilding them")
             full_refresh = True
         args = ["build", "--selector", WAVE_SELECTOR] + (["--full-refresh"] if full_refresh else [])
-        for event in dbt.cli(args, context=context).stream():
-            yield with_table_metadata(context, event)
-        warehouse.write_settings(url, {INCREMENTAL_FINGERPRINT: code})
+        with dbt_connection(url, statement_timeout):
+            invocation = dbt.cli(args, context=context)
+        for event in invocation.stream():
+            yield with_table_metadata(context, url, event)
+        write_settings(url, {INCREMENTAL_FINGERPRINT: code})
 
     return ghmetrics_dbt_models
 
 
-def with_table_metadata(context: dg.AssetExecutionContext, event):
+def with_table_metadata(context: dg.AssetExecutionContext, url: str, event):
     """A marts table's materialization with its columns and their types (`dagster/column_schema`)
     and its row count (`dagster/row_count`), as the asset page shows them. dagster-dbt's
     fetch_column_metadata names the database the manifest was parsed against (the image parses
@@ -251,7 +271,7 @@ def with_table_metadata(context: dg.AssetExecutionContext, event):
     if key.path[0] != "marts":
         return event
     table = key.path[-1]
-    with warehouse.connect() as conn, conn.cursor() as cur:
+    with warehouse.connect(url) as conn, conn.cursor() as cur:
         cur.execute(
             "select column_name, data_type from information_schema.columns"
             " where table_schema = 'marts' and table_name = %s order by ordinal_position",
@@ -282,14 +302,10 @@ class GhmetricsDbtCliResource(DbtCliResource):
         return version.parse(installed("dbt-core"))
 
 
-RESOURCES = {"dbt": GhmetricsDbtCliResource(project_dir=dbt_project(), dbt_executable=dbt_executable())}
-
-
-def __getattr__(name: str):
-    # Built on first access so that importing this module never needs the manifest.
-    if name == "ASSETS":
-        return [dbt_models_assets()]
-    raise AttributeError(name)
+def build_defs(project_dir: Path, statement_timeout: str) -> dg.Definitions:
+    """The dbt assets and their resource; reads the manifest, so built when the definitions load."""
+    return dg.Definitions(assets=[dbt_models_assets(project_dir, statement_timeout)],
+                          resources={"dbt": dbt_resource(project_dir)})
 
 
 if __name__ == "__main__":

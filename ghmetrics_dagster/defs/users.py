@@ -29,6 +29,7 @@ import dagster as dg
 
 from ghmetrics_dagster import warehouse, waves
 from ghmetrics_dagster.defs.partitions import users_partitions
+from ghmetrics_dagster.defs.resources import RefreshPolicyResource, WarehouseResource
 
 JOB_NAME = "user_refresh"
 USER_TAG = "ghmetrics/user"
@@ -56,20 +57,6 @@ user_refresh_job = dg.define_asset_job(
 )
 
 
-def refresh_ttl_minutes() -> float:
-    return float(os.environ.get("GHMETRICS_REFRESH_TTL_MINUTES", "60"))
-
-
-def retry_base_seconds() -> float:
-    """The first wait after a failed wave; it doubles with each further failure (up to 1 h)."""
-    return float(os.environ.get("GHMETRICS_RETRY_BASE_SECONDS", "60"))
-
-
-def orphan_after() -> dt.timedelta:
-    """A running wave that wrote no event for this long has lost its process."""
-    return dt.timedelta(minutes=float(os.environ.get("GHMETRICS_ORPHAN_AFTER_MINUTES", "15")))
-
-
 def wave_tags(users: list[str] | tuple[str, ...], trigger: str, wave_id: str | None = None) -> dict[str, str]:
     """The tags of a wave run over the partition range users[0]..users[-1]."""
     tags = {WAVE_TAG: wave_id or uuid.uuid4().hex[:12], TRIGGER_TAG: trigger}
@@ -93,12 +80,12 @@ def run_users(run: dg.DagsterRun, ordered_users: list[str]) -> list[str]:
     return []
 
 
-def last_summaries(logins: Iterable[str]) -> dict[str, dt.datetime]:
+def last_summaries(url: str, logins: Iterable[str]) -> dict[str, dt.datetime]:
     """When each user's newest summary was generated: what "fresh" means to a user."""
     logins = list(logins)
     if not logins:
         return {}
-    with warehouse.connect() as conn, conn.cursor() as cur:
+    with warehouse.connect(url) as conn, conn.cursor() as cur:
         cur.execute(
             "select login, max(generated_at) from app.summaries where login = any(%s) group by login",
             (logins,),
@@ -123,7 +110,8 @@ def _process_gone(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
     return False
 
 
-def orphan_reason(instance: dg.DagsterInstance, run: dg.DagsterRun, now: dt.datetime) -> str | None:
+def orphan_reason(instance: dg.DagsterInstance, run: dg.DagsterRun, now: dt.datetime,
+                  orphan_after: dt.timedelta) -> str | None:
     """Why an in-progress run is in fact dead (its process is gone, or it wrote nothing for too
     long), or None while it is alive. Queued runs are never orphans: the queue owns them."""
     if run.status not in (dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED):
@@ -133,16 +121,17 @@ def orphan_reason(instance: dg.DagsterInstance, run: dg.DagsterRun, now: dt.date
     records = instance.get_records_for_run(run.run_id, ascending=False, limit=1).records
     if records:
         last = dt.datetime.fromtimestamp(records[0].event_log_entry.timestamp, tz=dt.timezone.utc)
-        if now - last > orphan_after():
+        if now - last > orphan_after:
             return f"no event for {waves.describe_age((now - last).total_seconds())}"
     return None
 
 
-def active_waves(instance: dg.DagsterInstance, now: dt.datetime, log=None) -> list[dg.DagsterRun]:
+def active_waves(instance: dg.DagsterInstance, now: dt.datetime, orphan_after: dt.timedelta,
+                 log=None) -> list[dg.DagsterRun]:
     """In-progress `user_refresh` runs; an orphaned one is marked failed (with the reason) and left out."""
     alive = []
     for run in instance.get_runs(filters=dg.RunsFilter(job_name=JOB_NAME, statuses=IN_PROGRESS)):
-        reason = orphan_reason(instance, run, now)
+        reason = orphan_reason(instance, run, now, orphan_after)
         if reason:
             instance.report_run_failed(run, f"orphaned refresh: {reason}; its users are refreshed again")
             if log:
@@ -152,8 +141,8 @@ def active_waves(instance: dg.DagsterInstance, now: dt.datetime, log=None) -> li
     return alive
 
 
-def _new_logins(after_id: int) -> list[tuple[int, str, dt.datetime]]:
-    with warehouse.connect() as conn, conn.cursor() as cur:
+def _new_logins(url: str, after_id: int) -> list[tuple[int, str, dt.datetime]]:
+    with warehouse.connect(url) as conn, conn.cursor() as cur:
         cur.execute(
             "select id, login, logged_in_at from app.user_logins where id > %s order by id limit 5000",
             (after_id,),
@@ -175,13 +164,13 @@ def _ts(value: str) -> dt.datetime:
     return dt.datetime.fromisoformat(value)
 
 
-def _publish_failures(failures: dict, base_seconds: float) -> None:
+def _publish_failures(url: str, failures: dict, base_seconds: float) -> None:
     """Mirrors the users waiting for a retry into app.refresh_failures (the dashboard reads it)."""
     rows = [
         (login, count, _ts(failed_at), _ts(failed_at) + waves.retry_delay(count, base_seconds), why[:300])
         for login, (count, failed_at, why) in failures.items()
     ]
-    with warehouse.connect() as conn, conn.cursor() as cur:
+    with warehouse.connect(url) as conn, conn.cursor() as cur:
         cur.execute("delete from app.refresh_failures where not (login = any(%s))", ([row[0] for row in rows],))
         cur.executemany(
             "insert into app.refresh_failures (login, attempts, failed_at, retry_at, reason)"
@@ -192,10 +181,11 @@ def _publish_failures(failures: dict, base_seconds: float) -> None:
         )
 
 
-def _settle_waves(instance: dg.DagsterInstance, state: dict, now: dt.datetime, log) -> list[dg.DagsterRun]:
+def _settle_waves(instance: dg.DagsterInstance, url: str, state: dict, now: dt.datetime,
+                  orphan_after: dt.timedelta, log) -> list[dg.DagsterRun]:
     """Folds finished waves into the state (fresh users leave `pending`, the others count a
     failure); returns the waves still running."""
-    running = {run.tags.get(WAVE_TAG): run for run in active_waves(instance, now, log)}
+    running = {run.tags.get(WAVE_TAG): run for run in active_waves(instance, now, orphan_after, log)}
     for wave_id, wave in list(state["waves"].items()):
         if wave_id in running:
             continue
@@ -205,7 +195,7 @@ def _settle_waves(instance: dg.DagsterInstance, state: dict, now: dt.datetime, l
         reason = "the run was never created"
         if runs:
             reason = f"run {runs[0].run_id} ended {runs[0].status.value.lower()}"
-        fresh = last_summaries(wave["users"])
+        fresh = last_summaries(url, wave["users"])
         for login in wave["users"]:
             since = state["pending"].get(login)
             if since is None:
@@ -229,16 +219,19 @@ def _settle_waves(instance: dg.DagsterInstance, state: dict, now: dt.datetime, l
     "covering every user who logged in since the last one, unless refreshed within "
     "GHMETRICS_REFRESH_TTL_MINUTES (default 60). Users of a failed wave are retried with backoff.",
 )
-def user_login_sensor(context: dg.SensorEvaluationContext):
+def user_login_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource,
+                      refresh_policy: RefreshPolicyResource):
     now = dt.datetime.now(dt.timezone.utc)
+    url = warehouse.url()
+    orphan_after = dt.timedelta(minutes=refresh_policy.orphan_after_minutes)
     state = _load_state(context.cursor)
     instance = context.instance
     known = list(instance.get_dynamic_partitions(users_partitions.name))
-    rows = _new_logins(state["login_id"])
+    rows = _new_logins(url, state["login_id"])
     unseen: list[str] = []
     reasons: list[str] = []
     before_failures = json.loads(json.dumps(state["failures"]))
-    running = _settle_waves(instance, state, now, context.log)
+    running = _settle_waves(instance, url, state, now, orphan_after, context.log)
     in_flight = {login for run in running for login in run_users(run, known)}
 
     if rows:
@@ -246,8 +239,8 @@ def user_login_sensor(context: dg.SensorEvaluationContext):
         latest: dict[str, dt.datetime] = {}
         for _, login, at in rows:
             latest[login] = at
-        fresh = last_summaries(latest)
-        ttl = dt.timedelta(minutes=refresh_ttl_minutes())
+        fresh = last_summaries(url, latest)
+        ttl = dt.timedelta(minutes=refresh_policy.ttl_minutes)
         for login, at in latest.items():
             if login not in known and login not in unseen:
                 unseen.append(login)
@@ -265,7 +258,7 @@ def user_login_sensor(context: dg.SensorEvaluationContext):
     eligible = set()
     for login in state["pending"]:
         count, failed_at, why = state["failures"].get(login, [0, None, ""])
-        wait_until = _ts(failed_at) + waves.retry_delay(count, retry_base_seconds()) if failed_at else now
+        wait_until = _ts(failed_at) + waves.retry_delay(count, refresh_policy.retry_base_seconds) if failed_at else now
         if wait_until > now:
             reasons.append(f"{login}: retry {count + 1} in {waves.describe_age((wait_until - now).total_seconds())} "
                            f"(last try: {why})")
@@ -273,12 +266,12 @@ def user_login_sensor(context: dg.SensorEvaluationContext):
             eligible.add(login)
 
     if state["failures"] != before_failures:
-        _publish_failures(state["failures"], retry_base_seconds())
+        _publish_failures(url, state["failures"], refresh_policy.retry_base_seconds)
 
     plan = None
     if not running and eligible:
-        settle = float(os.environ.get("GHMETRICS_WAVE_SETTLE_SECONDS", "2"))
-        hold = waves.hold_for_more_logins([_ts(state["pending"][login]) for login in eligible], now, settle)
+        hold = waves.hold_for_more_logins([_ts(state["pending"][login]) for login in eligible], now,
+                                          refresh_policy.settle_seconds)
         if hold:
             reasons.append(hold)
         else:
@@ -334,21 +327,19 @@ def full_refresh_run_config() -> dict:
     return {"ops": {DBT_ASSETS_NAME: {"config": {"full_refresh": True}}}}
 
 
-def login_outcome(instance: dg.DagsterInstance, login: str, now: dt.datetime | None = None) -> str:
-    """What a login of `login` will lead to, in words (for `ghmetrics login`)."""
+def login_outcome(instance: dg.DagsterInstance, url: str, login: str, ttl: float, orphan_after: dt.timedelta,
+                  now: dt.datetime | None = None) -> str:
+    """What a login of `login` will lead to, in words (for `ghmetrics login`); `ttl` in minutes."""
     now = now or dt.datetime.now(dt.timezone.utc)
     known = list(instance.get_dynamic_partitions(users_partitions.name))
-    for run in active_waves(instance, now):
+    for run in active_waves(instance, now, orphan_after):
         if login in run_users(run, known):
             return f"a refresh is already running (run {run.run_id[:8]})"
-    fresh = last_summaries([login]).get(login)
-    ttl = refresh_ttl_minutes()
+    fresh = last_summaries(url, [login]).get(login)
     if fresh is not None and now - fresh < dt.timedelta(minutes=ttl):
         age = waves.describe_age((now - fresh).total_seconds())
         return f"skipped: refreshed {age} ago (TTL {ttl:g} min); cached metrics are current"
     return "refreshed now: the login sensor starts a wave within seconds"
 
 
-JOBS = [user_refresh_job]
-SENSORS = [user_login_sensor]
-SCHEDULES = [nightly_refresh_schedule]
+defs = dg.Definitions(jobs=[user_refresh_job], sensors=[user_login_sensor], schedules=[nightly_refresh_schedule])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ghmetrics_dagster import secrets, settings, warehouse
+from ghmetrics_dagster import secrets, warehouse
 from ghmetrics_dagster.github.client import GitHubClient
 from ghmetrics_dagster.github.sync import fetch_repositories
 
@@ -30,24 +30,21 @@ class Access:
         return f"{self.login}: {len(self.readable)} repositories readable with the {self.checked_with}{dropped}"
 
 
-def own_token(url: str, login: str) -> str | None:
+def own_token(url: str, keyring: secrets.Keyring, login: str) -> str | None:
     with warehouse.connect(url) as conn, conn.cursor() as cur:
         cur.execute("select token_ciphertext from app.users where login = %s", (login,))
         row = cur.fetchone()
-    return secrets.decrypt(row[0]) if row and row[0] else None
+    return keyring.decrypt(row[0]) if row and row[0] else None
 
 
-def record_access(url: str, login: str, repos: list[str], client: GitHubClient | None = None,
-                  nodes: dict | None = None) -> Access:
+def record_access(url: str, keyring: secrets.Keyring, login: str, repos: list[str],
+                  client: GitHubClient | None = None, nodes: dict | None = None) -> Access:
     """Checks which of `repos` the user's own token (else the service tokens) can read and
-    records it; `client` overrides the client built from the environment (tests), and `nodes`
-    (the service tokens' answer for a user without a token, fetched once per wave) skips the check."""
-    token = own_token(url, login)
-    checked_with = USER_TOKEN if token else SERVICE_TOKEN
+    records it. `client` carries the user's own token when they stored one, else the service
+    tokens; `nodes` (the service tokens' answer for a user without a token, fetched once per
+    wave) skips the check."""
+    checked_with = USER_TOKEN if own_token(url, keyring, login) else SERVICE_TOKEN
     if nodes is None:
-        if client is None:
-            tokens = [token] if token else settings.github_tokens()
-            client = GitHubClient(settings.github_api_url(), settings.github_graphql_url(), tokens)
         nodes = fetch_repositories(client, repos) if repos else {}
     readable, unreadable = [], {}
     for name in repos:

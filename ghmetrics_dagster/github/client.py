@@ -31,7 +31,6 @@ import datetime as dt
 import hashlib
 import ipaddress
 import logging
-import os
 import random
 import threading
 import time
@@ -193,7 +192,7 @@ class GitHubClient:
         max_secondary_waits: int = 20,
         user_agent: str = "ghmetrics",
         sleep: Callable[[float], None] = time.sleep,
-        allow_insecure_http: bool | None = None,
+        allow_insecure_http: bool = False,
     ):
         tokens = [t.strip() for t in tokens if t and t.strip()]
         if not tokens:
@@ -578,7 +577,7 @@ class GitHubClient:
 INSECURE_HTTP_VAR = "GHMETRICS_ALLOW_INSECURE_HTTP"
 
 
-def require_safe_transport(url: str, allow_insecure_http: bool | None = None) -> None:
+def require_safe_transport(url: str, allow_insecure_http: bool = False) -> None:
     """Tokens go only over https, or plain http to this machine (the sandbox); anything else
     needs an explicit opt-in, since the Authorization header would cross the network in clear."""
     parts = urlsplit(url)
@@ -591,8 +590,6 @@ def require_safe_transport(url: str, allow_insecure_http: bool | None = None) ->
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         loopback = False
-    if allow_insecure_http is None:
-        allow_insecure_http = os.environ.get(INSECURE_HTTP_VAR, "") in ("1", "true", "yes")
     if not loopback and not allow_insecure_http:
         raise errors.GitHubError(
             f"GitHub API URL {redact(url)} is plain http: tokens would be sent in clear; "

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import os
 import threading
 
 from ghmetrics_dagster.llm.db import SharedConnection
@@ -106,10 +105,12 @@ class Budget:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_env(cls, database_url: str | None = None, run_id: str | None = None) -> Budget:
+    def from_settings(cls, llm, database_url: str | None = None, run_id: str | None = None) -> Budget:
+        """The budgets `llm` (an LLMSettings) sets, else the defaults; the day's ledger in Postgres
+        when a URL is given."""
         return cls(
-            float(os.environ.get("GHMETRICS_LLM_BUDGET_RUN_USD", DEFAULT_RUN_USD)),
-            float(os.environ.get("GHMETRICS_LLM_BUDGET_DAY_USD", DEFAULT_DAY_USD)),
+            DEFAULT_RUN_USD if llm.budget_run_usd is None else llm.budget_run_usd,
+            DEFAULT_DAY_USD if llm.budget_day_usd is None else llm.budget_day_usd,
             PostgresLedger(database_url) if database_url else MemoryLedger(),
             run_id,
         )

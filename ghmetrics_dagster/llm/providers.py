@@ -7,7 +7,6 @@ failover and the circuit breaker.
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 
 from ghmetrics_dagster.redact import redact
@@ -175,16 +174,14 @@ class AnthropicProvider:
         return Completion(text, response.usage.input_tokens, response.usage.output_tokens, latency)
 
 
-def providers_from_env(timeout: float | None = None, strict: bool = False) -> dict[str, object]:
-    """The providers whose keys are configured (OPENAI_API_KEY, ANTHROPIC_API_KEY), keyed by name."""
-    timeout = timeout or float(os.environ.get("GHMETRICS_LLM_TIMEOUT_S", DEFAULT_TIMEOUT_S))
+def configured_providers(llm, timeout: float | None = None, strict: bool = False) -> dict[str, object]:
+    """The providers whose keys `llm` (an LLMSettings) holds (OPENAI_API_KEY, ANTHROPIC_API_KEY), keyed by name."""
+    timeout = timeout or llm.timeout_s or DEFAULT_TIMEOUT_S
     found: dict[str, object] = {}
-    if os.environ.get("OPENAI_API_KEY"):
-        found["openai"] = OpenAIProvider(
-            os.environ["OPENAI_API_KEY"], os.environ.get("OPENAI_BASE_URL"), timeout=timeout, strict=strict
-        )
-    if os.environ.get("ANTHROPIC_API_KEY"):
+    if llm.openai_api_key:
+        found["openai"] = OpenAIProvider(llm.openai_api_key, llm.openai_base_url, timeout=timeout, strict=strict)
+    if llm.anthropic_api_key:
         found["anthropic"] = AnthropicProvider(
-            os.environ["ANTHROPIC_API_KEY"], os.environ.get("ANTHROPIC_BASE_URL"), timeout=timeout, strict=strict
+            llm.anthropic_api_key, llm.anthropic_base_url, timeout=timeout, strict=strict
         )
     return found

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import random
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from ghmetrics_dagster.llm.aggregates import SummaryInput
 from ghmetrics_dagster.llm.budget import Budget, BudgetExhausted, ModelPrice
 from ghmetrics_dagster.llm.cache import CachedAnswer, MemoryCache, PostgresCache, request_key
 from ghmetrics_dagster.llm.prompts import MAX_OUTPUT_TOKENS, PROMPT_VERSION, build_messages
-from ghmetrics_dagster.llm.providers import ProviderError, providers_from_env
+from ghmetrics_dagster.llm.providers import ProviderError, configured_providers
 from ghmetrics_dagster.redact import redact
 
 log = logging.getLogger("ghmetrics.llm")
@@ -39,10 +38,9 @@ class ConfigError(ValueError):
     pass
 
 
-def load_prices(value: str | None = None) -> list[ModelPrice]:
+def load_prices(value: str | None) -> list[ModelPrice]:
     """The price table from GHMETRICS_LLM_PRICES: a JSON list (or a path to a JSON file) of
-    {provider, model, input_usd_per_mtok, output_usd_per_mtok, tier}."""
-    value = value if value is not None else os.environ.get("GHMETRICS_LLM_PRICES")
+    {provider, model, input_usd_per_mtok, output_usd_per_mtok, tier}; None: the default prices."""
     if not value:
         return list(DEFAULT_PRICES)
     try:
@@ -75,8 +73,8 @@ class RouterConfig:
     breaker_cooldown_s: float = 60.0
 
     @classmethod
-    def from_env(cls) -> RouterConfig:
-        return cls(prices=load_prices())
+    def from_settings(cls, llm) -> RouterConfig:
+        return cls(prices=load_prices(llm.prices))
 
 
 @dataclasses.dataclass
@@ -164,12 +162,14 @@ class Router:
         self.run_notes: list[str] = []  # things the run must say (budget exhausted, provider disabled)
 
     @classmethod
-    def from_env(cls, database_url: str | None = None, run_id: str | None = None, logger=None, **provider_kwargs) -> Router:
-        """Providers whose keys are set; cache and day budget in Postgres when a URL is given."""
+    def from_settings(cls, llm, database_url: str | None = None, run_id: str | None = None, logger=None,
+                      **provider_kwargs) -> Router:
+        """Providers whose keys `llm` (an LLMSettings) holds; cache and day budget in Postgres
+        when a URL is given."""
         return cls(
-            providers_from_env(**provider_kwargs),
-            RouterConfig.from_env(),
-            Budget.from_env(database_url, run_id),
+            configured_providers(llm, **provider_kwargs),
+            RouterConfig.from_settings(llm),
+            Budget.from_settings(llm, database_url, run_id),
             PostgresCache(database_url) if database_url else MemoryCache(),
             logger=logger,
         )

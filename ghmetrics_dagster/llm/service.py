@@ -9,7 +9,7 @@ import dataclasses
 import datetime as dt
 from pathlib import Path
 
-from ghmetrics_dagster import settings, warehouse
+from ghmetrics_dagster import warehouse
 from ghmetrics_dagster.llm.aggregates import SummaryInput, load_summary_input
 from ghmetrics_dagster.llm.report import write_report
 from ghmetrics_dagster.llm.router import Router, SummaryResult
@@ -49,15 +49,12 @@ def save_summary(conn, result: SummaryResult, run_id: str | None = None) -> tupl
 
 def summarise_user(
     login: str,
-    database_url: str | None = None,
-    router: Router | None = None,
+    url: str,
+    router: Router,
+    reports_dir: str | Path,
     run_id: str | None = None,
-    reports_dir: str | Path | None = None,
-    logger=None,
 ) -> UserSummary:
     """Writes a fresh summary for `login` into app.summaries and its report under reports_dir."""
-    url = database_url or warehouse.database_url()
-    router = router or Router.from_env(url, run_id, logger=logger)
     with warehouse.connect(url) as conn:
         data = load_summary_input(conn, login)
     result = router.summarise(data)
@@ -67,7 +64,7 @@ def summarise_user(
         with warehouse.connect(url) as conn:
             summary_id, generated_at = save_summary(conn, result, run_id)
             summary = result.to_dict() | {"id": summary_id, "generated_at": generated_at.isoformat(timespec="seconds")}
-            written = list(write_report(data, summary, reports_dir or settings.reports_dir()))
+            written = list(write_report(data, summary, reports_dir))
     except BaseException:
         for path in written:  # the commit failed after the write
             path.unlink(missing_ok=True)
@@ -76,10 +73,9 @@ def summarise_user(
     return UserSummary(data, result, summary_id, html_path, json_path)
 
 
-def demo_summary(login: str | None = None, database_url: str | None = None) -> tuple[str, Path]:
+def demo_summary(url: str, router: Router, reports_dir: str | Path, login: str | None = None) -> tuple[str, Path]:
     """For `ghmetrics demo`: summarise one user (the given one, else the first with weekly rows,
     else the first user) and return the summary text and the HTML report's path."""
-    url = database_url or warehouse.database_url()
     if login is None:
         with warehouse.connect(url) as conn, conn.cursor() as cur:
             cur.execute("select to_regclass('marts.fct_dora_weekly')")
@@ -97,5 +93,5 @@ def demo_summary(login: str | None = None, database_url: str | None = None) -> t
         if row is None:
             raise ValueError("no users in app.users: add a user first (see `ghmetrics --help`), then run the demo again")
         login = row[0]
-    outcome = summarise_user(login, url)
+    outcome = summarise_user(login, url, router, reports_dir)
     return outcome.result.text, outcome.html_path

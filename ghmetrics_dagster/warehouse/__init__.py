@@ -13,12 +13,12 @@ import os
 import warnings
 from collections.abc import Iterator
 from importlib import resources
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 import psycopg2.extras
 
-from ghmetrics_dagster import settings
 from ghmetrics_dagster.redact import mask_database_url, redact
 
 
@@ -27,7 +27,7 @@ class WarehouseError(RuntimeError):
 
 
 @functools.cache
-def _embedded_server():
+def _embedded_server(home: Path):
     with warnings.catch_warnings():
         # pgserver asks platformdirs for a runtime directory at import; without XDG_RUNTIME_DIR
         # it falls back to /tmp/runtime-<uid> and warns. Every process must agree on that
@@ -35,17 +35,17 @@ def _embedded_server():
         warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
         import pgserver
 
-    pgdata = settings.home() / "pg"
+    pgdata = home / "pg"
     pgdata.mkdir(parents=True, exist_ok=True)
     # cleanup_mode=None: keep the server running after this process exits so that the
     # next command (and the Dagster UI) reuse it instead of starting another.
     return pgserver.get_server(pgdata, cleanup_mode=None)
 
 
-def stop_embedded() -> bool:
+def stop_embedded(home: Path) -> bool:
     """Stops the embedded Postgres of this home (it outlives every command on purpose: the next
     command and the Dagster UI reuse it); True when it was running. The next command starts it."""
-    pgdata = settings.home() / "pg"
+    pgdata = home / "pg"
     if not (pgdata / "postmaster.pid").exists():
         return False
     with warnings.catch_warnings():
@@ -59,16 +59,17 @@ def stop_embedded() -> bool:
     return True
 
 
-def embedded_pid() -> int | None:
-    return _embedded_server().get_pid()
+def embedded_pid(home: Path) -> int | None:
+    return _embedded_server(home).get_pid()
 
 
-def database_url() -> str:
-    """A libpq URL (psql and psycopg2 accept it) for the current warehouse."""
-    external = settings.external_database_url()
-    if external:
-        return to_libpq_url(require_postgres_url(external))
-    return _embedded_server().get_uri()
+def database_url(settings) -> str:
+    """A libpq URL (psql and psycopg2 accept it) for the warehouse `settings` (a Settings) name:
+    GHMETRICS_DATABASE_URL, else the embedded server of its home (never in production)."""
+    if settings.database_url:
+        return to_libpq_url(require_postgres_url(settings.database_url))
+    settings.require_database()
+    return _embedded_server(settings.home()).get_uri()
 
 
 def require_postgres_url(url: str) -> str:
@@ -93,9 +94,9 @@ def to_libpq_url(url: str) -> str:
     return urlunsplit((scheme, *parts[1:]))
 
 
-def sqlalchemy_url(url: str | None = None) -> str:
+def sqlalchemy_url(url: str) -> str:
     """The same URL with an explicit psycopg2 driver (SQLAlchemy 2.1 defaults to psycopg 3)."""
-    parts = urlsplit(to_libpq_url(url or database_url()))
+    parts = urlsplit(to_libpq_url(url))
     return urlunsplit(("postgresql+psycopg2", *parts[1:]))
 
 
@@ -105,9 +106,8 @@ def display_url(url: str) -> str:
 
 
 @contextlib.contextmanager
-def connect(url: str | None = None) -> Iterator[psycopg2.extensions.connection]:
+def connect(url: str) -> Iterator[psycopg2.extensions.connection]:
     """A connection that commits on success and rolls back on error."""
-    url = url or database_url()
     try:
         conn = psycopg2.connect(url, connect_timeout=10)
     except psycopg2.OperationalError as exc:
@@ -132,7 +132,7 @@ def migration_files() -> list[tuple[str, str]]:
     return [(p.name.removesuffix(".sql"), p.read_text()) for p in files]
 
 
-def migrate(url: str | None = None) -> list[str]:
+def migrate(url: str) -> list[str]:
     """Applies the migrations not yet applied, in order, each in its own transaction.
 
     Returns the versions applied now (empty when the schema was current).
@@ -163,14 +163,14 @@ def migrate(url: str | None = None) -> list[str]:
     return applied_now
 
 
-def read_settings(url: str | None, names: list[str]) -> dict[str, str]:
+def read_settings(url: str, names: list[str]) -> dict[str, str]:
     """The stored values of organisation-wide settings (app.settings); a missing one means the default."""
     with connect(url) as conn, conn.cursor() as cur:
         cur.execute("select name, value from app.settings where name = any(%s)", (list(names),))
         return dict(cur.fetchall())
 
 
-def write_settings(url: str | None, values: dict[str, str | None]) -> None:
+def write_settings(url: str, values: dict[str, str | None]) -> None:
     """Stores organisation-wide settings in one transaction; None removes one (back to its default)."""
     with connect(url) as conn, conn.cursor() as cur:
         for name, value in values.items():

@@ -38,7 +38,7 @@ def record_sign_in(config: WebConfig, who: Identity, token: str, readable: list[
                on conflict (login) do update set
                  display_name = coalesce(excluded.display_name, app.users.display_name),
                  token_ciphertext = excluded.token_ciphertext""",
-            (who.login, who.name, secrets.encrypt(token, cur)),
+            (who.login, who.name, config.keyring.encrypt(token, cur)),
         )
         cur.executemany(
             "insert into app.user_repositories (login, repo_full_name) values (%s, %s) on conflict do nothing",
@@ -47,7 +47,7 @@ def record_sign_in(config: WebConfig, who: Identity, token: str, readable: list[
         cur.execute("select repo_full_name from app.user_repositories where login = %s order by 1", (who.login,))
         registered = [row[0] for row in cur.fetchall()]
     # Repositories an admin registered are checked too: the scope is what this token can read.
-    scope = access.record_access(url, who.login, registered, client=client)
+    scope = access.record_access(url, config.keyring, who.login, registered, client=client)
     with warehouse.connect(url) as conn, conn.cursor() as cur:
         cur.execute("insert into app.user_logins (login) values (%s) returning id, logged_in_at", (who.login,))
         login_id, at = cur.fetchone()

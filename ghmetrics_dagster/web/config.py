@@ -7,7 +7,8 @@ import os
 import secrets
 from pathlib import Path
 
-from ghmetrics_dagster import settings
+from ghmetrics_dagster import secrets as token_secrets
+from ghmetrics_dagster.settings import DEFAULT_GITHUB_API_URL, Settings
 
 DEFAULT_OAUTH_URL = "https://github.com"
 # OAuth apps have no read-only scope for private repositories: `repo` is the least that reads
@@ -27,31 +28,36 @@ class WebConfig:
     client_secret: str = dataclasses.field(repr=False)
     session_secret: str = dataclasses.field(repr=False)
     oauth_url: str = DEFAULT_OAUTH_URL  # github.com, a GitHub Enterprise host, or the sandbox
-    api_url: str = settings.DEFAULT_GITHUB_API_URL
-    graphql_url: str = settings.DEFAULT_GITHUB_API_URL + "/graphql"
+    api_url: str = DEFAULT_GITHUB_API_URL
+    graphql_url: str = DEFAULT_GITHUB_API_URL + "/graphql"
     scopes: str = DEFAULT_SCOPES
     public_url: str | None = None  # where browsers reach the app (the OAuth callback's base)
     secure_cookies: bool = False  # set behind https: the session cookie is then Secure
     refresh_ttl_minutes: float = 60.0
     session_hours: float = 8.0
     organizations: tuple[str, ...] = ()  # only their repositories are recorded at sign-in (none: all)
+    # Encrypts the tokens stored at sign-in (the code server decrypts them with the same keys).
+    keyring: token_secrets.Keyring | None = dataclasses.field(default=None, repr=False)
+    allow_insecure_http: bool = False
 
     @classmethod
-    def from_env(cls, database_url: str, **overrides) -> WebConfig:
-        env = os.environ
+    def from_settings(cls, settings: Settings, database_url: str, **overrides) -> WebConfig:
+        web = settings.web
         values = {
             "database_url": database_url,
-            "client_id": env.get("GHMETRICS_OAUTH_CLIENT_ID", ""),
-            "client_secret": env.get("GHMETRICS_OAUTH_CLIENT_SECRET", ""),
-            "session_secret": env.get("GHMETRICS_WEB_SESSION_SECRET") or _stored_session_secret(),
-            "oauth_url": env.get("GHMETRICS_GITHUB_OAUTH_URL", DEFAULT_OAUTH_URL).rstrip("/"),
-            "api_url": settings.github_api_url(),
-            "graphql_url": settings.github_graphql_url(),
-            "scopes": env.get("GHMETRICS_OAUTH_SCOPES", DEFAULT_SCOPES),
-            "public_url": (env.get("GHMETRICS_WEB_PUBLIC_URL") or "").rstrip("/") or None,
-            "secure_cookies": env.get("GHMETRICS_WEB_SECURE_COOKIES", "") in ("1", "true", "yes"),
-            "refresh_ttl_minutes": float(env.get("GHMETRICS_REFRESH_TTL_MINUTES", "60")),
-            "organizations": tuple(o.strip() for o in env.get("GHMETRICS_WEB_ORGANIZATIONS", "").split(",") if o.strip()),
+            "client_id": web.oauth_client_id,
+            "client_secret": web.oauth_client_secret,
+            "session_secret": web.session_secret or _stored_session_secret(settings.home()),
+            "oauth_url": web.oauth_url,
+            "api_url": settings.github_api_url,
+            "graphql_url": settings.github_graphql_url,
+            "scopes": web.scopes or DEFAULT_SCOPES,
+            "public_url": web.public_url,
+            "secure_cookies": web.secure_cookies,
+            "refresh_ttl_minutes": settings.refresh_ttl_minutes,
+            "organizations": web.organizations,
+            "keyring": token_secrets.keyring(settings),
+            "allow_insecure_http": settings.allow_insecure_http,
         }
         values.update(overrides)
         config = cls(**values)
@@ -68,9 +74,9 @@ class WebConfig:
             raise WebConfigError("GHMETRICS_WEB_SESSION_SECRET is too short: use at least 32 random characters")
 
 
-def _stored_session_secret() -> str:
+def _stored_session_secret(home: Path) -> str:
     """A random secret kept in the ghmetrics home (0600), so sessions survive a restart."""
-    path = Path(settings.home()) / "web_session.key"
+    path = home / "web_session.key"
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:  # kept from before, or written by another worker just now

@@ -50,7 +50,7 @@ def authorize_url(config: WebConfig, state: str, redirect_uri: str) -> str:
 def exchange_code(config: WebConfig, code: str, redirect_uri: str) -> str:
     """The user's access token for `code`; OAuthError with GitHub's reason otherwise."""
     url = f"{config.oauth_url}/login/oauth/access_token"
-    require_safe_transport(url)
+    require_safe_transport(url, config.allow_insecure_http)
     try:
         response = requests.post(
             url,
@@ -75,7 +75,7 @@ def exchange_code(config: WebConfig, code: str, redirect_uri: str) -> str:
 
 def user_client(config: WebConfig, token: str) -> GitHubClient:
     """A GitHub client acting as the signed-in user (their token only): sign-in's three questions share it."""
-    return GitHubClient(config.api_url, config.graphql_url, [token])
+    return GitHubClient(config.api_url, config.graphql_url, [token], allow_insecure_http=config.allow_insecure_http)
 
 
 def identity(client: GitHubClient) -> Identity:

@@ -12,13 +12,16 @@ from collections.abc import Iterator
 import uvicorn
 
 from ghmetrics_dagster import warehouse
+from ghmetrics_dagster.settings import Settings
 from ghmetrics_dagster.web.app import create_app
 from ghmetrics_dagster.web.config import WebConfig
 
 
 def app_from_env():
-    """The app as configured by the environment: the factory each uvicorn worker calls."""
-    return create_app(WebConfig.from_env(database_url=warehouse.database_url()))
+    """The app as configured by the environment: the factory each uvicorn worker calls (a
+    worker is a process of its own, so it loads the settings itself)."""
+    settings = Settings.from_env()
+    return create_app(WebConfig.from_settings(settings, warehouse.database_url(settings)))
 
 
 def serve(host: str, port: int, workers: int = 1) -> None:
