@@ -2,10 +2,11 @@
 
 import dagster as dg
 
-from ghmetrics_dagster import settings, warehouse
+from ghmetrics_dagster import settings, sync, warehouse
 from ghmetrics_dagster.defs.partitions import users_partitions
-from ghmetrics_dagster.github import access, sync
+from ghmetrics_dagster.github import access
 from ghmetrics_dagster.github.client import GitHubClient
+from ghmetrics_dagster.sync import discovery
 
 RAW_TABLES = {
     "repositories": "Repository metadata (default branch, archived, empty).",
@@ -46,7 +47,7 @@ def _check_access(context: dg.AssetExecutionContext, url: str, repos_by_user: di
     if shared and settings.github_tokens():
         wanted = sorted({repo for login in shared for repo in repos_by_user[login]}, key=str.lower)
         client = GitHubClient(settings.github_api_url(), settings.github_graphql_url(), settings.github_tokens())
-        nodes = sync.fetch_repositories(client, wanted)
+        nodes = access.fetch_repositories(client, wanted)
     for login, repos in repos_by_user.items():
         checked = access.record_access(url, login, repos, nodes=nodes if login in shared else None)
         context.log.info(checked.summary())
@@ -60,7 +61,7 @@ def _sync_users(context: dg.AssetExecutionContext, url: str, logins: list[str]) 
     for login in logins:
         clients[login] = GitHubClient(settings.github_api_url(), settings.github_graphql_url(), _tokens_for(login))
         try:
-            repos_by_user[login] = sync.resolve_user_repositories(url, clients[login], login)
+            repos_by_user[login] = discovery.resolve_user_repositories(url, clients[login], login)
         except Exception as exc:  # one user's lookup failing must not stop the wave
             failures[login] = [f"cannot list the repositories: {exc}"]
             context.log.warning(f"{login}: cannot list the repositories: {exc}")
