@@ -30,8 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-from ghmetrics_dagster import warehouse  # noqa: E402
-from ghmetrics_dagster.github import sync  # noqa: E402
+from ghmetrics_dagster import sync, warehouse  # noqa: E402
 from ghmetrics_dagster.github.client import GitHubClient  # noqa: E402
 from ghmetrics_dagster.sandbox import generator, sample_org, server  # noqa: E402
 

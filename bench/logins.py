@@ -68,7 +68,7 @@ def units(sandbox) -> int:
 def units_syncing_each_repository_once(org, server_url: str) -> int:
     """The baseline: every repository synced once, by one client, into a fresh database."""
     from ghmetrics_dagster.github.client import GitHubClient
-    from ghmetrics_dagster.github.sync import sync_repositories
+    from ghmetrics_dagster.sync import sync_repositories
 
     with run_sandbox(org=org) as sandbox, warehouse.scratch_database(server_url, prefix="ghm_bench") as url:
         client = GitHubClient(sandbox.rest_url, sandbox.graphql_url, [sandbox.tokens[0]])

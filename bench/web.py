@@ -39,8 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
-from ghmetrics_dagster import dbt_env, warehouse  # noqa: E402
-from ghmetrics_dagster.github import sync  # noqa: E402
+from ghmetrics_dagster import dbt_env, sync, warehouse  # noqa: E402
 from ghmetrics_dagster.github.client import GitHubClient  # noqa: E402
 from ghmetrics_dagster.llm import rules  # noqa: E402
 from ghmetrics_dagster.llm.aggregates import load_summary_input  # noqa: E402

@@ -1,7 +1,7 @@
 """The marts equal the sandbox's ground truth.
 
 The sandbox serves a generated organisation over real HTTP on 127.0.0.1, the real ingestion
-(github/sync.py) loads it into raw, real dbt builds the marts, and every mart is compared as
+(ghmetrics_dagster/sync) loads it into raw, real dbt builds the marts, and every mart is compared as
 a whole table with `truth.compute`: the same keys, counts and flags exactly, hours and other
 measures within 1e-6, timestamps and weeks equal. Three seeds, each with repositories of all
 four deployment styles; one seed also sets per-repository rules in app.repository_settings.
@@ -19,9 +19,9 @@ import pytest
 
 from ghmetrics_dagster import warehouse
 from ghmetrics_dagster.github.client import GitHubClient
-from ghmetrics_dagster.github.sync import sync_repositories
 from ghmetrics_dagster.sandbox import generator, truth
 from ghmetrics_dagster.sandbox.server import run_sandbox
+from ghmetrics_dagster.sync import sync_repositories
 from test_dbt_models import MART_KEYS, load_users, run_dbt
 
 TOLERANCE = 1e-6

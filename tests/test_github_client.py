@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from ghmetrics_dagster.settings import Settings
 from ghmetrics_dagster.github import errors
 from ghmetrics_dagster.github.client import GitHubClient, PageSize, token_fingerprint
 
@@ -352,15 +353,20 @@ def test_concurrency_is_bounded_per_token(serve):
     assert server.max_in_flight <= 2
 
 
+def client_from_environment() -> GitHubClient:
+    settings = Settings.from_env()
+    return GitHubClient(settings.github_api_url, settings.github_graphql_url, list(settings.github_tokens))
+
+
 def test_server_urls_from_environment(monkeypatch):
     monkeypatch.setenv("GITHUB_TOKEN", f"{TOKEN_A}, {TOKEN_B}")
     monkeypatch.setenv("GHMETRICS_GITHUB_API_URL", "https://ghe.example.com/api/v3")
     monkeypatch.delenv("GHMETRICS_GITHUB_GRAPHQL_URL", raising=False)
-    client = GitHubClient.from_env()
+    client = client_from_environment()
     assert client.graphql_url == "https://ghe.example.com/api/graphql"
     assert len(client.fingerprints) == 2
     monkeypatch.delenv("GHMETRICS_GITHUB_API_URL")
-    assert GitHubClient.from_env().graphql_url == "https://api.github.com/graphql"
+    assert client_from_environment().graphql_url == "https://api.github.com/graphql"
     monkeypatch.setenv("GITHUB_TOKEN", "")
     with pytest.raises(errors.BadCredentials):
-        GitHubClient.from_env()
+        client_from_environment()

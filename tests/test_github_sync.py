@@ -7,6 +7,7 @@ a SIGKILL mid-run).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -18,9 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from ghmetrics_dagster import warehouse
-from ghmetrics_dagster.github import queries, sync
+from ghmetrics_dagster import sync, warehouse
+from ghmetrics_dagster.github import queries
 from ghmetrics_dagster.github.client import GitHubClient
+from ghmetrics_dagster.sync import discovery
+from ghmetrics_dagster.sync.rows import issue_data, pull_request_data, replay_labels
+from ghmetrics_dagster.sync.state import Cursor
 
 server = pytest.importorskip("ghmetrics_dagster.sandbox.server")
 generator = pytest.importorskip("ghmetrics_dagster.sandbox.generator")
@@ -186,21 +190,38 @@ def test_label_replay_rules():
         {"__typename": "ReadyForReviewEvent", "createdAt": "2026-05-04T14:00:00Z"},
         event("LabeledEvent", "Hotfix"), event("UnlabeledEvent", "never-added"), event("LabeledEvent", "feature"),
     ]
-    assert sync.replay_labels(events) == [{"name": "Hotfix"}, {"name": "feature"}]
-    assert sync.replay_labels([]) == []
+    assert replay_labels(events) == [{"name": "Hotfix"}, {"name": "feature"}]
+    assert replay_labels([]) == []
     node = {"id": "PR_1", "reviews": {}, "commits": {}, "timeline": {"pageInfo": {}, "nodes": events[:4] + [None]}}
-    data = sync._pull_request_data(node)
+    data = pull_request_data(node)
     assert data == {"id": "PR_1", "readyForReview": {"createdAt": "2026-05-04T14:00:00Z"}, "labels": [{"name": "feature"}]}
     # the overflow events continue the nested page
-    data = sync._pull_request_data(node, events)
+    data = pull_request_data(node, events)
     assert data["labels"] == [{"name": "Hotfix"}, {"name": "feature"}]
-    assert sync._pull_request_data({"id": "PR_2", "timeline": {"nodes": []}})["readyForReview"] is None
+    assert pull_request_data({"id": "PR_2", "timeline": {"nodes": []}})["readyForReview"] is None
     # An issue's closer: a pull request only; closed by a commit or by hand, null.
     closed = {"nodes": [{"closer": {"__typename": "PullRequest", "id": "PR_9", "number": 9}}]}
-    assert sync._issue_data({"id": "I_1", "closedBy": closed})["closedBy"] == {
+    assert issue_data({"id": "I_1", "closedBy": closed})["closedBy"] == {
         "__typename": "PullRequest", "id": "PR_9", "number": 9}
     for other in ({"nodes": [{"closer": {"__typename": "Commit"}}]}, {"nodes": [{"closer": None}]}, {"nodes": []}, None):
-        assert sync._issue_data({"id": "I_1", "closedBy": other})["closedBy"] is None
+        assert issue_data({"id": "I_1", "closedBy": other})["closedBy"] is None
+
+
+def test_stored_cursors_resume():
+    """raw.sync_state.cursor as earlier versions stored it (GraphQL and REST) still loads."""
+    def utc(*args):
+        return dt.datetime(*args, tzinfo=dt.UTC)
+
+    graphql = Cursor.from_json('{"after": "Y3Vy", "acc": {"max": "2026-05-04T13:00:00Z", '
+                               '"active": {"prod": "2026-05-01T10:00:00Z"}, "open": "2026-05-02T09:00:00Z"}}')
+    assert graphql == Cursor(after="Y3Vy", newest=utc(2026, 5, 4, 13), oldest_open=utc(2026, 5, 2, 9),
+                             active={"prod": utc(2026, 5, 1, 10)})
+    assert Cursor.from_json(graphql.to_json()) == graphql
+    rest = Cursor.from_json('{"page": 3, "acc": {"max": "2026-05-04T13:00:00Z"}}')
+    assert rest == Cursor(page=3, newest=utc(2026, 5, 4, 13))
+    assert json.loads(rest.to_json()) == {"page": 3, "acc": {"max": "2026-05-04T13:00:00+00:00"}}
+    assert Cursor.from_json('{"after": "Y3Vy", "acc": {}}') == Cursor(after="Y3Vy")
+    assert Cursor.from_json(None) is None and Cursor.from_json("") is None
 
 
 def test_refresh_after_changes_fetches_only_what_changed(database_url):
@@ -282,19 +303,19 @@ def test_user_repositories_from_app_table_or_api(database_url):
     login = sorted(org.memberships)[0]
     with server.run_sandbox(org) as sb:
         client = make_client(sb)
-        from_api = sync.resolve_user_repositories(database_url, client, login)
+        from_api = discovery.resolve_user_repositories(database_url, client, login)
         assert set(org.memberships[login]) <= set(from_api)
         with warehouse.connect(database_url) as conn, conn.cursor() as cur:
             cur.execute("insert into app.users (login) values (%s)", (login,))
             cur.execute("insert into app.user_repositories values (%s, %s)", (login, names(org)[-1]))
-        assert sync.resolve_user_repositories(database_url, client, login) == [names(org)[-1]]
-        report = sync.sync_user(database_url, login, client)
+        assert discovery.resolve_user_repositories(database_url, client, login) == [names(org)[-1]]
+        report = sync.sync_repositories(database_url, client, discovery.resolve_user_repositories(database_url, client, login))
         assert [r.repo for r in report.repositories] == [names(org)[-1]] and report.ok
 
 
 KILL_SCRIPT = """
 import sys
-from ghmetrics_dagster.github import queries, sync
+from ghmetrics_dagster import sync
 from ghmetrics_dagster.github.client import GitHubClient
 url, rest, graphql, tokens, repos = sys.argv[1:6]
 client = GitHubClient(rest, graphql, tokens.split(","), backoff_base=0.02, timeout=5)

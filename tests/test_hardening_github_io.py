@@ -7,7 +7,8 @@ import tracemalloc
 
 import pytest
 
-from ghmetrics_dagster.github import errors, sync
+from ghmetrics_dagster import sync
+from ghmetrics_dagster.github import errors
 from ghmetrics_dagster.github.client import GitHubClient
 from ghmetrics_dagster.sandbox import generator, server
 from ghmetrics_dagster.sandbox.server import Scripted

@@ -7,8 +7,8 @@ import json
 import pytest
 from test_dbt_models import run_dbt
 
-from ghmetrics_dagster import warehouse
-from ghmetrics_dagster.github import queries, sync, validate
+from ghmetrics_dagster import sync, warehouse
+from ghmetrics_dagster.github import queries, validate
 from ghmetrics_dagster.github.client import GitHubClient
 from ghmetrics_dagster.sandbox import generator, server
 from ghmetrics_dagster.sandbox.server import Scripted
@@ -56,6 +56,23 @@ def test_malformed_pull_requests_are_quarantined_and_the_rest_of_the_repository_
     assert any(r == "object is a list, not an object" for r in reasons.values())
     # The other streams of the repository went on as usual.
     assert all(s.status == "ok" for s in report.repositories[0].streams.values() if s.stream != "pull_requests")
+
+
+def test_a_malformed_workflow_run_on_a_full_page_does_not_end_the_pass(database_url):
+    """Workflow runs follow the rule of the other streams: a page cut short by quarantine ends
+    the pass only on an old run or the last page (it used to end it, skipping older pages)."""
+    org = generator.generate(11, repos=2, prs_per_repo=80, weeks=16, users=4)
+    repo = org.repositories[1]
+    assert len(repo.workflow_runs) > 100  # two pages
+    with server.run_sandbox(org) as sb:
+        client = make_client(sb)
+        page = client.rest(f"/repos/{repo.full_name}/actions/runs", {"per_page": 100}).data
+        page["workflow_runs"][5]["created_at"] = 17
+        sb.script(Scripted(match="/actions/runs", body=json.dumps(page)))
+        report = sync.sync_repositories(database_url, client, [repo.full_name], streams=["workflow_runs"])
+    stream = report.repositories[0].streams["workflow_runs"]
+    assert stream.status == "ok" and stream.quarantined == 1 and stream.pages == 2, stream
+    assert count(database_url, "select count(*) from raw.workflow_runs") == len(repo.workflow_runs) - 1
 
 
 def test_non_string_name_with_owner_quarantines_one_repository_not_the_batch(org, database_url):

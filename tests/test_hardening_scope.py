@@ -12,13 +12,14 @@ import pytest
 from click.testing import CliRunner
 from test_llm_asset import seed_marts
 
-from ghmetrics_dagster import warehouse
+from ghmetrics_dagster import sync, warehouse
 from ghmetrics_dagster.cli import main
-from ghmetrics_dagster.github import queries, sync
+from ghmetrics_dagster.github import queries
 from ghmetrics_dagster.github.client import GitHubClient
 from ghmetrics_dagster.llm.service import summarise_user
 from ghmetrics_dagster.sandbox import generator, server
 from ghmetrics_dagster.sandbox.server import Scripted
+from ghmetrics_dagster.sync import discovery
 from ml import insights
 from conftest import env_router, env_settings
 
@@ -44,7 +45,9 @@ def test_repository_added_in_another_case_takes_githubs_name(org, database_url):
     assert CliRunner().invoke(main, ["users", "add", "alice", "--repo", shouted]).exit_code == 0
     assert CliRunner().invoke(main, ["users", "add", "bob", "--repo", shouted, "--repo", canonical]).exit_code == 0
     with server.run_sandbox(org) as sb:
-        report = sync.sync_user(database_url, "alice", make_client(sb), streams=["repositories", "pull_requests"])
+        client = make_client(sb)
+        repos = discovery.resolve_user_repositories(database_url, client, "alice")
+        report = sync.sync_repositories(database_url, client, repos, streams=["repositories", "pull_requests"])
     assert report.ok, report.metadata()["errors"]
     assert rows(database_url, "select login, repo_full_name from app.user_repositories order by 1") == [
         ("alice", canonical), ("bob", canonical)

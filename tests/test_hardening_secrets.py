@@ -12,10 +12,11 @@ from click.testing import CliRunner
 
 from ghmetrics_dagster import warehouse
 from ghmetrics_dagster.cli import main
-from ghmetrics_dagster.github import errors, sync
+from ghmetrics_dagster.github import errors
 from ghmetrics_dagster.github.client import GitHubClient
 from ghmetrics_dagster.sandbox import generator, server
 from ghmetrics_dagster.sandbox.server import Scripted
+from ghmetrics_dagster.sync import discovery
 from conftest import env_settings
 
 # Not shaped like a GitHub token: only the client's own knowledge of its tokens can mask it.
@@ -44,7 +45,7 @@ def test_repository_discovery_error_echoing_the_token_is_redacted(sandbox, datab
     )
     caplog.set_level(logging.DEBUG)
     with pytest.raises(errors.GitHubError) as raised:
-        sync.resolve_user_repositories(database_url, client_for(sandbox), "someone")
+        discovery.resolve_user_repositories(database_url, client_for(sandbox), "someone")
     exc = raised.value
     assert "denied" in str(exc) and PLAIN_TOKEN not in str(exc)
     assert PLAIN_TOKEN not in repr(getattr(exc, "errors", ""))

@@ -9,10 +9,10 @@ from click.testing import CliRunner
 from test_dbt_models import run_dbt
 from test_llm_asset import seed_marts
 
-from ghmetrics_dagster import settings, warehouse
+from ghmetrics_dagster import sync, warehouse
 from ghmetrics_dagster.cli import main
 from ghmetrics_dagster.dbt_env import dbt_env
-from ghmetrics_dagster.github import errors, sync
+from ghmetrics_dagster.github import errors
 from ghmetrics_dagster.github.client import GitHubClient
 from ghmetrics_dagster.llm.service import summarise_user
 from ghmetrics_dagster.sandbox import generator, server

@@ -2,9 +2,11 @@
 
 import dagster as dg
 
+from ghmetrics_dagster import sync
 from ghmetrics_dagster.defs.partitions import users_partitions
 from ghmetrics_dagster.defs.resources import GitHubResource, WarehouseResource
-from ghmetrics_dagster.github import access, sync
+from ghmetrics_dagster.github import access
+from ghmetrics_dagster.sync import discovery
 from ghmetrics_dagster.warehouse import migrate as _migrate
 
 RAW_TABLES = {
@@ -35,7 +37,7 @@ def _check_access(context: dg.AssetExecutionContext, url: str, keyring, github: 
     nodes = {}
     if shared and github.service_tokens():
         wanted = sorted({repo for login in shared for repo in repos_by_user[login]}, key=str.lower)
-        nodes = sync.fetch_repositories(github.client(github.service_tokens()), wanted)
+        nodes = access.fetch_repositories(github.client(github.service_tokens()), wanted)
     for login, repos in repos_by_user.items():
         client = None if login in shared else github.client([own_tokens[login]])
         checked = access.record_access(url, keyring, login, repos, client=client,
@@ -52,7 +54,7 @@ def _sync_users(context: dg.AssetExecutionContext, url: str, keyring, github: Gi
     for login in logins:
         clients[login] = github.client(github.tokens_for(access.own_token(url, keyring, login), login))
         try:
-            repos_by_user[login] = sync.resolve_user_repositories(url, clients[login], login)
+            repos_by_user[login] = discovery.resolve_user_repositories(url, clients[login], login)
         except Exception as exc:  # one user's lookup failing must not stop the wave
             failures[login] = [f"cannot list the repositories: {exc}"]
             context.log.warning(f"{login}: cannot list the repositories: {exc}")

@@ -12,8 +12,8 @@ from __future__ import annotations
 import dataclasses
 
 from ghmetrics_dagster import secrets, warehouse
-from ghmetrics_dagster.github.client import GitHubClient
-from ghmetrics_dagster.github.sync import fetch_repositories
+from ghmetrics_dagster.github import queries
+from ghmetrics_dagster.github.client import GitHubClient, graphql_error
 
 USER_TOKEN, SERVICE_TOKEN = "user token", "service token"
 
@@ -35,6 +35,40 @@ def own_token(url: str, keyring: secrets.Keyring, login: str) -> str | None:
         cur.execute("select token_ciphertext from app.users where login = %s", (login,))
         row = cur.fetchone()
     return keyring.decrypt(row[0]) if row and row[0] else None
+
+
+def fetch_repositories(client: GitHubClient, names: list[str]) -> dict[str, dict | str]:
+    """name (lower case) -> repository node, or an error message."""
+    found: dict[str, dict | str] = {}
+    for start in range(0, len(names), queries.REPOSITORY_BATCH):
+        batch = names[start : start + queries.REPOSITORY_BATCH]
+        variables = {}
+        for i, full_name in enumerate(batch):
+            owner, name = full_name.split("/", 1)
+            variables[f"o{i}"] = owner
+            variables[f"n{i}"] = name
+        data, gql_errors = client.graphql(queries.repositories_query(len(batch)), variables, allow_partial=True)
+        by_alias = {}
+        for error in gql_errors:
+            path = error.get("path") or []
+            if path:
+                by_alias[str(path[0])] = error
+            elif not data:
+                raise graphql_error(gql_errors, client.redact)
+        for i, full_name in enumerate(batch):
+            node = data.get(f"r{i}") if isinstance(data, dict) else None
+            if node is not None and node != {}:  # any other shape is checked, then quarantined
+                found[full_name.lower()] = node
+                continue
+            error = by_alias.get(f"r{i}", {})
+            if error.get("type") == "FORBIDDEN":
+                found[full_name.lower()] = f"repository {full_name}: the token may not read it (FORBIDDEN); grant it access"
+            else:
+                found[full_name.lower()] = (
+                    f"repository {full_name} not found or not visible to the token; "
+                    "check the name in app.user_repositories and the token's access"
+                )
+    return found
 
 
 def record_access(url: str, keyring: secrets.Keyring, login: str, repos: list[str],

@@ -229,11 +229,6 @@ class GitHubClient:
         self.stats = Stats()
         self._random = random.Random()
 
-    @classmethod
-    def from_env(cls, **kwargs) -> GitHubClient:
-        """A client for GITHUB_TOKEN and GHMETRICS_GITHUB_API_URL / GHMETRICS_GITHUB_GRAPHQL_URL."""
-        return cls(settings.github_api_url(), settings.github_graphql_url(), settings.github_tokens(), **kwargs)
-
     def redact(self, text: str) -> str:
         """`text` without this client's tokens or anything shaped like a token."""
         return redact(text, self._secrets)
