@@ -58,7 +58,6 @@ def fail(message: str) -> None:
 def main(ctx: click.Context, debug: bool) -> None:
     """ghmetrics: DORA metrics, cycle times, forecasts and summaries from GitHub."""
     state = ctx.ensure_object(dict)
-    state["debug"] = debug
     loaded = Settings.from_env()
     state["debug"] = debug or loaded.debug
     # --verbose: the processes the pipeline starts keep the terminal too.
@@ -66,8 +65,11 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 
 def current_settings() -> Settings:
-    """The settings `main` loaded for this command (with the home's sandbox, once chosen)."""
-    return click.get_current_context().find_root().obj["settings"]
+    """The settings `main` loaded for this command (with the home's sandbox, once chosen); a
+    subcommand invoked on its own (embedded, or in a test) loads them here."""
+    root = click.get_current_context().find_root()
+    root.ensure_object(dict).setdefault("settings", Settings.from_env())
+    return root.obj["settings"]
 
 
 def _use_settings(settings: Settings) -> None:

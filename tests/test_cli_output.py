@@ -7,6 +7,7 @@ import os
 from click.testing import CliRunner
 
 from ghmetrics_dagster.cli import display_width, fit, main
+from conftest import env_settings
 
 
 def test_names_are_cut_and_padded_by_terminal_columns():
@@ -43,19 +44,19 @@ def test_a_finished_step_leaves_one_line_above_the_progress_bar():
 def test_verbose_keeps_the_pipelines_own_output_on_the_terminal(database_url, monkeypatch, tmp_path, capfd):
     from ghmetrics_dagster import pipeline
 
-    # Recorded as unset, so that the variable the command sets is removed after the test (a
-    # delenv of an unset variable records nothing, and --verbose would leak into later tests).
-    monkeypatch.setenv("GHMETRICS_VERBOSE", "")
+    monkeypatch.delenv("GHMETRICS_VERBOSE", raising=False)
     log = tmp_path / "runs.log"
-    with pipeline._output_to(log):
+    with pipeline._output_to(log, env_settings().verbose):
         os.write(1, b"to the log\n")
     assert log.read_text() == "to the log\n"
 
-    result = CliRunner().invoke(main, ["--verbose", "db", "url"])
+    state: dict = {}
+    result = CliRunner().invoke(main, ["--verbose", "db", "url"], obj=state)
     assert result.exit_code == 0, result.output
-    assert os.environ.get("GHMETRICS_VERBOSE") == "1"
+    # The command's settings, and the processes it starts (they inherit them), are verbose.
+    assert state["settings"].verbose and state["settings"].child_environ({})["GHMETRICS_VERBOSE"] == "1"
     capfd.readouterr()
-    with pipeline._output_to(log):
+    with pipeline._output_to(log, state["settings"].verbose):
         os.write(1, b"on the terminal\n")
     assert capfd.readouterr().out == "on the terminal\n"
     assert log.read_text() == "to the log\n"

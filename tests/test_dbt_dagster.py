@@ -10,6 +10,7 @@ import pytest
 from ghmetrics_dagster import warehouse
 from ghmetrics_dagster.defs.partitions import users_partitions
 from ghmetrics_dagster.sandbox import generator
+from conftest import env_resources
 from test_dbt_models import load_rows, load_users, raw_rows
 
 INGESTION_KEYS = {

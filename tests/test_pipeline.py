@@ -66,7 +66,7 @@ def test_login_refreshes_the_user_once_within_the_ttl(definitions, sandbox, data
 
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
         # Contexts are closed so the instance they open does not outlive the test.
-        with dg.build_sensor_context(instance=instance, definitions=definitions) as context:
+        with dg.build_sensor_context(resources=env_resources(), instance=instance, definitions=definitions) as context:
             result = user_login_sensor(context)
         assert len(result.run_requests) == 1
         request = result.run_requests[0]
@@ -102,7 +102,7 @@ def test_login_refreshes_the_user_once_within_the_ttl(definitions, sandbox, data
 
         # A second login inside the TTL requests nothing and says why.
         _insert(database_url, "insert into app.user_logins (login) values (%s)", (login,))
-        with dg.build_sensor_context(instance=instance, cursor=result.cursor, definitions=definitions) as context:
+        with dg.build_sensor_context(resources=env_resources(), instance=instance, cursor=result.cursor, definitions=definitions) as context:
             again = user_login_sensor(context)
         assert again.run_requests == []
         assert "TTL" in again.skip_reason.skip_message and login in again.skip_reason.skip_message
