@@ -59,7 +59,7 @@ def _print_dora(url: str, users: list[tuple[str, list[str]]]) -> None:
     """Two tables, so no row mixes windows: DORA's five metrics over the trailing 12 weeks with
     their Quick Check scores (docs/dora.md) and the overall score against the benchmark, then
     the latest week alone."""
-    from ghmetrics_dagster.llm.aggregates import load_summary_input
+    from ghmetrics_dagster.summaries.aggregates import load_summary_input
 
     # Each repository through one of its users, as that user's dashboard shows it.
     through = {repo: login for login, repos in reversed(users) for repo in repos}
@@ -134,7 +134,7 @@ def _print_models(url: str, org) -> None:
 
 
 def _print_summary(url: str, login: str) -> None:
-    from ghmetrics_dagster.llm import service
+    from ghmetrics_dagster.summaries import service
 
     text, report_path = service.demo_summary(login=login, database_url=url)
     _heading(f"Summary for {login}")

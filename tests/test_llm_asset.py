@@ -15,9 +15,9 @@ from fake_llm_servers import FakeAnthropic, FakeOpenAI
 
 from ghmetrics_dagster import contracts
 from ghmetrics_dagster.defs.summaries import ASSETS, user_summaries
-from ghmetrics_dagster.llm import report
-from ghmetrics_dagster.llm.aggregates import load_summary_input
-from ghmetrics_dagster.llm.service import demo_summary
+from ghmetrics_dagster.summaries import report
+from ghmetrics_dagster.summaries.aggregates import load_summary_input
+from ghmetrics_dagster.summaries.service import demo_summary
 
 # marts.fct_dora_weekly's columns (docs/contracts.md, docs/dora.md), in the mart's order.
 DORA_COLUMNS = ", ".join(

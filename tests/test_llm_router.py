@@ -12,12 +12,12 @@ import pytest
 from fake_llm_servers import Fail, FakeAnthropic, FakeOpenAI, Hang, Reply
 from test_llm_grounding import sample_input
 
-from ghmetrics_dagster.llm import grounding, rules
-from ghmetrics_dagster.llm.aggregates import Anomaly, RepositoryAggregate
-from ghmetrics_dagster.llm.budget import Budget, ModelPrice, PostgresLedger
-from ghmetrics_dagster.llm.cache import PostgresCache
-from ghmetrics_dagster.llm.providers import AnthropicProvider, OpenAIProvider
-from ghmetrics_dagster.llm.router import DEFAULT_PRICES, Router, RouterConfig, load_prices
+from ghmetrics_dagster.summaries import grounding, rules
+from ghmetrics_dagster.summaries.aggregates import Anomaly, RepositoryAggregate
+from ghmetrics_dagster.summaries.budget import Budget, ModelPrice, PostgresLedger
+from ghmetrics_dagster.summaries.cache import PostgresCache
+from ghmetrics_dagster.summaries.providers import AnthropicProvider, OpenAIProvider
+from ghmetrics_dagster.summaries.router import DEFAULT_PRICES, Router, RouterConfig, load_prices
 
 TIMEOUT_S = 0.6
 
@@ -269,8 +269,8 @@ def test_benchmark_quick_smoke(server_url, tmp_path):
 
 
 def test_providers_come_from_the_environment_and_bad_prices_fail_clearly(monkeypatch, fakes):
-    from ghmetrics_dagster.llm.providers import providers_from_env
-    from ghmetrics_dagster.llm.router import ConfigError
+    from ghmetrics_dagster.summaries.providers import providers_from_env
+    from ghmetrics_dagster.summaries.router import ConfigError
 
     openai_fake, anthropic_fake = fakes
     for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL"):

@@ -1,4 +1,4 @@
-"""The per-user summary asset: thin wiring over ghmetrics_dagster.llm."""
+"""The per-user summary asset: thin wiring over ghmetrics_dagster.summaries."""
 
 
 import dagster as dg
@@ -6,8 +6,8 @@ import dagster as dg
 from ghmetrics_dagster import publish, settings, warehouse
 from ghmetrics_dagster.defs.partitions import users_partitions
 from ghmetrics_dagster.defs.transform import MARTS_FRESHNESS
-from ghmetrics_dagster.llm import report
-from ghmetrics_dagster.llm.service import summarise_user
+from ghmetrics_dagster.summaries import report
+from ghmetrics_dagster.summaries.service import summarise_user
 
 
 @dg.asset(
