@@ -29,13 +29,13 @@ sys.path.insert(0, str(ROOT / "tests"))
 from fake_llm_servers import FakeAnthropic, FakeOpenAI  # noqa: E402
 
 from ghmetrics_dagster import warehouse  # noqa: E402
-from ghmetrics_dagster.llm import rules  # noqa: E402
-from ghmetrics_dagster.llm.aggregates import Anomaly, RepositoryAggregate, SummaryInput  # noqa: E402
-from ghmetrics_dagster.llm.budget import Budget, PostgresLedger  # noqa: E402
-from ghmetrics_dagster.llm.cache import PostgresCache  # noqa: E402
-from ghmetrics_dagster.llm.providers import AnthropicProvider, OpenAIProvider  # noqa: E402
-from ghmetrics_dagster.llm.router import Router, RouterConfig  # noqa: E402
-from ghmetrics_dagster.llm.service import save_summary  # noqa: E402
+from ghmetrics_dagster.summaries import rules  # noqa: E402
+from ghmetrics_dagster.summaries.aggregates import Anomaly, RepositoryAggregate, SummaryInput  # noqa: E402
+from ghmetrics_dagster.summaries.budget import Budget, PostgresLedger  # noqa: E402
+from ghmetrics_dagster.summaries.cache import PostgresCache  # noqa: E402
+from ghmetrics_dagster.summaries.providers import AnthropicProvider, OpenAIProvider  # noqa: E402
+from ghmetrics_dagster.summaries.router import Router, RouterConfig  # noqa: E402
+from ghmetrics_dagster.summaries.service import save_summary  # noqa: E402
 
 BENCHMARKS = {"overall": 4.3, "throughput": 6.0, "stability": 7.9, "lead_time": 5.5, "deployment_frequency": 5.9,
               "recovery": 6.6, "change_fail": 7.4, "rework": 7.8}

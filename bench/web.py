@@ -41,10 +41,10 @@ sys.path.insert(0, str(ROOT))
 
 from ghmetrics_dagster import dbt_env, sync, warehouse  # noqa: E402
 from ghmetrics_dagster.github.client import GitHubClient  # noqa: E402
-from ghmetrics_dagster.llm import rules  # noqa: E402
-from ghmetrics_dagster.llm.aggregates import load_summary_input  # noqa: E402
 from ghmetrics_dagster.sandbox import generator  # noqa: E402
 from ghmetrics_dagster.sandbox.server import run_sandbox  # noqa: E402
+from ghmetrics_dagster.summaries import rules  # noqa: E402
+from ghmetrics_dagster.summaries.aggregates import load_summary_input  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 SESSION_SECRET = "bench-session-secret-" + "x" * 32

@@ -60,7 +60,7 @@ def _print_dora(url: str, users: list[tuple[str, list[str]]]) -> None:
     """Two tables, so no row mixes windows: DORA's five metrics over the trailing 12 weeks with
     their Quick Check scores (docs/dora.md) and the overall score against the benchmark, then
     the latest week alone."""
-    from ghmetrics_dagster.llm.aggregates import load_summary_input
+    from ghmetrics_dagster.summaries.aggregates import load_summary_input
 
     # Each repository through one of its users, as that user's dashboard shows it.
     through = {repo: login for login, repos in reversed(users) for repo in repos}
@@ -136,8 +136,8 @@ def _print_models(settings: Settings, url: str, org) -> None:
 
 
 def _print_summary(settings: Settings, url: str, login: str) -> None:
-    from ghmetrics_dagster.llm import service
-    from ghmetrics_dagster.llm.router import Router
+    from ghmetrics_dagster.summaries import service
+    from ghmetrics_dagster.summaries.router import Router
 
     router = Router.from_settings(settings.llm, url)
     text, report_path = service.demo_summary(url, router, settings.reports_dir(), login=login)

@@ -115,7 +115,7 @@ def env_settings():
 
 def env_router(database_url: str):
     """The summary router for the LLM settings the test has set so far (keys, prices, budgets)."""
-    from ghmetrics_dagster.llm.router import Router
+    from ghmetrics_dagster.summaries.router import Router
 
     return Router.from_settings(env_settings().llm, database_url)
 

@@ -36,6 +36,7 @@ MART_KEYS = {
     "dim_users": ["login"],
     "ml_weekly_features": ["scope_type", "scope", "week_start"],
     "fct_bottlenecks": ["scope_type", "scope", "week_start"],
+    "fct_trailing_12w": ["scope_type", "scope"],
 }
 # Marts of reference data, not computed from GitHub's: no ground truth to compare with.
 REFERENCE_MARTS = {"dora_benchmarks": ["metric"]}

@@ -16,10 +16,10 @@ from ghmetrics_dagster import sync, warehouse
 from ghmetrics_dagster.cli import main
 from ghmetrics_dagster.github import queries
 from ghmetrics_dagster.github.client import GitHubClient
-from ghmetrics_dagster.llm.service import summarise_user
 from ghmetrics_dagster.sandbox import generator, server
 from ghmetrics_dagster.sandbox.server import Scripted
 from ghmetrics_dagster.sync import discovery
+from ghmetrics_dagster.summaries.service import summarise_user
 from ml import insights
 from conftest import env_router, env_settings
 
@@ -91,7 +91,7 @@ def _not_found_for(sb, token: str, names: list[str], hidden: str) -> None:
 def test_repository_the_users_token_cannot_read_is_left_out_of_their_scope(org, database_url, tmp_path, monkeypatch):
     from ghmetrics_dagster import secrets
     from ghmetrics_dagster.github import access
-    from ghmetrics_dagster.llm.aggregates import load_summary_input
+    from ghmetrics_dagster.summaries.aggregates import load_summary_input
     from ml import data as ml_data
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)

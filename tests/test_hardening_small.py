@@ -14,10 +14,10 @@ from ghmetrics_dagster.cli import main
 from ghmetrics_dagster.dbt_env import dbt_env
 from ghmetrics_dagster.github import errors
 from ghmetrics_dagster.github.client import GitHubClient
-from ghmetrics_dagster.llm.service import summarise_user
 from ghmetrics_dagster.sandbox import generator, server
 from ghmetrics_dagster.sandbox.server import Scripted
 from conftest import env_router, env_settings
+from ghmetrics_dagster.summaries.service import summarise_user
 
 
 def rows(url: str, sql: str, *args) -> list[tuple]:

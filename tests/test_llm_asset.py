@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import statistics
 
 import dagster as dg
 import psycopg2
@@ -14,9 +15,9 @@ from fake_llm_servers import FakeAnthropic, FakeOpenAI
 
 from ghmetrics_dagster import contracts
 from ghmetrics_dagster.defs.summaries import user_summaries
-from ghmetrics_dagster.llm import report
-from ghmetrics_dagster.llm.aggregates import load_summary_input
-from ghmetrics_dagster.llm.service import demo_summary
+from ghmetrics_dagster.summaries import report
+from ghmetrics_dagster.summaries.aggregates import load_summary_input
+from ghmetrics_dagster.summaries.service import demo_summary
 from conftest import env_resources, env_router, env_settings
 
 # marts.fct_dora_weekly's columns (docs/contracts.md, docs/dora.md), in the mart's order.
@@ -39,16 +40,26 @@ PR_COLUMNS = """
     review_hours numeric, deploy_hours numeric, lead_time_hours numeric, additions int, deletions int,
     pr_size int, review_count int, is_revert boolean
 """
+# marts.fct_trailing_12w's columns, in the mart's order.
+TRAILING_COLUMNS = """
+    scope_type text, scope text, week_start date, deployments_12w bigint, median_weekly_deployment_days_12w numeric,
+    change_failure_rate_12w numeric, incidents_12w bigint, median_time_to_restore_hours_12w numeric,
+    merged_prs_12w bigint, review_coverage_12w numeric, median_lead_time_hours_12w numeric, median_pr_size_12w numeric,
+    median_coding_hours_12w numeric, median_pickup_hours_12w numeric, median_review_hours_12w numeric,
+    median_deploy_hours_12w numeric
+"""
 LAST_WEEK = dt.date(2026, 5, 4)
 REPOS = ("acme/api", "acme/web")
 
 
 def seed_marts(url: str) -> None:
-    """A small fct_dora_weekly / fct_pull_requests / ml.insights for user alice (contract columns)."""
+    """A small fct_dora_weekly / fct_pull_requests / fct_trailing_12w / ml.insights for user alice
+    (contract columns)."""
     with psycopg2.connect(url) as conn, conn.cursor() as cur:
         cur.execute("create schema if not exists marts")
         cur.execute(f"create table marts.fct_dora_weekly ({DORA_COLUMNS})")
         cur.execute(f"create table marts.fct_pull_requests ({PR_COLUMNS})")
+        cur.execute(f"create table marts.fct_trailing_12w ({TRAILING_COLUMNS})")
         cur.execute("insert into app.users (login, display_name) values ('alice', 'Alice'), ('bob', 'Bob')")
         cur.executemany("insert into app.user_repositories values ('alice', %s)", [(r,) for r in REPOS])
         cur.execute("create table marts.dora_benchmarks (metric text, segment_type text, segment text,"
@@ -56,6 +67,7 @@ def seed_marts(url: str) -> None:
                     " published_scale text)")
         cur.executemany("insert into marts.dora_benchmarks (metric, segment_type, segment, segment_label, mean_score)"
                         " values (%s, 'all', 'all', 'All industries', %s)", list(BENCHMARKS.items()))
+        weeks = []
         for i in range(14):
             week = LAST_WEEK - dt.timedelta(weeks=13 - i)
             latest = i == 13
@@ -88,6 +100,7 @@ def seed_marts(url: str) -> None:
                 "overall_vs_benchmark": 2.925 if latest else 3.325,
                 "throughput_vs_benchmark": 0 if latest else 0.6667, "stability_vs_benchmark": 1.1625,
             }
+            weeks.append(row)
             cur.execute(f"insert into marts.fct_dora_weekly ({', '.join(row)}) values ({', '.join(['%s'] * len(row))})",
                         list(row.values()))
             for repo, share in zip(REPOS, (deployments - 1, 1)):
@@ -96,6 +109,21 @@ def seed_marts(url: str) -> None:
                     " median_lead_time_hours, overall_score) values ('repository', %s, %s, %s, %s, %s)",
                     (repo, week, share, 18.0 + i, 7.2 if repo == "acme/api" else 5.4),
                 )
+        # The trailing 12 weeks as dbt sums them, with the medians of the pull requests below.
+        window = weeks[-12:]
+        deployments = sum(w["deployments"] for w in window)
+        cur.execute(
+            "insert into marts.fct_trailing_12w values ('user', 'alice', %s, %s, %s, %s, %s, null, %s, 0.8, 15, null,"
+            " 4, 3, 6, 2)",
+            (LAST_WEEK, deployments, statistics.median(w["deployment_days"] for w in window),
+             sum(w["failed_changes"] for w in window) / deployments, sum(w["incidents"] for w in window),
+             sum(w["merged_prs"] for w in window)),
+        )
+        cur.executemany(
+            "insert into marts.fct_trailing_12w (scope_type, scope, week_start, deployments_12w)"
+            " values ('repository', %s, %s, %s)",
+            [("acme/api", LAST_WEEK, deployments - 12), ("acme/web", LAST_WEEK, 12)],
+        )
         merged = dt.datetime(2026, 5, 5, 12, tzinfo=dt.timezone.utc)
         for n, (coding, pickup, review, deploy) in enumerate([(2, 1, 4, 1), (4, 3, 6, 2), (6, 5, 8, 3)], start=1):
             cur.execute(

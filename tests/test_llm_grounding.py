@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from ghmetrics_dagster.llm import grounding, prompts, rules
-from ghmetrics_dagster.llm.aggregates import Anomaly, RepositoryAggregate, SummaryInput, facts
+from ghmetrics_dagster.summaries import grounding, prompts, rules
+from ghmetrics_dagster.summaries.aggregates import Anomaly, RepositoryAggregate, SummaryInput, facts
 
 
 def sample_input(**changes) -> SummaryInput:
@@ -263,7 +263,7 @@ def test_grounding_strips_links_images_and_html():
 
 
 def test_counts_in_the_rule_based_summary_agree_with_their_noun():
-    from ghmetrics_dagster.llm.rules import _count
+    from ghmetrics_dagster.summaries.rules import _count
 
     assert _count("1", "pull request") == "1 pull request"
     assert _count("12", "deployment") == "12 deployments"

@@ -12,12 +12,12 @@ import pytest
 from fake_llm_servers import Fail, FakeAnthropic, FakeOpenAI, Hang, Reply
 from test_llm_grounding import sample_input
 
-from ghmetrics_dagster.llm import grounding, rules
-from ghmetrics_dagster.llm.aggregates import Anomaly, RepositoryAggregate
-from ghmetrics_dagster.llm.budget import Budget, ModelPrice, PostgresLedger
-from ghmetrics_dagster.llm.cache import PostgresCache
-from ghmetrics_dagster.llm.providers import AnthropicProvider, OpenAIProvider
-from ghmetrics_dagster.llm.router import DEFAULT_PRICES, Router, RouterConfig, load_prices
+from ghmetrics_dagster.summaries import grounding, rules
+from ghmetrics_dagster.summaries.aggregates import Anomaly, RepositoryAggregate
+from ghmetrics_dagster.summaries.budget import Budget, ModelPrice, PostgresLedger
+from ghmetrics_dagster.summaries.cache import PostgresCache
+from ghmetrics_dagster.summaries.providers import AnthropicProvider, OpenAIProvider
+from ghmetrics_dagster.summaries.router import DEFAULT_PRICES, Router, RouterConfig, load_prices
 
 TIMEOUT_S = 0.6
 
@@ -271,8 +271,8 @@ def test_benchmark_quick_smoke(server_url, tmp_path):
 def test_providers_come_from_the_environment_and_bad_prices_fail_clearly(monkeypatch, fakes):
     from conftest import env_settings
 
-    from ghmetrics_dagster.llm.providers import configured_providers
-    from ghmetrics_dagster.llm.router import ConfigError
+    from ghmetrics_dagster.summaries.providers import configured_providers
+    from ghmetrics_dagster.summaries.router import ConfigError
 
     def providers_from_env():
         return configured_providers(env_settings().llm)

@@ -92,7 +92,7 @@ def test_login_refreshes_the_user_once_within_the_ttl(definitions, sandbox, data
         provider, text = (_scalar(database_url, f"select {column} from app.summaries where login = %s", (login,))
                           for column in ("provider", "text"))
         if provider == "rules":  # no provider keys in the environment
-            from ghmetrics_dagster.llm.aggregates import format_value
+            from ghmetrics_dagster.summaries.aggregates import format_value
 
             shown = format_value(float(overall), "score10")
             assert f"Overall {shown} / 10 (DORA 2025 benchmark, All industries: 4.3)" in text, text

@@ -1,4 +1,4 @@
-"""The per-user summary asset: thin wiring over ghmetrics_dagster.llm."""
+"""The per-user summary asset: thin wiring over ghmetrics_dagster.summaries."""
 
 
 import dagster as dg
@@ -7,9 +7,9 @@ from ghmetrics_dagster import publish
 from ghmetrics_dagster.defs.partitions import users_partitions
 from ghmetrics_dagster.defs.resources import LLMResource, ReportsResource, WarehouseResource
 from ghmetrics_dagster.defs.transform import MARTS_FRESHNESS
-from ghmetrics_dagster.llm import report
-from ghmetrics_dagster.llm.router import Router
-from ghmetrics_dagster.llm.service import summarise_user
+from ghmetrics_dagster.summaries import report
+from ghmetrics_dagster.summaries.router import Router
+from ghmetrics_dagster.summaries.service import summarise_user
 
 
 @dg.asset(

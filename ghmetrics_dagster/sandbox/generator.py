@@ -21,6 +21,7 @@ import datetime as dt
 import math
 import random
 import re
+import statistics
 from dataclasses import dataclass, field
 
 from .model import (
@@ -187,13 +188,6 @@ def _weekday_in_week(rng: random.Random, week_start: dt.datetime) -> dt.datetime
     weights = [1.0, 1.0, 1.0, 1.0, 0.9, 0.06, 0.04]
     day = rng.choices(range(7), weights=weights)[0]
     return week_start + day * DAY
-
-
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    n = len(ordered)
-    mid = n // 2
-    return float(ordered[mid]) if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2.0
 
 
 @dataclass
@@ -1050,7 +1044,7 @@ def _inject_anomalies(org: Organization, repo: Repository, rng: random.Random, p
             deploys_by_week.setdefault(week_of(when), []).append(i)
 
     def typical(values: list[float]) -> float:
-        return _median(values) if values else 0.0
+        return statistics.median(values) if values else 0.0
 
     # A week's value of each metric before injection, and the repository's usual value: only
     # weeks at least close to usual get an anomaly, so the moved value stands out of the noise.
@@ -1058,10 +1052,10 @@ def _inject_anomalies(org: Organization, repo: Repository, rng: random.Random, p
     for w, week_plans in by_week.items():
         reviewed = [p for p in week_plans if p.pickup_s is not None]
         if reviewed:
-            week_value["median_review_hours"][w] = _median([p.review_s for p in reviewed])
-            week_value["median_pickup_hours"][w] = _median([p.pickup_s for p in reviewed])
-        week_value["median_coding_hours"][w] = _median([p.coding_s for p in week_plans])
-        week_value["median_pr_size"][w] = _median([p.additions + p.deletions for p in week_plans])
+            week_value["median_review_hours"][w] = statistics.median([p.review_s for p in reviewed])
+            week_value["median_pickup_hours"][w] = statistics.median([p.pickup_s for p in reviewed])
+        week_value["median_coding_hours"][w] = statistics.median([p.coding_s for p in week_plans])
+        week_value["median_pr_size"][w] = statistics.median([p.additions + p.deletions for p in week_plans])
     for w, indices in deploys_by_week.items():
         week_value["deployments"][w] = len(indices)
     usual = {m: typical(list(values.values())) for m, values in week_value.items()}
@@ -1128,7 +1122,7 @@ def _inject_anomalies(org: Organization, repo: Repository, rng: random.Random, p
                     p.additions = int(round(p.additions * factor))
                     p.deletions = int(round(p.deletions * factor))
                     after.append(p.additions + p.deletions)
-            actual = _median(after) / _median(before)
+            actual = statistics.median(after) / statistics.median(before)
         chosen.append(w)
         org.anomalies.append(Anomaly(
             scope_type="repository", scope=repo.full_name, week_start=week_starts[w].date(),

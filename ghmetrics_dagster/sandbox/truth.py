@@ -32,6 +32,10 @@ a pull request counts in the weeks whose 12-week window holds the week it shippe
 - With no such pull requests the stage sums are 0 (the weekly rows are zero-filled); shares are
   null when the four stages' hours sum to 0, and then no stage is named either.
 - A window half with no hours (no pull requests, or only 0 h ones) has a null share.
+
+The trailing 12 weeks of each scope (`fct_trailing_12w`) are the scope's last 12 weekly rows:
+counts summed over them, medians over the pull requests merged (non-bot) and the incidents
+started in their weeks; lead time, change fail rate and review coverage are the latest row's.
 """
 
 from __future__ import annotations
@@ -104,6 +108,17 @@ BOTTLENECK_COLUMNS = (
     + ["dominant_stage", "dominant_share_12w", "dominant_share_earlier_6w", "dominant_share_recent_6w",
        "dominant_share_change"]
 )
+# fct_trailing_12w: (column, the weekly row's 12-week value it repeats) for the latest week's.
+TRAILING_FROM_LATEST = {
+    "change_failure_rate_12w": "change_failure_rate_12w",
+    "review_coverage_12w": "review_coverage_12w",
+    "median_lead_time_hours_12w": "lead_time_hours_12w",
+}
+TRAILING_COLUMNS = [
+    "scope_type", "scope", "week_start", "deployments_12w", "median_weekly_deployment_days_12w",
+    "change_failure_rate_12w", "incidents_12w", "median_time_to_restore_hours_12w", "merged_prs_12w",
+    "review_coverage_12w", "median_lead_time_hours_12w", "median_pr_size_12w",
+] + [f"median_{s}_hours_12w" for s in STAGES]
 MART_COLUMNS: dict[str, list[str]] = {
     "fct_pull_requests": [
         "pull_request_id", "repo_full_name", "number", "title", "author_login", "is_bot", "is_draft",
@@ -133,6 +148,7 @@ MART_COLUMNS: dict[str, list[str]] = {
     + GRADE_COLUMNS + ["legacy_performance_score", "overall_score"],
     "ml_weekly_features": ["scope_type", "scope", "week_start", *contracts.FEATURE_COLUMNS],
     "fct_bottlenecks": BOTTLENECK_COLUMNS,
+    "fct_trailing_12w": TRAILING_COLUMNS,
     "anomalies": ["scope_type", "scope", "week_start", "metric", "factor"],
 }
 TIMESTAMP_COLUMNS = {
@@ -142,7 +158,11 @@ TIMESTAMP_COLUMNS = {
     "fct_incidents": ["started_at", "restored_at"],
 }
 
-INTEGER_COLUMNS = {"fct_dora_weekly": BAND_COLUMNS, "fct_bottlenecks": ["prs_12w"]}
+INTEGER_COLUMNS = {
+    "fct_dora_weekly": BAND_COLUMNS,
+    "fct_bottlenecks": ["prs_12w"],
+    "fct_trailing_12w": ["deployments_12w", "incidents_12w", "merged_prs_12w"],
+}
 
 
 # -- small helpers --------------------------------------------------------------------------
@@ -846,6 +866,35 @@ def bottleneck_rows(scope_type: str, scope: str, prs: list[dict], weeks: list[dt
     return rows
 
 
+# -- the trailing 12 weeks ------------------------------------------------------------------------
+
+def trailing_row(scope_type: str, scope: str, rows: list[dict], prs: list[dict],
+                 incidents: list[_Incident]) -> dict | None:
+    """The scope's figures over its last 12 weekly rows (`rows`, oldest first); `prs` and
+    `incidents` are those of the scope's repositories. None without weekly rows."""
+    if not rows:
+        return None
+    window = rows[-GRADE_WEEKS:]
+    first = window[0]["week_start"]
+    merged = [p for p in prs if not p["is_bot"] and p["merged_at"] is not None and week_start(p["merged_at"]) >= first]
+    row = {
+        "scope_type": scope_type,
+        "scope": scope,
+        "week_start": window[-1]["week_start"],
+        "deployments_12w": sum(r["deployments"] for r in window),
+        "median_weekly_deployment_days_12w": _median([float(r["deployment_days"]) for r in window]),
+        "incidents_12w": sum(r["incidents"] for r in window),
+        "median_time_to_restore_hours_12w": _median([
+            i.restore_hours for i in incidents if week_start(i.started_at) >= first and i.restore_hours is not None]),
+        "merged_prs_12w": sum(r["merged_prs"] for r in window),
+        "median_pr_size_12w": _median([float(p["pr_size"]) for p in merged]),
+    }
+    row.update({column: window[-1][weekly] for column, weekly in TRAILING_FROM_LATEST.items()})
+    row.update({f"median_{stage}_hours_12w": _median([p[f"{stage}_hours"] for p in merged
+                                                       if p[f"{stage}_hours"] is not None]) for stage in STAGES})
+    return row
+
+
 # -- the marts ------------------------------------------------------------------------------------
 
 def _frame(name: str, rows: list[dict]) -> pd.DataFrame:
@@ -899,11 +948,13 @@ def compute(org: Organization, settings: dict[str, dict] | None = None, *,
 
     weekly: list[dict] = []
     bottlenecks: list[dict] = []
+    trailing: list[dict | None] = []
     repo_rows, user_rows = [], []
     for f in facts:
         rows = _weekly_rows("repository", f.repo.full_name, [f], last_week, benchmark) if last_week else []
         weekly += rows
         bottlenecks += bottleneck_rows("repository", f.repo.full_name, f.prs, [r["week_start"] for r in rows])
+        trailing.append(trailing_row("repository", f.repo.full_name, rows, f.prs, f.incidents))
         repo_rows.append(_dimension_row({
             "repo_full_name": f.repo.full_name, "repository_id": f.repo.node_id,
             "default_branch": f.repo.default_branch, "is_archived": f.repo.is_archived,
@@ -915,6 +966,8 @@ def compute(org: Organization, settings: dict[str, dict] | None = None, *,
         weekly += rows
         bottlenecks += bottleneck_rows("user", login, [p for f in mine for p in f.prs],
                                        [r["week_start"] for r in rows])
+        trailing.append(trailing_row("user", login, rows, [p for f in mine for p in f.prs],
+                                     [i for f in mine for i in f.incidents]))
         user = org.users.get(login)
         user_rows.append(_dimension_row({
             "login": login, "display_name": user.name if user else login,
@@ -930,6 +983,7 @@ def compute(org: Organization, settings: dict[str, dict] | None = None, *,
         "dim_users": _frame("dim_users", user_rows),
         "ml_weekly_features": _frame("ml_weekly_features", weekly),
         "fct_bottlenecks": _frame("fct_bottlenecks", bottlenecks),
+        "fct_trailing_12w": _frame("fct_trailing_12w", [row for row in trailing if row is not None]),
         "anomalies": _frame("anomalies", [{
             "scope_type": a.scope_type, "scope": a.scope, "week_start": a.week_start,
             "metric": a.metric, "factor": float(a.factor),

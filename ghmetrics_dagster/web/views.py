@@ -3,7 +3,7 @@
 A user's scope is app.user_scope: the repositories they are registered for that their own
 token can read. Every function here takes the login and never returns data outside that scope;
 `scope_repository` is the gate the repository page and API pass first (None means 404).
-The figures come from `llm.aggregates.load_summary_input`, so a page and the user's summary
+The figures come from `summaries.aggregates.load_summary_input`, so a page and the user's summary
 never disagree.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 
 from ghmetrics_dagster import contracts
 from ghmetrics_dagster.github import access
-from ghmetrics_dagster.llm.aggregates import (
+from ghmetrics_dagster.summaries.aggregates import (
     CYCLE_STAGES,
     FORECAST_TARGETS,
     FORECAST_WITHHELD,

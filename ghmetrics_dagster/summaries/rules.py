@@ -9,7 +9,7 @@ service, not a person.
 from __future__ import annotations
 
 from ghmetrics_dagster import contracts
-from ghmetrics_dagster.llm.aggregates import (
+from ghmetrics_dagster.summaries.aggregates import (
     CYCLE_STAGES,
     FIVE_METRICS,
     FORECAST_TARGETS,
@@ -19,7 +19,7 @@ from ghmetrics_dagster.llm.aggregates import (
     SummaryInput,
     facts,
 )
-from ghmetrics_dagster.llm.prompts import sanitize_untrusted
+from ghmetrics_dagster.summaries.prompts import sanitize_untrusted
 
 PROVIDER = "rules"
 MODEL = "rules-v2"

@@ -14,15 +14,15 @@ import random
 import time
 from pathlib import Path
 
-from ghmetrics_dagster.llm import grounding, rules
-from ghmetrics_dagster.llm.aggregates import SummaryInput
-from ghmetrics_dagster.llm.budget import Budget, BudgetExhausted, ModelPrice
-from ghmetrics_dagster.llm.cache import CachedAnswer, MemoryCache, PostgresCache, request_key
-from ghmetrics_dagster.llm.prompts import MAX_OUTPUT_TOKENS, PROMPT_VERSION, build_messages
-from ghmetrics_dagster.llm.providers import ProviderError, configured_providers
+from ghmetrics_dagster.summaries import grounding, rules
+from ghmetrics_dagster.summaries.aggregates import SummaryInput
+from ghmetrics_dagster.summaries.budget import Budget, BudgetExhausted, ModelPrice
+from ghmetrics_dagster.summaries.cache import CachedAnswer, MemoryCache, PostgresCache, request_key
+from ghmetrics_dagster.summaries.prompts import MAX_OUTPUT_TOKENS, PROMPT_VERSION, build_messages
+from ghmetrics_dagster.summaries.providers import ProviderError, configured_providers
 from ghmetrics_dagster.redact import redact
 
-log = logging.getLogger("ghmetrics.llm")
+log = logging.getLogger("ghmetrics.summaries")
 
 # USD per million tokens (list prices; override with GHMETRICS_LLM_PRICES).
 DEFAULT_PRICES = (

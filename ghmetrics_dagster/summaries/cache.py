@@ -10,7 +10,7 @@ import hashlib
 import json
 import threading
 
-from ghmetrics_dagster.llm.db import SharedConnection
+from ghmetrics_dagster.summaries.db import SharedConnection
 
 
 def request_key(provider: str, request: dict, prompt_version: str) -> str:

@@ -11,7 +11,7 @@ import dataclasses
 import datetime as dt
 import threading
 
-from ghmetrics_dagster.llm.db import SharedConnection
+from ghmetrics_dagster.summaries.db import SharedConnection
 
 DEFAULT_RUN_USD = 1.0
 DEFAULT_DAY_USD = 10.0

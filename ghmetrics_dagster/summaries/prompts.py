@@ -9,7 +9,13 @@ from __future__ import annotations
 import json
 import unicodedata
 
-from ghmetrics_dagster.llm.aggregates import FORECAST_TARGETS, FORECAST_WITHHELD, WINDOW_WEEKS, SummaryInput, facts
+from ghmetrics_dagster.summaries.aggregates import (
+    FORECAST_TARGETS,
+    FORECAST_WITHHELD,
+    WINDOW_WEEKS,
+    SummaryInput,
+    facts,
+)
 
 PROMPT_VERSION = "summary-v2"  # v2: DORA's five metrics and the Quick Check scores (docs/dora.md)
 MAX_OUTPUT_TOKENS = 450

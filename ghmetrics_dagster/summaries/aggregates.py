@@ -17,7 +17,7 @@ from typing import Any
 from ghmetrics_dagster import contracts
 from ghmetrics_dagster.github import access
 
-WINDOW_WEEKS = 12
+WINDOW_WEEKS = 12  # the marts' trailing window (fct_trailing_12w, the *_12w columns), as labels name it
 MAX_REPOSITORIES = 10  # the busiest ones; keeps the prompt short for users with many repositories
 
 # DORA's 2023 grades: read for the report's legacy line only (one release), never summarised.
@@ -29,6 +29,15 @@ BAND_FIELDS = contracts.BAND_COLUMNS
 WEEKLY_FIELDS = contracts.FEATURE_COLUMNS
 
 CYCLE_STAGES = ("coding", "pickup", "review", "deploy")
+
+# SummaryInput.trailing's keys: marts.fct_trailing_12w holds each as <key>_12w (dbt computes
+# every figure), and the cycle stages' medians as median_<stage>_hours_12w.
+TRAILING_FIELDS = (
+    "deployments", "median_weekly_deployment_days", "change_failure_rate", "incidents", "merged_prs",
+    "review_coverage", "median_lead_time_hours", "median_pr_size", "median_time_to_restore_hours",
+)
+TRAILING_COLUMNS = tuple(f"{key}_12w" for key in TRAILING_FIELDS) + tuple(
+    f"median_{stage}_hours_12w" for stage in CYCLE_STAGES)
 
 # DORA's five metrics as people read them: (benchmark metric, 12-week column, score column, name).
 FIVE_METRICS = tuple(
@@ -358,14 +367,6 @@ def _plain(value):
     return value
 
 
-def _median(values: list[float]) -> float | None:
-    values = sorted(v for v in values if v is not None)
-    if not values:
-        return None
-    mid = len(values) // 2
-    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
-
-
 def weekly_columns(cur) -> set[str]:
     """The columns marts.fct_dora_weekly has. Between an upgrade and the marts' next build it
     lacks the newer ones, which readers select as null (`select_or_null`) rather than failing
@@ -383,18 +384,17 @@ def select_or_null(present: set[str], columns, wrap: str = "{}") -> str:
 
 
 def load_summary_input(conn, login: str, history_weeks: int = 26, repository: str | None = None) -> SummaryInput:
-    """Reads a user's aggregates from marts.fct_dora_weekly, marts.fct_pull_requests and ml.insights.
+    """Reads a user's aggregates from marts.fct_dora_weekly, marts.fct_trailing_12w and ml.insights.
 
     With `repository` (one of the user's scope: the caller checks), the same figures for that
     repository alone: the dashboard's repository page shows what the summary would say of it."""
     scope_type, scope = ("repository", repository) if repository else ("user", login)
     with conn.cursor() as cur:
         cur.execute(
-            "select to_regclass('marts.fct_dora_weekly'), to_regclass('marts.fct_pull_requests'),"
-            " to_regclass('ml.insights'), to_regclass('marts.fct_incidents'), to_regclass('marts.dora_benchmarks'),"
-            " to_regclass('marts.fct_bottlenecks')"
+            "select to_regclass('marts.fct_dora_weekly'), to_regclass('marts.fct_trailing_12w'),"
+            " to_regclass('ml.insights'), to_regclass('marts.dora_benchmarks'), to_regclass('marts.fct_bottlenecks')"
         )
-        dora, prs, insights, incidents, benchmarks, bottlenecks = cur.fetchone()
+        dora, trailing, insights, benchmarks, bottlenecks = cur.fetchone()
         if dora is None:
             raise AggregatesError(
                 "marts.fct_dora_weekly does not exist: materialise the dbt assets (marts) before the summaries"
@@ -420,72 +420,43 @@ def load_summary_input(conn, login: str, history_weeks: int = 26, repository: st
             return data
 
         latest = rows[-1]
-        window = rows[-WINDOW_WEEKS:]
+        window_start = rows[-WINDOW_WEEKS:][0]["week_start"]  # anomalies are shown from here on
         data.week_start = latest["week_start"]
         data.latest = {k: latest[k] for k in WEEKLY_FIELDS}
         data.legacy_grades = {k: latest[k] for k in LEGACY_GRADE_FIELDS}
         data.bands = {k: latest[k] for k in BAND_FIELDS}
         if len(rows) >= 2:
             data.previous_bands = {k: rows[-2][k] for k in BAND_FIELDS}
-        deployments = sum(r["deployments"] or 0 for r in window)
-        failed = sum(r["failed_changes"] or 0 for r in window)
-        data.trailing = {
-            "deployments": deployments,
-            "median_weekly_deployment_days": _median([r["deployment_days"] or 0 for r in window]),
-            "change_failure_rate": (failed / deployments) if deployments else None,
-            "incidents": sum(r["incidents"] or 0 for r in window),
-            "merged_prs": sum(r["merged_prs"] or 0 for r in window),
-            "review_coverage": latest.get("review_coverage_12w"),
-        }
-        window_start = window[0]["week_start"]
-        # Weeks start at midnight UTC whatever the session's time zone.
-        window_start_utc = dt.datetime.fromisoformat(window_start).replace(tzinfo=dt.timezone.utc)
 
-        # Registered and readable by the user's own token only (app.user_scope).
-        repos = [repository] if repository else access.scope_repositories(cur, login)
-
-        if prs is not None and repos:
-            # Pooled medians over the user's repositories, like the user-scope rows of the mart.
+        # Missing between an upgrade and the marts' next build: no trailing figures until then.
+        if trailing is not None:
             cur.execute(
-                "select percentile_cont(0.5) within group (order by coding_hours) filter (where merged),"
-                " percentile_cont(0.5) within group (order by pickup_hours) filter (where merged),"
-                " percentile_cont(0.5) within group (order by review_hours) filter (where merged),"
-                " percentile_cont(0.5) within group (order by deploy_hours) filter (where merged),"
-                " percentile_cont(0.5) within group (order by lead_time_hours) filter (where shipped),"
-                " percentile_cont(0.5) within group (order by pr_size) filter (where merged)"
-                " from (select *, merged_at >= %(start)s as merged, shipped_at >= %(start)s as shipped"
-                "       from marts.fct_pull_requests"
-                "       where repo_full_name = any(%(repos)s) and not is_bot and merged_at is not null) prs"
-                " where merged or shipped",
-                {"start": window_start_utc, "repos": repos},
+                f"select {', '.join(TRAILING_COLUMNS)} from marts.fct_trailing_12w"
+                " where scope_type = %s and scope = %s",
+                (scope_type, scope),
             )
-            coding, pickup, review, deploy, lead, size = (_plain(v) for v in cur.fetchone())
-            data.cycle_medians_12w = {"coding": coding, "pickup": pickup, "review": review, "deploy": deploy}
-            data.trailing["median_lead_time_hours"] = lead
-            data.trailing["median_pr_size"] = size
-        if incidents is not None and repos:
-            cur.execute(
-                "select percentile_cont(0.5) within group (order by restore_hours) from marts.fct_incidents"
-                " where repo_full_name = any(%s) and week_start >= %s::date and restore_hours is not null",
-                (repos, window_start),
-            )
-            data.trailing["median_time_to_restore_hours"] = _plain(cur.fetchone()[0])
-
-        if repos and not repository:
-            latest_overall = select_or_null(present, ["overall_score"], wrap="(array_agg({} order by week_start desc))[1]")
-            cur.execute(
-                "select scope, sum(deployments),"
-                " (array_agg(median_lead_time_hours order by week_start desc))[1],"
-                f" {latest_overall}"
-                " from marts.fct_dora_weekly"
-                " where scope_type = 'repository' and scope = any(%s) and week_start >= %s::date"
-                " group by scope order by sum(deployments) desc nulls last, scope limit %s",
-                (repos, window_start, MAX_REPOSITORIES),
-            )
-            data.repositories = [
-                RepositoryAggregate(name, _plain(dep), _plain(lead), _plain(score))
-                for name, dep, lead, score in cur.fetchall()
-            ]
+            row = cur.fetchone()
+            if row:
+                figures = {c: _plain(v) for c, v in zip(TRAILING_COLUMNS, row)}
+                data.trailing = {key: figures[f"{key}_12w"] for key in TRAILING_FIELDS}
+                data.cycle_medians_12w = {stage: figures[f"median_{stage}_hours_12w"] for stage in CYCLE_STAGES}
+            # Registered and readable by the user's own token only (app.user_scope).
+            repos = [] if repository else access.scope_repositories(cur, login)
+            if repos:
+                latest_overall = select_or_null(present, ["overall_score"], wrap="latest.{}")
+                cur.execute(
+                    "select window_figures.scope, window_figures.deployments_12w, latest.median_lead_time_hours,"
+                    f" {latest_overall}"
+                    " from marts.fct_trailing_12w as window_figures"
+                    " join marts.fct_dora_weekly as latest using (scope_type, scope, week_start)"
+                    " where window_figures.scope_type = 'repository' and window_figures.scope = any(%s)"
+                    " order by window_figures.deployments_12w desc nulls last, window_figures.scope limit %s",
+                    (repos, MAX_REPOSITORIES),
+                )
+                data.repositories = [
+                    RepositoryAggregate(name, _plain(dep), _plain(lead), _plain(score))
+                    for name, dep, lead, score in cur.fetchall()
+                ]
 
         if insights is not None:
             only_scope = " and scope_type = 'repository' and scope = %(scope)s" if repository else ""

@@ -10,9 +10,9 @@ import datetime as dt
 from pathlib import Path
 
 from ghmetrics_dagster import warehouse
-from ghmetrics_dagster.llm.aggregates import SummaryInput, load_summary_input
-from ghmetrics_dagster.llm.report import write_report
-from ghmetrics_dagster.llm.router import Router, SummaryResult
+from ghmetrics_dagster.summaries.aggregates import SummaryInput, load_summary_input
+from ghmetrics_dagster.summaries.report import write_report
+from ghmetrics_dagster.summaries.router import Router, SummaryResult
 
 
 @dataclasses.dataclass

@@ -16,7 +16,8 @@ import plotly.io as pio
 from plotly.subplots import make_subplots
 
 from ghmetrics_dagster import contracts
-from ghmetrics_dagster.llm.aggregates import (
+from ghmetrics_dagster.settings import private_dir
+from ghmetrics_dagster.summaries.aggregates import (
     CYCLE_STAGES,
     FIVE_METRICS,
     FORECAST_TARGETS,
@@ -26,8 +27,7 @@ from ghmetrics_dagster.llm.aggregates import (
     SummaryInput,
     anomaly_unit,
 )
-from ghmetrics_dagster.llm.prompts import sanitize_untrusted
-from ghmetrics_dagster.settings import private_dir
+from ghmetrics_dagster.summaries.prompts import sanitize_untrusted
 
 _TRENDS = (
     ("deployments", "Deployments per week", 1.0),

@@ -18,8 +18,8 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from ghmetrics_dagster.llm.aggregates import Fact, SummaryInput, facts, input_dates
-from ghmetrics_dagster.llm.prompts import MAX_SUMMARY_CHARS, untrusted_names
+from ghmetrics_dagster.summaries.aggregates import Fact, SummaryInput, facts, input_dates
+from ghmetrics_dagster.summaries.prompts import MAX_SUMMARY_CHARS, untrusted_names
 
 _DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
 # A number not glued to a letter or a digit on its left (`p90`, `v2` are names, not numbers).
