@@ -8,8 +8,12 @@ RUN python -m venv /opt/venv
 COPY pyproject.toml README.md requirements.lock ./
 COPY ghmetrics_dagster ghmetrics_dagster
 COPY ml ml
-RUN /opt/venv/bin/pip install -c requirements.lock .
+COPY setup.py ./
 COPY dbt_project dbt_project
+COPY dagster.yaml workspace.yaml ./
+# Without the `demo` extra and without the sandbox: production names its database and talks to
+# GitHub, so neither the local GitHub nor the embedded Postgres ships in the image.
+RUN rm -rf ghmetrics_dagster/sandbox && /opt/venv/bin/pip install -c requirements.lock .
 # dagster-dbt needs dbt's manifest before the definitions load:
 # parse once at build time so the code server never parses at start-up.
 ENV GHMETRICS_DBT_PROJECT_DIR=/src/dbt_project

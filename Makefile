@@ -13,14 +13,14 @@ LOCK := requirements.lock
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c $(LOCK) -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e ".[dev,demo]"
 	touch $(STAMP)
 
 # Re-resolves the newest versions pyproject.toml allows into requirements.lock; then `make test`.
 lock:
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/python -m pip install --quiet --upgrade pip
-	.venv-lock/bin/python -m pip install --quiet -e ".[dev]"
+	.venv-lock/bin/python -m pip install --quiet -e ".[dev,demo]"
 	head -2 $(LOCK) > $(LOCK).new
 	.venv-lock/bin/python -m pip freeze --exclude-editable | grep -v '^ghmetrics' >> $(LOCK).new
 	mv $(LOCK).new $(LOCK) && rm -rf .venv-lock

@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ghmetrics_dagster import warehouse  # noqa: E402
+from ghmetrics_dagster.settings import Settings  # noqa: E402
 from ghmetrics_dagster.dbt_env import DBT_PROJECT_DIR, dbt_env  # noqa: E402
 
 PRS_PER_REPO = 1000
@@ -256,7 +257,7 @@ def main() -> None:
     args = parser.parse_args()
     prs = args.prs or (20_000 if args.quick else 1_000_000)
     repos = max(1, prs // PRS_PER_REPO)
-    server_url = args.url or os.environ.get("GHMETRICS_TEST_DATABASE_URL") or warehouse.database_url()
+    server_url = args.url or os.environ.get("GHMETRICS_TEST_DATABASE_URL") or warehouse.database_url(Settings.from_env())
     url = fresh_database(server_url, "ghm_bench_dbt")
     work = Path(os.environ.get("TMPDIR", "/tmp")) / "ghm_bench_dbt"
     gen = Generator(repos)

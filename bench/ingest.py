@@ -31,12 +31,13 @@ sys.path.insert(0, str(ROOT))
 
 
 from ghmetrics_dagster import sync, warehouse  # noqa: E402
+from ghmetrics_dagster.settings import Settings  # noqa: E402
 from ghmetrics_dagster.github.client import GitHubClient  # noqa: E402
 from ghmetrics_dagster.sandbox import generator, sample_org, server  # noqa: E402
 
 
 def server_url() -> str:
-    return os.environ.get("GHMETRICS_TEST_DATABASE_URL") or warehouse.database_url()
+    return os.environ.get("GHMETRICS_TEST_DATABASE_URL") or warehouse.database_url(Settings.from_env())
 
 
 def sandbox_units(sb) -> int:

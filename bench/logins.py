@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
-from ghmetrics_dagster import warehouse  # noqa: E402
+from ghmetrics_dagster import dagster_home, warehouse  # noqa: E402
+from ghmetrics_dagster.settings import Settings  # noqa: E402
 from ghmetrics_dagster.sandbox import generator, truth  # noqa: E402
 from ghmetrics_dagster.sandbox.server import run_sandbox  # noqa: E402
 
@@ -133,7 +134,7 @@ def main() -> int:
     if args.quick:
         args.users, args.repos, args.prs = 20, 6, 60
 
-    server = os.environ.get("GHMETRICS_TEST_DATABASE_URL") or warehouse.database_url()
+    server = os.environ.get("GHMETRICS_TEST_DATABASE_URL") or warehouse.database_url(Settings.from_env())
     org = generator.generate(args.seed, repos=args.repos, prs_per_repo=args.prs, weeks=26, users=14)
     org.memberships = assign_repositories(org, args.users, args.seed)
     say(f"organisation: {args.repos} repositories x {args.prs} pull requests, {len(org.memberships)} users")
@@ -159,7 +160,7 @@ def main() -> int:
         from ghmetrics_dagster import pipeline
 
         register(url, org)
-        instance = pipeline.prepare_instance()
+        instance = pipeline.prepare_instance(Settings.from_env())
         log = open(home / "daemon.log", "w")
         daemon = subprocess.Popen(
             [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", str(ROOT / "workspace.yaml")],

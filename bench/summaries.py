@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from fake_llm_servers import FakeAnthropic, FakeOpenAI  # noqa: E402
 
 from ghmetrics_dagster import warehouse  # noqa: E402
+from ghmetrics_dagster.settings import Settings  # noqa: E402
 from ghmetrics_dagster.summaries import rules  # noqa: E402
 from ghmetrics_dagster.summaries.aggregates import Anomaly, RepositoryAggregate, SummaryInput  # noqa: E402
 from ghmetrics_dagster.summaries.budget import Budget, PostgresLedger  # noqa: E402
@@ -159,7 +160,7 @@ def main() -> int:
     args = parser.parse_args()
     count = args.users or (100 if args.quick else 1000)
 
-    server = os.environ.get("GHMETRICS_TEST_DATABASE_URL") or warehouse.database_url()
+    server = os.environ.get("GHMETRICS_TEST_DATABASE_URL") or warehouse.database_url(Settings.from_env())
     with warehouse.scratch_database(server, prefix="ghm_bench") as url:
         users = synthetic_users(count)
 

@@ -40,6 +40,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"
 sys.path.insert(0, str(ROOT))
 
 from ghmetrics_dagster import dbt_env, sync, warehouse  # noqa: E402
+from ghmetrics_dagster.settings import Settings  # noqa: E402
 from ghmetrics_dagster.github.client import GitHubClient  # noqa: E402
 from ghmetrics_dagster.sandbox import generator  # noqa: E402
 from ghmetrics_dagster.sandbox.server import run_sandbox  # noqa: E402
@@ -188,7 +189,7 @@ def main() -> int:
     if args.quick:
         args.users, args.clients, args.seconds, args.repos, args.prs = 100, 50, 15, 8, 40
 
-    server_url = os.environ.get("GHMETRICS_TEST_DATABASE_URL") or warehouse.database_url()
+    server_url = os.environ.get("GHMETRICS_TEST_DATABASE_URL") or warehouse.database_url(Settings.from_env())
     org = generator.generate(args.seed, repos=args.repos, prs_per_repo=args.prs, weeks=26, users=14)
     home = Path(tempfile.mkdtemp(prefix="ghm-bench-web-"))
     with warehouse.scratch_database(server_url, prefix="ghm_bench_web") as url, run_sandbox(org=org) as sandbox:

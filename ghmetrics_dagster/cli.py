@@ -408,13 +408,16 @@ def _attach_commands() -> None:
     from ghmetrics_dagster.benchmarks_cli import benchmark_group
     from ghmetrics_dagster.models_cli import models
     from ghmetrics_dagster.repos_cli import repos_set
-    from ghmetrics_dagster.sandbox.cli import sandbox
     from ghmetrics_dagster.secrets_cli import secrets_group
 
     repos.add_command(repos_set)
     main.add_command(secrets_group)
     main.add_command(benchmark_group)
     main.add_command(models)
+    try:  # the sandbox comes with the `demo` extra; the production image leaves it out
+        from ghmetrics_dagster.sandbox.cli import sandbox
+    except ImportError:
+        return
     main.add_command(sandbox)
 
 

@@ -47,8 +47,7 @@ IN_PROGRESS = [
 
 user_refresh_job = dg.define_asset_job(
     JOB_NAME,
-    selection=dg.AssetSelection.all(),
-    partitions_def=users_partitions,
+    selection=dg.AssetSelection.all(),  # partitioned by `users`, as its partitioned assets are
     # The steps form a chain and the machine may have 2 cores: one process per wave instead of
     # one per step saves a Dagster import and definitions load (about 5 s of CPU) per step.
     executor_def=dg.in_process_executor,

@@ -33,7 +33,13 @@ def _embedded_server(home: Path):
         # it falls back to /tmp/runtime-<uid> and warns. Every process must agree on that
         # directory (it holds the server's lock file), so keep the fallback and drop the warning.
         warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-        import pgserver
+        try:
+            import pgserver
+        except ImportError:
+            raise WarehouseError(
+                "GHMETRICS_DATABASE_URL is not set and the embedded Postgres is not installed; "
+                "set GHMETRICS_DATABASE_URL, or install it with `pip install 'ghmetrics[demo]'`"
+            ) from None
 
     pgdata = home / "pg"
     pgdata.mkdir(parents=True, exist_ok=True)
