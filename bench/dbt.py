@@ -40,8 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ghmetrics_dagster import warehouse  # noqa: E402
-from ghmetrics_dagster.settings import Settings  # noqa: E402
-from ghmetrics_dagster.dbt_env import DBT_PROJECT_DIR, dbt_env  # noqa: E402
+from ghmetrics_dagster.core.settings import Settings  # noqa: E402
+from ghmetrics_dagster.warehouse.dbt_env import DBT_PROJECT_DIR, dbt_env  # noqa: E402
 
 PRS_PER_REPO = 1000
 DEPLOYMENTS_PER_REPO = 100

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 
 from ghmetrics_dagster import sync, warehouse  # noqa: E402
-from ghmetrics_dagster.settings import Settings  # noqa: E402
+from ghmetrics_dagster.core.settings import Settings  # noqa: E402
 from ghmetrics_dagster.github.client import GitHubClient  # noqa: E402
 from ghmetrics_dagster.sandbox import generator, sample_org, server  # noqa: E402
 

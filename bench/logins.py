@@ -19,7 +19,6 @@ import datetime as dt
 import json
 import os
 import random
-import shutil
 import statistics
 import subprocess
 import sys
@@ -32,8 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
-from ghmetrics_dagster import dagster_home, warehouse  # noqa: E402
-from ghmetrics_dagster.settings import Settings  # noqa: E402
+from ghmetrics_dagster.cli import dagster_home  # noqa: E402
+from ghmetrics_dagster import warehouse  # noqa: E402
+from ghmetrics_dagster.core.settings import Settings  # noqa: E402
 from ghmetrics_dagster.sandbox import generator, truth  # noqa: E402
 from ghmetrics_dagster.sandbox.server import run_sandbox  # noqa: E402
 
@@ -157,7 +157,7 @@ def main() -> int:
             "GITHUB_TOKEN": sandbox.tokens[0],
             "GHMETRICS_REFRESH_TTL_MINUTES": "0",  # the quiet login after the storm is refreshed too
         })
-        from ghmetrics_dagster import pipeline
+        from ghmetrics_dagster.cli import pipeline
 
         register(url, org)
         instance = pipeline.prepare_instance(Settings.from_env())

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from fake_llm_servers import FakeAnthropic, FakeOpenAI  # noqa: E402
 
 from ghmetrics_dagster import warehouse  # noqa: E402
-from ghmetrics_dagster.settings import Settings  # noqa: E402
+from ghmetrics_dagster.core.settings import Settings  # noqa: E402
 from ghmetrics_dagster.summaries import rules  # noqa: E402
 from ghmetrics_dagster.summaries.aggregates import Anomaly, RepositoryAggregate, SummaryInput  # noqa: E402
 from ghmetrics_dagster.summaries.budget import Budget, PostgresLedger  # noqa: E402

@@ -39,8 +39,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
-from ghmetrics_dagster import dbt_env, sync, warehouse  # noqa: E402
-from ghmetrics_dagster.settings import Settings  # noqa: E402
+from ghmetrics_dagster.warehouse import dbt_env  # noqa: E402
+from ghmetrics_dagster import sync, warehouse  # noqa: E402
+from ghmetrics_dagster.core.settings import Settings  # noqa: E402
 from ghmetrics_dagster.github.client import GitHubClient  # noqa: E402
 from ghmetrics_dagster.sandbox import generator  # noqa: E402
 from ghmetrics_dagster.sandbox.server import run_sandbox  # noqa: E402

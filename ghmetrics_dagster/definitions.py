@@ -9,7 +9,7 @@ from __future__ import annotations
 import dagster as dg
 
 from ghmetrics_dagster.defs import alerts, ingest, ml, resources, summaries, transform, users
-from ghmetrics_dagster.settings import Settings
+from ghmetrics_dagster.core.settings import Settings
 
 
 

@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from ghmetrics_dagster import contracts
+from ghmetrics_dagster.metrics import contracts
 
 KEY_COLUMNS = ["scope_type", "scope", "week_start"]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ghmetrics_dagster.contracts import OVERALL_SCORE
+from ghmetrics_dagster.metrics.contracts import OVERALL_SCORE
 from ml.policy import LastTraining
 
 PERFORMANCE = "ghmetrics-performance"

@@ -62,7 +62,7 @@ def server_url(tmp_path_factory) -> str:
     if external:
         return external
     from ghmetrics_dagster import warehouse
-    from ghmetrics_dagster.settings import Settings
+    from ghmetrics_dagster.core.settings import Settings
 
     # One embedded server for the whole session, in a stable place so reruns reuse it.
     home = tmp_path_factory.getbasetemp().parent / "ghmetrics-test-home"
@@ -92,7 +92,7 @@ def database_url(server_url, monkeypatch, home) -> str:
 def dagster_storage(server_url, tmp_path, monkeypatch):
     """DAGSTER_HOME with the repository's dagster.yaml (run queue, pools, run monitoring) on a
     scratch database: the test's runs, ticks and daemon heartbeats stay its own. Yields the home."""
-    from ghmetrics_dagster import dagster_home as instance_files
+    from ghmetrics_dagster.cli import dagster_home as instance_files
     from ghmetrics_dagster import warehouse
 
     with warehouse.scratch_database(server_url, prefix="ghm_dagster") as storage_url:
@@ -107,7 +107,7 @@ def dagster_storage(server_url, tmp_path, monkeypatch):
 def env_settings():
     """The settings of the environment as the test has set it so far (its home, its database,
     the sandbox it points at)."""
-    from ghmetrics_dagster.settings import Settings
+    from ghmetrics_dagster.core.settings import Settings
 
     return Settings.from_env()
 

@@ -7,7 +7,7 @@ import psycopg2.extras
 from click.testing import CliRunner
 
 from ghmetrics_dagster import warehouse
-from ghmetrics_dagster.benchmarks_cli import benchmark_group
+from ghmetrics_dagster.cli.benchmarks import benchmark_group
 from test_dbt_models import run_dbt
 
 

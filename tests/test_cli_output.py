@@ -6,7 +6,7 @@ import os
 
 from click.testing import CliRunner
 
-from ghmetrics_dagster.cli import display_width, fit, main
+from ghmetrics_dagster.cli.main import display_width, fit, main
 from conftest import env_settings
 
 
@@ -34,7 +34,7 @@ def test_users_list_keeps_its_columns_with_wide_names(database_url):
 
 
 def test_a_finished_step_leaves_one_line_above_the_progress_bar():
-    from ghmetrics_dagster.pipeline import step_line
+    from ghmetrics_dagster.cli.pipeline import step_line
 
     assert step_line("ghmetrics_dbt_models", 8.04, "succeeded") == "  ✓ ghmetrics_dbt_models succeeded in 8.0 s"
     assert step_line("ml__insights", None, "failed") == "  ✗ ml__insights failed"
@@ -42,7 +42,7 @@ def test_a_finished_step_leaves_one_line_above_the_progress_bar():
 
 
 def test_verbose_keeps_the_pipelines_own_output_on_the_terminal(database_url, monkeypatch, tmp_path, capfd):
-    from ghmetrics_dagster import pipeline
+    from ghmetrics_dagster.cli import pipeline
 
     monkeypatch.delenv("GHMETRICS_VERBOSE", raising=False)
     log = tmp_path / "runs.log"

@@ -18,11 +18,10 @@ from pathlib import Path
 
 import psycopg2
 import psycopg2.extras
-import pytest
 
 from ghmetrics_dagster import warehouse
-from ghmetrics_dagster.dbt_env import DBT_PROJECT_DIR, dbt_env
-from ghmetrics_dagster.settings import Settings
+from ghmetrics_dagster.warehouse.dbt_env import DBT_PROJECT_DIR, dbt_env
+from ghmetrics_dagster.core.settings import Settings
 from ghmetrics_dagster.sandbox import model
 
 DBT = str(Path(sys.executable).with_name("dbt"))

@@ -11,7 +11,8 @@ import psycopg2
 import pytest
 from click.testing import CliRunner
 
-from ghmetrics_dagster import secrets, warehouse
+from ghmetrics_dagster.core import secrets
+from ghmetrics_dagster import warehouse
 from ghmetrics_dagster.cli import main
 from conftest import env_settings
 
@@ -126,7 +127,7 @@ def test_secret_key_from_environment_and_wrong_key_is_explained(home, monkeypatc
 def test_embedded_postgres_is_started_once_and_reused(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "GHMETRICS_DATABASE_URL"}
     env["GHMETRICS_HOME"] = str(tmp_path / "home")
-    script = ("from ghmetrics_dagster import warehouse; from ghmetrics_dagster.settings import Settings; "
+    script = ("from ghmetrics_dagster import warehouse; from ghmetrics_dagster.core.settings import Settings; "
               "s = Settings.from_env(); print(warehouse.embedded_pid(s.home()), warehouse.database_url(s))")
     first = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr

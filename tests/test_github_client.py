@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from ghmetrics_dagster.settings import Settings
+from ghmetrics_dagster.core.settings import Settings
 from ghmetrics_dagster.github import errors
 from ghmetrics_dagster.github.client import GitHubClient, PageSize, token_fingerprint
 

@@ -8,7 +8,8 @@ import pytest
 from click.testing import CliRunner
 from cryptography.fernet import Fernet
 
-from ghmetrics_dagster import secrets, warehouse
+from ghmetrics_dagster.core import secrets
+from ghmetrics_dagster import warehouse
 from ghmetrics_dagster.cli import main
 from conftest import env_settings
 

@@ -89,7 +89,7 @@ def _not_found_for(sb, token: str, names: list[str], hidden: str) -> None:
 
 
 def test_repository_the_users_token_cannot_read_is_left_out_of_their_scope(org, database_url, tmp_path, monkeypatch):
-    from ghmetrics_dagster import secrets
+    from ghmetrics_dagster.core import secrets
     from ghmetrics_dagster.github import access
     from ghmetrics_dagster.summaries.aggregates import load_summary_input
     from ml import data as ml_data

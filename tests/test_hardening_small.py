@@ -11,7 +11,7 @@ from test_llm_asset import seed_marts
 
 from ghmetrics_dagster import sync, warehouse
 from ghmetrics_dagster.cli import main
-from ghmetrics_dagster.dbt_env import dbt_env
+from ghmetrics_dagster.warehouse.dbt_env import dbt_env
 from ghmetrics_dagster.github import errors
 from ghmetrics_dagster.github.client import GitHubClient
 from ghmetrics_dagster.sandbox import generator, server

@@ -13,7 +13,7 @@ import psycopg2
 import pytest
 from fake_llm_servers import FakeAnthropic, FakeOpenAI
 
-from ghmetrics_dagster import contracts
+from ghmetrics_dagster.metrics import contracts
 from ghmetrics_dagster.defs.summaries import user_summaries
 from ghmetrics_dagster.summaries import report
 from ghmetrics_dagster.summaries.aggregates import load_summary_input

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from ghmetrics_dagster.models_cli import models
+from ghmetrics_dagster.cli.models import models
 from ml import registry, synthetic, training
 from ml.policy import TrainingPolicy
 from conftest import env_settings

@@ -8,7 +8,8 @@ import json
 import dagster as dg
 import pytest
 
-from ghmetrics_dagster import secrets, warehouse
+from ghmetrics_dagster.core import secrets
+from ghmetrics_dagster import warehouse
 from ghmetrics_dagster.defs.partitions import users_partitions
 from ghmetrics_dagster.defs.users import user_login_sensor
 from ghmetrics_dagster.sandbox import generator

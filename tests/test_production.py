@@ -139,7 +139,7 @@ def test_compose_services_provide_what_the_instance_files_read():
 
 
 def test_reports_are_published_to_s3_when_configured(s3, monkeypatch, tmp_path):
-    from ghmetrics_dagster import publish
+    from ghmetrics_dagster.summaries import publish
 
     html = tmp_path / "alice.html"
     html.write_text("<html><body>report</body></html>")

@@ -18,7 +18,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from ghmetrics_dagster import dagster_home, pipeline, warehouse, waves
+from ghmetrics_dagster.cli import pipeline
+from ghmetrics_dagster import warehouse
+from ghmetrics_dagster.refresh import waves
 from ghmetrics_dagster.defs.partitions import users_partitions
 from ghmetrics_dagster.defs.users import JOB_NAME, WAVE_TAG, user_login_sensor, wave_tags
 from ghmetrics_dagster.sandbox import generator, truth

@@ -500,7 +500,7 @@ def test_serve_command_answers_on_localhost(tmp_path):
     import sys
 
     log_path = tmp_path / "serve.jsonl"
-    command = [sys.executable, "-c", "from ghmetrics_dagster.sandbox.cli import sandbox; sandbox()", "serve",
+    command = [sys.executable, "-c", "from ghmetrics_dagster.cli.sandbox import sandbox; sandbox()", "serve",
                "--port", "0", "--seed", "2", "--repos", "1", "--prs", "10", "--latency-ms", "1",
                "--request-log", str(log_path)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from ghmetrics_dagster.sandbox import generator, truth
-from ghmetrics_dagster.sandbox.cli import sandbox
+from ghmetrics_dagster.cli.sandbox import sandbox
 from ghmetrics_dagster.sandbox.model import (
     Anomaly,
     Commit,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from ghmetrics_dagster.settings import Settings, SettingsError
+from ghmetrics_dagster.core.settings import Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

@@ -22,7 +22,9 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from ghmetrics_dagster import dagster_home, pipeline, secrets, warehouse
+from ghmetrics_dagster.cli import dagster_home, pipeline
+from ghmetrics_dagster.core import secrets
+from ghmetrics_dagster import warehouse
 from ghmetrics_dagster.cli import main
 from ghmetrics_dagster.sandbox import generator
 from ghmetrics_dagster.sandbox.server import run_sandbox

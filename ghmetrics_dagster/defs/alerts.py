@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from ghmetrics_dagster import alerts
+from ghmetrics_dagster.refresh import alerts
 from ghmetrics_dagster.defs.resources import AlertsResource
 
 

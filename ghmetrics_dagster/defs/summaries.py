@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from ghmetrics_dagster import publish
+from ghmetrics_dagster.summaries import publish
 from ghmetrics_dagster.defs.partitions import users_partitions
 from ghmetrics_dagster.defs.resources import LLMResource, ReportsResource, WarehouseResource
 from ghmetrics_dagster.defs.transform import MARTS_FRESHNESS

@@ -23,7 +23,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 
 from ghmetrics_dagster import warehouse
 from ghmetrics_dagster.warehouse import read_settings, write_settings
-from ghmetrics_dagster.dbt_env import DBT_PROJECT_DIR, DEFAULT_STATEMENT_TIMEOUT, dbt_env
+from ghmetrics_dagster.warehouse.dbt_env import DBT_PROJECT_DIR, DEFAULT_STATEMENT_TIMEOUT, dbt_env
 from ghmetrics_dagster.defs.resources import WarehouseResource
 
 DBT_THREADS = 4

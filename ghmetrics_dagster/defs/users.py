@@ -27,7 +27,8 @@ from collections.abc import Iterable
 
 import dagster as dg
 
-from ghmetrics_dagster import warehouse, waves
+from ghmetrics_dagster import warehouse
+from ghmetrics_dagster.refresh import waves
 from ghmetrics_dagster.defs.partitions import users_partitions
 from ghmetrics_dagster.defs.resources import RefreshPolicyResource, WarehouseResource
 

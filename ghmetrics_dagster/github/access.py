@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from ghmetrics_dagster import secrets, warehouse
+from ghmetrics_dagster.core import secrets
+from ghmetrics_dagster import warehouse
 from ghmetrics_dagster.github import queries
 from ghmetrics_dagster.github.client import GitHubClient, graphql_error
 

@@ -41,9 +41,9 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 
-from ghmetrics_dagster import settings
+from ghmetrics_dagster.core import settings
 from ghmetrics_dagster.github import errors
-from ghmetrics_dagster.redact import redact
+from ghmetrics_dagster.core.redact import redact
 
 log = logging.getLogger("ghmetrics.github")
 

@@ -6,7 +6,7 @@ Messages never contain a token; a token is named only by its fingerprint
 
 from __future__ import annotations
 
-from ghmetrics_dagster.redact import redact
+from ghmetrics_dagster.core.redact import redact
 
 
 class GitHubError(RuntimeError):

@@ -50,8 +50,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ghmetrics_dagster import contracts
-from ghmetrics_dagster.dbt_env import DBT_PROJECT_DIR
+from ghmetrics_dagster.metrics import contracts
+from ghmetrics_dagster.warehouse.dbt_env import DBT_PROJECT_DIR
 
 from .model import GHOST, Organization, PullRequest, Repository
 

@@ -14,7 +14,7 @@ import math
 from decimal import Decimal
 from typing import Any
 
-from ghmetrics_dagster import contracts
+from ghmetrics_dagster.metrics import contracts
 from ghmetrics_dagster.github import access
 
 WINDOW_WEEKS = 12  # the marts' trailing window (fct_trailing_12w, the *_12w columns), as labels name it

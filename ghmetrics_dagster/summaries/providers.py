@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from ghmetrics_dagster.redact import redact
+from ghmetrics_dagster.core.redact import redact
 
 DEFAULT_TIMEOUT_S = 30.0
 

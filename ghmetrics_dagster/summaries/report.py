@@ -15,8 +15,8 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
-from ghmetrics_dagster import contracts
-from ghmetrics_dagster.settings import private_dir
+from ghmetrics_dagster.metrics import contracts
+from ghmetrics_dagster.core.settings import private_dir
 from ghmetrics_dagster.summaries.aggregates import (
     CYCLE_STAGES,
     FIVE_METRICS,

@@ -20,7 +20,7 @@ from ghmetrics_dagster.summaries.budget import Budget, BudgetExhausted, ModelPri
 from ghmetrics_dagster.summaries.cache import CachedAnswer, MemoryCache, PostgresCache, request_key
 from ghmetrics_dagster.summaries.prompts import MAX_OUTPUT_TOKENS, PROMPT_VERSION, build_messages
 from ghmetrics_dagster.summaries.providers import ProviderError, configured_providers
-from ghmetrics_dagster.redact import redact
+from ghmetrics_dagster.core.redact import redact
 
 log = logging.getLogger("ghmetrics.summaries")
 

@@ -8,7 +8,7 @@ service, not a person.
 
 from __future__ import annotations
 
-from ghmetrics_dagster import contracts
+from ghmetrics_dagster.metrics import contracts
 from ghmetrics_dagster.summaries.aggregates import (
     CYCLE_STAGES,
     FIVE_METRICS,

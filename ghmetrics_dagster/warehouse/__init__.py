@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg2
 import psycopg2.extras
 
-from ghmetrics_dagster.redact import mask_database_url, redact
+from ghmetrics_dagster.core.redact import mask_database_url, redact
 
 
 class WarehouseError(RuntimeError):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from ghmetrics_dagster import secrets, warehouse
+from ghmetrics_dagster import warehouse
 from ghmetrics_dagster.github import access
 from ghmetrics_dagster.github.client import GitHubClient
 from ghmetrics_dagster.web.config import WebConfig

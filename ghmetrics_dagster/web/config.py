@@ -7,8 +7,8 @@ import os
 import secrets
 from pathlib import Path
 
-from ghmetrics_dagster import secrets as token_secrets
-from ghmetrics_dagster.settings import DEFAULT_GITHUB_API_URL, Settings
+from ghmetrics_dagster.core import secrets as token_secrets
+from ghmetrics_dagster.core.settings import DEFAULT_GITHUB_API_URL, Settings
 
 DEFAULT_OAUTH_URL = "https://github.com"
 # OAuth apps have no read-only scope for private repositories: `repo` is the least that reads

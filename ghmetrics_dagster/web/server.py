@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import uvicorn
 
 from ghmetrics_dagster import warehouse
-from ghmetrics_dagster.settings import Settings
+from ghmetrics_dagster.core.settings import Settings
 from ghmetrics_dagster.web.app import create_app
 from ghmetrics_dagster.web.config import WebConfig
 

@@ -15,7 +15,7 @@ import statistics
 from decimal import Decimal
 from typing import Any
 
-from ghmetrics_dagster import contracts
+from ghmetrics_dagster.metrics import contracts
 from ghmetrics_dagster.github import access
 from ghmetrics_dagster.summaries.aggregates import (
     CYCLE_STAGES,

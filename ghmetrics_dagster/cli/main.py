@@ -13,7 +13,7 @@ import unicodedata
 
 import click
 
-from ghmetrics_dagster.settings import Settings
+from ghmetrics_dagster.core.settings import Settings
 
 REPO_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
 LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:\[bot\])?$")
@@ -28,7 +28,7 @@ class GhmetricsGroup(click.Group):
         except (click.UsageError, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
             raise
         except click.ClickException as exc:  # `fail` and the subcommands' errors: one style, `error:`
-            from ghmetrics_dagster.redact import redact
+            from ghmetrics_dagster.core.redact import redact
 
             click.echo(f"error: {redact(exc.format_message())}", err=True)
             sys.exit(exc.exit_code)
@@ -38,7 +38,7 @@ class GhmetricsGroup(click.Group):
         except Exception as exc:  # noqa: BLE001 - the one place that formats every failure
             if (ctx.obj or {}).get("debug"):
                 raise
-            from ghmetrics_dagster.redact import redact
+            from ghmetrics_dagster.core.redact import redact
 
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             click.echo(f"error: {redact(message)}", err=True)
@@ -82,7 +82,8 @@ def _use_settings(settings: Settings) -> None:
 @main.command()
 def init() -> None:
     """Create or upgrade the warehouse schema and the dbt views (safe to repeat)."""
-    from ghmetrics_dagster import pipeline, warehouse
+    from ghmetrics_dagster.cli import pipeline
+    from ghmetrics_dagster import warehouse
 
     settings = current_settings()
     applied = warehouse.migrate(warehouse.database_url(settings))
@@ -130,7 +131,8 @@ def users() -> None:
 @click.option("--token-stdin", is_flag=True, help="Read the user's GitHub token from standard input.")
 def users_add(login: str, repos: tuple[str, ...], display_name: str | None, token_stdin: bool) -> None:
     """Add a user (or update their repositories and token)."""
-    from ghmetrics_dagster import secrets, warehouse
+    from ghmetrics_dagster.core import secrets
+    from ghmetrics_dagster import warehouse
 
     if not LOGIN.match(login):
         fail(f"'{login}' is not a valid GitHub login")
@@ -217,7 +219,7 @@ def login(login: str) -> None:
 
     import datetime as dt
 
-    from ghmetrics_dagster import pipeline
+    from ghmetrics_dagster.cli import pipeline
     from ghmetrics_dagster.defs.users import login_outcome
 
     url = _migrated_url()
@@ -247,7 +249,8 @@ def login(login: str) -> None:
 @click.option("--user", "login", required=True, help="The user whose pipeline to run.")
 def run(login: str) -> None:
     """Materialise LOGIN's pipeline (ingestion, marts, insights, summary) as a Dagster run."""
-    from ghmetrics_dagster import pipeline, warehouse
+    from ghmetrics_dagster.cli import pipeline
+    from ghmetrics_dagster import warehouse
 
     url = _migrated_url()
     with warehouse.connect(url) as conn, conn.cursor() as cur:
@@ -268,7 +271,7 @@ def run(login: str) -> None:
 @click.option("--web-port", default=8000, show_default=True, help="Port of the dashboard.")
 def demo(seed: int, repos: int, prs: int, no_ui: bool, port: int, web_port: int) -> None:
     """Run the whole pipeline against the sandbox, print the results, serve the dashboard and the Dagster UI."""
-    from ghmetrics_dagster import demo as demo_module
+    from ghmetrics_dagster.cli import demo as demo_module
 
     demo_module.run_demo(current_settings(), seed=seed, repos=repos, prs=prs, serve_ui=not no_ui, port=port,
                          web_port=web_port)
@@ -278,7 +281,7 @@ def demo(seed: int, repos: int, prs: int, no_ui: bool, port: int, web_port: int)
 @click.option("--port", default=3000, show_default=True)
 def ui(port: int) -> None:
     """Serve the Dagster UI (and daemon) on the embedded defaults."""
-    from ghmetrics_dagster import pipeline
+    from ghmetrics_dagster.cli import pipeline
 
     _migrated_url()
     _github_of_this_home()
@@ -288,7 +291,8 @@ def ui(port: int) -> None:
 @main.command()
 def stop() -> None:
     """Stop what keeps running between commands: the embedded Postgres and the home's sandbox."""
-    from ghmetrics_dagster import home_sandbox, warehouse
+    from ghmetrics_dagster.cli import home_sandbox
+    from ghmetrics_dagster import warehouse
 
     settings = current_settings()
     if home_sandbox.stop(settings.home()):
@@ -303,7 +307,7 @@ def stop() -> None:
 
 def _github_of_this_home():
     """After `ghmetrics demo`, with no GitHub configured: the demo's sandbox organisation (or None)."""
-    from ghmetrics_dagster import home_sandbox
+    from ghmetrics_dagster.cli import home_sandbox
 
     try:
         sandbox, settings = home_sandbox.use_if_recorded(current_settings())
@@ -339,7 +343,7 @@ def web(host: str, port: int, workers: int) -> None:
         fail(str(exc))
     click.echo(f"dashboard: http://{host}:{port}  (Ctrl-C to stop)")
     # The workers are processes of their own: they load these settings from the environment.
-    os.environ.update(current_settings().child_environ({}))
+    os.environ.update(current_settings().child_environ(os.environ))
     server.serve(host, port, workers)
 
 
@@ -361,7 +365,7 @@ def _sign_in_through_this_homes_sandbox() -> None:
 @click.argument("dagster_args", nargs=-1, type=click.UNPROCESSED)
 def dagster(dagster_args: tuple[str, ...]) -> None:
     """Run a `dagster` command on the ghmetrics instance, e.g. `ghmetrics dagster definitions validate -w workspace.yaml`."""
-    from ghmetrics_dagster import pipeline
+    from ghmetrics_dagster.cli import pipeline
 
     _migrated_url()
     sys.exit(pipeline.run_dagster_command(current_settings(), list(dagster_args)))
@@ -389,7 +393,7 @@ def mlflow_ui(port: int) -> None:
 @main.command()
 def doctor() -> None:
     """Check configuration and connectivity; exit non-zero when something is wrong."""
-    from ghmetrics_dagster import doctor as doctor_module
+    from ghmetrics_dagster.cli import doctor as doctor_module
 
     problems = doctor_module.run_checks(current_settings(), click.echo)
     if problems:
@@ -405,17 +409,17 @@ def repos() -> None:
 
 def _attach_commands() -> None:
     """Commands that live beside their library."""
-    from ghmetrics_dagster.benchmarks_cli import benchmark_group
-    from ghmetrics_dagster.models_cli import models
-    from ghmetrics_dagster.repos_cli import repos_set
-    from ghmetrics_dagster.secrets_cli import secrets_group
+    from ghmetrics_dagster.cli.benchmarks import benchmark_group
+    from ghmetrics_dagster.cli.models import models
+    from ghmetrics_dagster.cli.repos import repos_set
+    from ghmetrics_dagster.cli.secrets import secrets_group
 
     repos.add_command(repos_set)
     main.add_command(secrets_group)
     main.add_command(benchmark_group)
     main.add_command(models)
     try:  # the sandbox comes with the `demo` extra; the production image leaves it out
-        from ghmetrics_dagster.sandbox.cli import sandbox
+        from ghmetrics_dagster.cli.sandbox import sandbox
     except ImportError:
         return
     main.add_command(sandbox)

@@ -15,7 +15,7 @@ def models() -> None:
 @models.command("list")
 def list_models() -> None:
     """Every version with its aliases, data watermark, sample count and holdout metric."""
-    from ghmetrics_dagster.cli import current_settings
+    from ghmetrics_dagster.cli.main import current_settings
     from ml import training  # scikit-learn loads only for this command
 
     store = training.store_for(current_settings())
@@ -38,7 +38,7 @@ def list_models() -> None:
 @click.option("--version", "version", type=int, required=True, help="The version to make champion again.")
 def rollback(name: str, version: int) -> None:
     """Moves NAME's champion alias back to VERSION."""
-    from ghmetrics_dagster.cli import current_settings
+    from ghmetrics_dagster.cli.main import current_settings
     from ml import training  # scikit-learn loads only for this command
 
     store = training.store_for(current_settings())

@@ -7,8 +7,9 @@ import time
 
 import click
 
-from ghmetrics_dagster import home_sandbox, pipeline, warehouse
-from ghmetrics_dagster.settings import Settings
+from ghmetrics_dagster.cli import home_sandbox, pipeline
+from ghmetrics_dagster import warehouse
+from ghmetrics_dagster.core.settings import Settings
 
 DEMO_USERS = 3
 

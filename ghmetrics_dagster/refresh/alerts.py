@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import requests
 
-from ghmetrics_dagster.redact import redact
+from ghmetrics_dagster.core.redact import redact
 
 
 def failure_message(job_name: str, run_id: str, failed_steps: list[tuple[str, str]], partition: str | None) -> dict:

@@ -28,7 +28,8 @@ def sandbox() -> None:
 def truth(seed: int, repos: int, prs: int, weeks: int, users: int, owner: str, advance_days: int,
           out_dir: str) -> None:
     """Write the ground-truth marts of a synthetic organisation as CSV files."""
-    from . import generator, truth as ground_truth
+    from ghmetrics_dagster.sandbox import generator
+    from ghmetrics_dagster.sandbox import truth as ground_truth
 
     org = generator.generate(seed, repos=repos, prs_per_repo=prs, weeks=weeks, users=users, owner=owner)
     if advance_days:
@@ -60,7 +61,7 @@ def serve(port: int, seed: int, repos: int, prs: int, latency_ms: float, fault_r
     """Serve GitHub's REST and GraphQL APIs for a synthetic organisation on 127.0.0.1 until Ctrl-C."""
     import time
 
-    from .server import run_sandbox
+    from ghmetrics_dagster.sandbox.server import run_sandbox
 
     try:
         context = run_sandbox(seed=seed, repos=repos, prs_per_repo=prs, latency_ms=latency_ms, fault_rate=fault_rate,

@@ -16,8 +16,8 @@ from pathlib import Path
 DEFAULT_GITHUB_API_URL = "https://api.github.com"
 PRODUCTION_INSTANCES = ("production", "ecs")
 # The dbt project beside the package in a source checkout; an installed wheel carries a copy.
-_CHECKOUT_ROOT = Path(__file__).resolve().parent.parent
-_PACKAGED = Path(__file__).resolve().parent / "project"
+_CHECKOUT_ROOT = Path(__file__).resolve().parents[2]
+_PACKAGED = Path(__file__).resolve().parents[1] / "project"
 
 
 class SettingsError(ValueError):
@@ -209,21 +209,19 @@ class Settings:
         return self.reports_dir_setting or str(self.home() / "reports")
 
     def child_environ(self, base: Mapping[str, str]) -> dict[str, str]:
-        """`base` with these settings written back as variables, for a process this one starts
-        (the Dagster daemon and code server read them through `from_env` again)."""
-        env = dict(base)
-        values = {
-            "GHMETRICS_HOME": str(self.home_path),
-            "GHMETRICS_DATABASE_URL": self.database_url,
-            "GITHUB_TOKEN": ",".join(self.github_tokens) or None,
-            "GHMETRICS_GITHUB_API_URL": self.github_api_url,
-            "GHMETRICS_GITHUB_GRAPHQL_URL": self.github_graphql_url,
-            "GHMETRICS_VERBOSE": "1" if self.verbose else None,
-            "GHMETRICS_OAUTH_CLIENT_ID": self.web.oauth_client_id,
-            "GHMETRICS_OAUTH_CLIENT_SECRET": self.web.oauth_client_secret,
-            "GHMETRICS_GITHUB_OAUTH_URL": self.web.oauth_url,
+        """The variables to add to `base` so that a process started with them loads these
+        settings again (the Dagster daemon, the code server, the dashboard's workers): only
+        what differs from what `base` says, e.g. the demo's sandbox or `--verbose`."""
+        loaded = Settings.from_env(base)
+        pairs = {
+            "GHMETRICS_HOME": (str(self.home_path), str(loaded.home_path)),
+            "GHMETRICS_DATABASE_URL": (self.database_url, loaded.database_url),
+            "GITHUB_TOKEN": (",".join(self.github_tokens), ",".join(loaded.github_tokens)),
+            "GHMETRICS_GITHUB_API_URL": (self.github_api_url, loaded.github_api_url),
+            "GHMETRICS_GITHUB_GRAPHQL_URL": (self.github_graphql_url, loaded.github_graphql_url),
+            "GHMETRICS_VERBOSE": ("1" if self.verbose else "", "1" if loaded.verbose else ""),
+            "GHMETRICS_OAUTH_CLIENT_ID": (self.web.oauth_client_id, loaded.web.oauth_client_id),
+            "GHMETRICS_OAUTH_CLIENT_SECRET": (self.web.oauth_client_secret, loaded.web.oauth_client_secret),
+            "GHMETRICS_GITHUB_OAUTH_URL": (self.web.oauth_url, loaded.web.oauth_url),
         }
-        for name, value in values.items():
-            if value:
-                env[name] = value
-        return env
+        return {name: value or "" for name, (value, current) in pairs.items() if value != current}

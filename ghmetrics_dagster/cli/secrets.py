@@ -14,8 +14,9 @@ def secrets_group() -> None:
 @secrets_group.command("rotate")
 def secrets_rotate() -> None:
     """Re-encrypt every stored token under a new key (old keys are dropped afterwards)."""
-    from ghmetrics_dagster import secrets, warehouse
-    from ghmetrics_dagster.cli import current_settings
+    from ghmetrics_dagster.core import secrets
+    from ghmetrics_dagster import warehouse
+    from ghmetrics_dagster.cli.main import current_settings
 
     settings = current_settings()
     url = warehouse.database_url(settings)

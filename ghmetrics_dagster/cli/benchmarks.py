@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ghmetrics_dagster import benchmarks
+from ghmetrics_dagster.metrics import benchmarks
 
 
 @click.group("benchmark")
@@ -19,7 +19,7 @@ def _print(choice: benchmarks.BenchmarkChoice) -> None:
 @benchmark_group.command("show")
 def benchmark_show() -> None:
     """Shows the segment in use and the ones to choose from."""
-    from ghmetrics_dagster.cli import _migrated_url
+    from ghmetrics_dagster.cli.main import _migrated_url
 
     url = _migrated_url()
     _print(benchmarks.get_choice(url))
@@ -35,7 +35,7 @@ def benchmark_set(industry: str | None, organization_size: str | None) -> None:
     """Chooses the segment; the industry wins when both are set. The marts follow on their next refresh."""
     if industry is None and organization_size is None:
         raise click.UsageError("give --industry or --organization-size (see `ghmetrics benchmark show`)")
-    from ghmetrics_dagster.cli import _migrated_url
+    from ghmetrics_dagster.cli.main import _migrated_url
 
     url = _migrated_url()
     try:

@@ -13,8 +13,9 @@ import sys
 import time
 from dataclasses import dataclass
 
-from ghmetrics_dagster import dagster_home, warehouse
-from ghmetrics_dagster.settings import Settings, project_file
+from ghmetrics_dagster.cli import dagster_home
+from ghmetrics_dagster import warehouse
+from ghmetrics_dagster.core.settings import Settings, project_file
 
 @dataclass
 class RunOutcome:
@@ -99,7 +100,7 @@ def export_for_dagster(settings: Settings) -> None:
     one) into this process's environment. The one writer of os.environ: Dagster starts the code
     server, the daemon and the run workers from this process's environment and takes no other,
     and they load the same settings back with `Settings.from_env`."""
-    values = settings.child_environ({})
+    values = settings.child_environ(os.environ)
     if not (os.environ.get("DAGSTER_HOME") and os.environ.get(dagster_home.STORAGE_URL_VAR)):
         values.update(dagster_home.local_instance(settings, warehouse.database_url(settings)))
     os.environ.update(values)

@@ -1,10 +1,10 @@
-"""`ghmetrics repos set`: per-repository metric rules (attached to the CLI group by cli.py)."""
+"""`ghmetrics repos set`: per-repository metric rules (attached to the CLI group by main.py)."""
 
 from __future__ import annotations
 
 import click
 
-from ghmetrics_dagster import repository_settings as rs
+from ghmetrics_dagster.metrics import repository_settings as rs
 
 
 @click.command("set")
@@ -28,7 +28,7 @@ def repos_set(repo_full_name, deployment_source, production_environment_regex, d
     Regexes are Python style; a leading (?i) makes them case-insensitive. The marts follow on
     their next refresh.
     """
-    from ghmetrics_dagster.cli import _migrated_url
+    from ghmetrics_dagster.cli.main import _migrated_url
 
     try:
         stored = rs.set_repository_settings(

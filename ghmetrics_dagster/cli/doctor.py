@@ -7,8 +7,8 @@ from collections.abc import Callable
 import requests
 
 from ghmetrics_dagster import warehouse
-from ghmetrics_dagster.redact import mask, redact
-from ghmetrics_dagster.settings import Settings
+from ghmetrics_dagster.core.redact import mask, redact
+from ghmetrics_dagster.core.settings import Settings
 
 OK, WARN, FAIL = "ok  ", "note", "FAIL"
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import requests
 
-from ghmetrics_dagster.settings import DEFAULT_GITHUB_API_URL, Settings
+from ghmetrics_dagster.core.settings import DEFAULT_GITHUB_API_URL, Settings
 
 DEFAULT_PORT = 8765
 START_TIMEOUT_S = 60.0  # generating a large organisation takes a while
@@ -111,7 +111,7 @@ def start(home: Path, sandbox: HomeSandbox) -> None:
         return
     log = home / "logs"
     log.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "ghmetrics_dagster.sandbox.cli", "serve", "--port", str(sandbox.port),
+    command = [sys.executable, "-m", "ghmetrics_dagster.cli.sandbox", "serve", "--port", str(sandbox.port),
                "--seed", str(sandbox.seed), "--repos", str(sandbox.repos), "--prs", str(sandbox.prs),
                "--issued-tokens", str(issued_tokens_path(home))]
     with (log / "sandbox.log").open("ab") as out:

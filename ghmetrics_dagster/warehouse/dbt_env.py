@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from ghmetrics_dagster.settings import project_file
+from ghmetrics_dagster.core.settings import project_file
 
 # The project's own dbt project (a checkout's, or the wheel's copy); GHMETRICS_DBT_PROJECT_DIR
 # (Settings.dbt_project_dir) names another, as the Docker image does.

@@ -14,7 +14,7 @@ import psycopg2
 import yaml
 
 from ghmetrics_dagster import warehouse
-from ghmetrics_dagster.settings import Settings, private_dir, project_file
+from ghmetrics_dagster.core.settings import Settings, private_dir, project_file
 
 DAGSTER_DATABASE = "dagster"
 STORAGE_URL_VAR = "GHMETRICS_DAGSTER_PG_URL"

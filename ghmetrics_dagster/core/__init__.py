@@ -1,0 +1,1 @@
+"""Shared basics: the settings, secrets at rest, redaction of secrets in messages."""
