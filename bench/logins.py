@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from ghmetrics_dagster import warehouse  # noqa: E402
 from ghmetrics_dagster.sandbox import generator, truth  # noqa: E402
 from ghmetrics_dagster.sandbox.server import run_sandbox  # noqa: E402
+from ghmetrics_dagster.warehouse import app_data  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 DBT_STEP = "ghmetrics_dbt_models"
@@ -57,8 +58,8 @@ def register(url: str, org) -> None:
     with warehouse.connect(url) as conn, conn.cursor() as cur:
         for login, repos in org.memberships.items():
             user = org.users.get(login)
-            cur.execute("insert into app.users (login, display_name) values (%s, %s)", (login, user.name if user else login))
-            cur.executemany("insert into app.user_repositories values (%s, %s)", [(login, r) for r in repos])
+            app_data.save_user(cur, login, user.name if user else login, None)
+            app_data.add_user_repositories(cur, login, repos)
 
 
 def units(sandbox) -> int:
@@ -80,9 +81,8 @@ def units_syncing_each_repository_once(org, server_url: str) -> int:
 def fresh_since(url: str, logins_at: dict[str, dt.datetime]) -> dict[str, dt.datetime]:
     """For each user, when their first summary generated after their login was written."""
     with warehouse.connect(url) as conn, conn.cursor() as cur:
-        cur.execute("select login, generated_at from app.summaries order by generated_at")
         done: dict[str, dt.datetime] = {}
-        for login, at in cur.fetchall():
+        for login, at in app_data.summary_times(cur):
             if login in logins_at and login not in done and at >= logins_at[login]:
                 done[login] = at
         return done
@@ -90,8 +90,7 @@ def fresh_since(url: str, logins_at: dict[str, dt.datetime]) -> dict[str, dt.dat
 
 def log_in(url: str, login: str) -> dt.datetime:
     with warehouse.connect(url) as conn, conn.cursor() as cur:
-        cur.execute("insert into app.user_logins (login) values (%s) returning logged_in_at", (login,))
-        return cur.fetchone()[0]
+        return app_data.record_login(cur, login)[1]
 
 
 def wait_fresh(url: str, logins_at: dict[str, dt.datetime], timeout_s: float, daemon) -> dict[str, dt.datetime]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from ghmetrics_dagster import settings
+from ghmetrics_dagster.warehouse import app_data
 
 ENV_VAR = "GHMETRICS_SECRET_KEY"
 _PREFIX = "kid:"
@@ -95,9 +96,8 @@ def load_keys(create: bool = False) -> list[bytes]:
 
 def stored_key_ids(cur) -> dict[str, int]:
     """Key id -> number of stored tokens encrypted with it ("unknown" for ones stored before ids)."""
-    cur.execute("select token_ciphertext from app.users where token_ciphertext is not null")
     counts: dict[str, int] = {}
-    for (ciphertext,) in cur.fetchall():
+    for ciphertext in app_data.stored_token_ciphertexts(cur):
         kid = _split(ciphertext)[0] or "unknown"
         counts[kid] = counts.get(kid, 0) + 1
     return counts
@@ -158,10 +158,8 @@ def rotate(conn) -> tuple[int, str]:
         if not from_env:
             _write_keys(key_path(), keys)
         fernet = MultiFernet(_parse(keys, _source()))
-        cur.execute("select login, token_ciphertext from app.users where token_ciphertext is not null for update")
-        rows = cur.fetchall()
         updated = []
-        for login, ciphertext in rows:
+        for login, ciphertext in app_data.lock_token_ciphertexts(cur):
             _, token = _split(ciphertext)
             try:
                 fresh = fernet.rotate(token.encode())
@@ -171,7 +169,7 @@ def rotate(conn) -> tuple[int, str]:
                     "restore its key or add the user again with --token-stdin, then rotate"
                 ) from None
             updated.append((_seal(keys[0], fresh), login))
-        cur.executemany("update app.users set token_ciphertext = %s where login = %s", updated)
+        app_data.replace_token_ciphertexts(cur, updated)
     conn.commit()
     if not from_env:
         _write_keys(key_path(), keys[:1])

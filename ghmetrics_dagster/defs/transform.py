@@ -21,6 +21,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 
 from ghmetrics_dagster import warehouse
 from ghmetrics_dagster.dbt_env import DBT_PROJECT_DIR, dbt_env
+from ghmetrics_dagster.warehouse import app_data
 
 DBT_THREADS = 4
 
@@ -226,7 +227,8 @@ def dbt_models_assets() -> dg.AssetsDefinition:
         url = warehouse.database_url()
         code = incremental_code_fingerprint()
         full_refresh = config.full_refresh
-        built_from = warehouse.read_settings(url, [INCREMENTAL_FINGERPRINT]).get(INCREMENTAL_FINGERPRINT)
+        with warehouse.connect(url) as conn, conn.cursor() as cur:
+            built_from = app_data.read_settings(cur, [INCREMENTAL_FINGERPRINT]).get(INCREMENTAL_FINGERPRINT)
         if not full_refresh and built_from != code:
             # New columns or rules in an incremental model: an incremental run would fail on
             # the stored table (on_schema_change='fail') or keep stale weeks.
@@ -235,7 +237,8 @@ def dbt_models_assets() -> dg.AssetsDefinition:
         args = ["build", "--selector", WAVE_SELECTOR] + (["--full-refresh"] if full_refresh else [])
         for event in dbt.cli(args, context=context).stream():
             yield with_table_metadata(context, event)
-        warehouse.write_settings(url, {INCREMENTAL_FINGERPRINT: code})
+        with warehouse.connect(url) as conn, conn.cursor() as cur:
+            app_data.write_settings(cur, {INCREMENTAL_FINGERPRINT: code})
 
     return ghmetrics_dbt_models
 

@@ -29,6 +29,7 @@ import dagster as dg
 
 from ghmetrics_dagster import warehouse, waves
 from ghmetrics_dagster.defs.partitions import users_partitions
+from ghmetrics_dagster.warehouse import app_data
 
 JOB_NAME = "user_refresh"
 USER_TAG = "ghmetrics/user"
@@ -99,11 +100,7 @@ def last_summaries(logins: Iterable[str]) -> dict[str, dt.datetime]:
     if not logins:
         return {}
     with warehouse.connect() as conn, conn.cursor() as cur:
-        cur.execute(
-            "select login, max(generated_at) from app.summaries where login = any(%s) group by login",
-            (logins,),
-        )
-        return dict(cur.fetchall())
+        return app_data.last_summaries(cur, logins)
 
 
 def _process_gone(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
@@ -154,11 +151,7 @@ def active_waves(instance: dg.DagsterInstance, now: dt.datetime, log=None) -> li
 
 def _new_logins(after_id: int) -> list[tuple[int, str, dt.datetime]]:
     with warehouse.connect() as conn, conn.cursor() as cur:
-        cur.execute(
-            "select id, login, logged_in_at from app.user_logins where id > %s order by id limit 5000",
-            (after_id,),
-        )
-        return cur.fetchall()
+        return app_data.logins_after(cur, after_id)
 
 
 def _load_state(cursor: str | None) -> dict:
@@ -182,14 +175,7 @@ def _publish_failures(failures: dict, base_seconds: float) -> None:
         for login, (count, failed_at, why) in failures.items()
     ]
     with warehouse.connect() as conn, conn.cursor() as cur:
-        cur.execute("delete from app.refresh_failures where not (login = any(%s))", ([row[0] for row in rows],))
-        cur.executemany(
-            "insert into app.refresh_failures (login, attempts, failed_at, retry_at, reason)"
-            " select %s, %s, %s, %s, %s where exists (select 1 from app.users where login = %s)"
-            " on conflict (login) do update set attempts = excluded.attempts, failed_at = excluded.failed_at,"
-            " retry_at = excluded.retry_at, reason = excluded.reason",
-            [(*row, row[0]) for row in rows],
-        )
+        app_data.publish_refresh_failures(cur, rows)
 
 
 def _settle_waves(instance: dg.DagsterInstance, state: dict, now: dt.datetime, log) -> list[dg.DagsterRun]:

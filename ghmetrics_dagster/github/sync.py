@@ -57,6 +57,7 @@ import psycopg2.extras
 from ghmetrics_dagster import warehouse
 from ghmetrics_dagster.github import errors, queries, validate
 from ghmetrics_dagster.github.client import GitHubClient, PageSize, Stats, format_time, graphql_error, parse_time
+from ghmetrics_dagster.warehouse import app_data
 
 log = logging.getLogger("ghmetrics.github.sync")
 
@@ -958,18 +959,7 @@ def canonicalise_registrations(cur, renames: dict[str, str]) -> None:
     """Registrations written as `ACME/API` (or under a repository's old name) take GitHub's
     spelling, the one the raw tables use, so the user's scope is not silently empty."""
     for given, canonical in renames.items():
-        # A user registered under both spellings keeps one row.
-        cur.execute(
-            "delete from app.user_repositories r where repo_full_name = %s and exists ("
-            " select 1 from app.user_repositories c where c.login = r.login and c.repo_full_name = %s)",
-            (given, canonical),
-        )
-        cur.execute("update app.user_repositories set repo_full_name = %s where repo_full_name = %s", (canonical, given))
-        cur.execute(
-            "update app.repository_settings set repo_full_name = %s where repo_full_name = %s"
-            " and not exists (select 1 from app.repository_settings where repo_full_name = %s)",
-            (canonical, given, canonical),
-        )
+        app_data.rename_registrations(cur, given, canonical)
 
 
 def _add(total: Stats, part: Stats) -> None:
@@ -984,8 +974,7 @@ def resolve_user_repositories(url: str, client: GitHubClient, login: str) -> lis
     """The user's repositories: app.user_repositories, or else the user's own, collaborator
     and organisation repositories from the API."""
     with warehouse.connect(url) as conn, conn.cursor() as cur:
-        cur.execute("select repo_full_name from app.user_repositories where login = %s order by 1", (login,))
-        configured = [row[0] for row in cur.fetchall()]
+        configured = app_data.user_repositories(cur, login)
     if configured:
         return configured
     names: list[str] = []

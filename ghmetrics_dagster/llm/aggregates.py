@@ -16,6 +16,7 @@ from typing import Any
 
 from ghmetrics_dagster import contracts
 from ghmetrics_dagster.github import access
+from ghmetrics_dagster.warehouse import app_data
 
 WINDOW_WEEKS = 12
 MAX_REPOSITORIES = 10  # the busiest ones; keeps the prompt short for users with many repositories
@@ -442,7 +443,7 @@ def load_summary_input(conn, login: str, history_weeks: int = 26, repository: st
         window_start_utc = dt.datetime.fromisoformat(window_start).replace(tzinfo=dt.timezone.utc)
 
         # Registered and readable by the user's own token only (app.user_scope).
-        repos = [repository] if repository else access.scope_repositories(cur, login)
+        repos = [repository] if repository else app_data.scope_repositories(cur, login)
 
         if prs is not None and repos:
             # Pooled medians over the user's repositories, like the user-scope rows of the mart.

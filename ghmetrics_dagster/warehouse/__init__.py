@@ -163,27 +163,6 @@ def migrate(url: str | None = None) -> list[str]:
     return applied_now
 
 
-def read_settings(url: str | None, names: list[str]) -> dict[str, str]:
-    """The stored values of organisation-wide settings (app.settings); a missing one means the default."""
-    with connect(url) as conn, conn.cursor() as cur:
-        cur.execute("select name, value from app.settings where name = any(%s)", (list(names),))
-        return dict(cur.fetchall())
-
-
-def write_settings(url: str | None, values: dict[str, str | None]) -> None:
-    """Stores organisation-wide settings in one transaction; None removes one (back to its default)."""
-    with connect(url) as conn, conn.cursor() as cur:
-        for name, value in values.items():
-            if value is None:
-                cur.execute("delete from app.settings where name = %s", (name,))
-            else:
-                cur.execute(
-                    "insert into app.settings (name, value) values (%s, %s) "
-                    "on conflict (name) do update set value = excluded.value, updated_at = now()",
-                    (name, value),
-                )
-
-
 def upsert(cur, table: str, columns: list[str], key: list[str], rows: list[tuple], page_size: int = 500) -> int:
     """Inserts rows, replacing the non-key columns of rows whose key exists. Returns the row count."""
     if not rows:
