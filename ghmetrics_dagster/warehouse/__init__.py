@@ -104,18 +104,22 @@ def display_url(url: str) -> str:
     return mask_database_url(url)
 
 
-@contextlib.contextmanager
-def connect(url: str | None = None) -> Iterator[psycopg2.extensions.connection]:
-    """A connection that commits on success and rolls back on error."""
-    url = url or database_url()
+def open_connection(url: str) -> psycopg2.extensions.connection:
+    """A new connection to `url`; a server that cannot be reached is a WarehouseError saying what to do."""
     try:
-        conn = psycopg2.connect(url, connect_timeout=10)
+        return psycopg2.connect(url, connect_timeout=10)
     except psycopg2.OperationalError as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WarehouseError(
             f"cannot connect to the warehouse at {display_url(url)} ({redact(first_line, [url])}); "
             "check GHMETRICS_DATABASE_URL or unset it to use the embedded Postgres"
         ) from None
+
+
+@contextlib.contextmanager
+def connect(url: str | None = None) -> Iterator[psycopg2.extensions.connection]:
+    """A connection that commits on success and rolls back on error."""
+    conn = open_connection(url or database_url())
     try:
         with conn:
             yield conn
