@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
-from ghmetrics_dagster import warehouse  # noqa: E402
+from ghmetrics_dagster import warehouse, waves  # noqa: E402
 from ghmetrics_dagster.sandbox import generator, truth  # noqa: E402
 from ghmetrics_dagster.sandbox.server import run_sandbox  # noqa: E402
 from ghmetrics_dagster.warehouse import app_data  # noqa: E402
@@ -186,9 +186,9 @@ def main() -> int:
 
             from ghmetrics_dagster.defs.users import IN_PROGRESS
 
-            while instance.get_runs(filters=dg.RunsFilter(job_name="user_refresh", statuses=IN_PROGRESS)):
+            while instance.get_runs(filters=dg.RunsFilter(job_name=waves.JOB_NAME, statuses=IN_PROGRESS)):
                 time.sleep(1)  # the last wave is writing its last events
-            runs = instance.get_runs(filters=dg.RunsFilter(job_name="user_refresh"))
+            runs = instance.get_runs(filters=dg.RunsFilter(job_name=waves.JOB_NAME))
             for run in reversed(runs):
                 steps = ", ".join(f"{s.step_key} {s.end_time - s.start_time:.1f}s"
                                   for s in instance.get_run_step_stats(run.run_id) if s.end_time and s.start_time)
@@ -205,7 +205,7 @@ def main() -> int:
             single = {quiet_user: log_in(url, quiet_user)}
             single_done = wait_fresh(url, single, timeout_s=300, daemon=daemon)
             single_s = (single_done[quiet_user] - single[quiet_user]).total_seconds() if single_done else None
-            quiet_run = instance.get_runs(filters=dg.RunsFilter(job_name="user_refresh"), limit=1)[0]
+            quiet_run = instance.get_runs(filters=dg.RunsFilter(job_name=waves.JOB_NAME), limit=1)[0]
             stats = instance.get_run_stats(quiet_run.run_id)
             say(f"  quiet wave: queued {stats.enqueued_time - single[quiet_user].timestamp():.1f} s after the login, "
                 f"launched +{stats.launch_time - stats.enqueued_time:.1f} s, started +{stats.start_time - stats.launch_time:.1f} s; "

@@ -22,7 +22,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import uuid
 from collections.abc import Iterable
 
 import dagster as dg
@@ -30,13 +29,7 @@ import dagster as dg
 from ghmetrics_dagster import warehouse, waves
 from ghmetrics_dagster.defs.partitions import users_partitions
 from ghmetrics_dagster.warehouse import app_data
-
-JOB_NAME = "user_refresh"
-USER_TAG = "ghmetrics/user"
-TRIGGER_TAG = "ghmetrics/trigger"
-WAVE_TAG = "ghmetrics/wave"
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
+from ghmetrics_dagster.waves import JOB_NAME, RANGE_END_TAG, RANGE_START_TAG, WAVE_TAG, wave_tags
 
 IN_PROGRESS = [
     dg.DagsterRunStatus.QUEUED,
@@ -69,18 +62,6 @@ def retry_base_seconds() -> float:
 def orphan_after() -> dt.timedelta:
     """A running wave that wrote no event for this long has lost its process."""
     return dt.timedelta(minutes=float(os.environ.get("GHMETRICS_ORPHAN_AFTER_MINUTES", "15")))
-
-
-def wave_tags(users: list[str] | tuple[str, ...], trigger: str, wave_id: str | None = None) -> dict[str, str]:
-    """The tags of a wave run over the partition range users[0]..users[-1]."""
-    tags = {WAVE_TAG: wave_id or uuid.uuid4().hex[:12], TRIGGER_TAG: trigger}
-    if len(users) == 1:
-        tags[USER_TAG] = users[0]
-        tags["dagster/partition"] = users[0]
-    else:
-        tags[RANGE_START_TAG] = users[0]
-        tags[RANGE_END_TAG] = users[-1]
-    return tags
 
 
 def run_users(run: dg.DagsterRun, ordered_users: list[str]) -> list[str]:
@@ -275,7 +256,7 @@ def user_login_sensor(context: dg.SensorEvaluationContext):
                        + (f"; {len(waiting)} wait for the next" if waiting else ""))
     run_requests = []
     if plan:
-        wave_id = uuid.uuid4().hex[:12]
+        wave_id = waves.new_wave_id()
         state["waves"][wave_id] = {"users": list(plan.users), "at": now.isoformat()}
         run_requests.append(dg.RunRequest(
             run_key=f"wave-{wave_id}",
