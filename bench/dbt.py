@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 from ghmetrics_dagster import warehouse  # noqa: E402
 from ghmetrics_dagster.core.settings import Settings  # noqa: E402
 from ghmetrics_dagster.warehouse.dbt_env import DBT_PROJECT_DIR, dbt_env  # noqa: E402
+from ghmetrics_dagster.warehouse import app_data  # noqa: E402
 
 PRS_PER_REPO = 1000
 DEPLOYMENTS_PER_REPO = 100
@@ -192,9 +193,8 @@ def load(url: str, gen: Generator, prs_per_repo: int, deployments_per_repo: int,
             # 10% of the developers use ghmetrics, each seeing 10 repositories.
             rng = random.Random(3)
             for login in HUMANS[: len(HUMANS) // 10]:
-                cur.execute("insert into app.users (login, display_name) values (%s, %s)", (login, login.title()))
-                for repo in rng.sample(gen.repos, min(10, len(gen.repos))):
-                    cur.execute("insert into app.user_repositories values (%s, %s)", (login, repo))
+                app_data.save_user(cur, login, login.title(), None)
+                app_data.add_user_repositories(cur, login, rng.sample(gen.repos, min(10, len(gen.repos))))
         cur.execute("analyze")
     return counts
 

@@ -34,8 +34,10 @@ sys.path.insert(0, str(ROOT))
 from ghmetrics_dagster.cli import dagster_home  # noqa: E402
 from ghmetrics_dagster import warehouse  # noqa: E402
 from ghmetrics_dagster.core.settings import Settings  # noqa: E402
+from ghmetrics_dagster.refresh import waves  # noqa: E402
 from ghmetrics_dagster.sandbox import generator, truth  # noqa: E402
 from ghmetrics_dagster.sandbox.server import run_sandbox  # noqa: E402
+from ghmetrics_dagster.warehouse import app_data  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 DBT_STEP = "ghmetrics_dbt_models"
@@ -58,8 +60,8 @@ def register(url: str, org) -> None:
     with warehouse.connect(url) as conn, conn.cursor() as cur:
         for login, repos in org.memberships.items():
             user = org.users.get(login)
-            cur.execute("insert into app.users (login, display_name) values (%s, %s)", (login, user.name if user else login))
-            cur.executemany("insert into app.user_repositories values (%s, %s)", [(login, r) for r in repos])
+            app_data.save_user(cur, login, user.name if user else login, None)
+            app_data.add_user_repositories(cur, login, repos)
 
 
 def units(sandbox) -> int:
@@ -81,9 +83,8 @@ def units_syncing_each_repository_once(org, server_url: str) -> int:
 def fresh_since(url: str, logins_at: dict[str, dt.datetime]) -> dict[str, dt.datetime]:
     """For each user, when their first summary generated after their login was written."""
     with warehouse.connect(url) as conn, conn.cursor() as cur:
-        cur.execute("select login, generated_at from app.summaries order by generated_at")
         done: dict[str, dt.datetime] = {}
-        for login, at in cur.fetchall():
+        for login, at in app_data.summary_times(cur):
             if login in logins_at and login not in done and at >= logins_at[login]:
                 done[login] = at
         return done
@@ -91,8 +92,7 @@ def fresh_since(url: str, logins_at: dict[str, dt.datetime]) -> dict[str, dt.dat
 
 def log_in(url: str, login: str) -> dt.datetime:
     with warehouse.connect(url) as conn, conn.cursor() as cur:
-        cur.execute("insert into app.user_logins (login) values (%s) returning logged_in_at", (login,))
-        return cur.fetchone()[0]
+        return app_data.record_login(cur, login)[1]
 
 
 def wait_fresh(url: str, logins_at: dict[str, dt.datetime], timeout_s: float, daemon) -> dict[str, dt.datetime]:
@@ -188,9 +188,9 @@ def main() -> int:
 
             from ghmetrics_dagster.defs.users import IN_PROGRESS
 
-            while instance.get_runs(filters=dg.RunsFilter(job_name="user_refresh", statuses=IN_PROGRESS)):
+            while instance.get_runs(filters=dg.RunsFilter(job_name=waves.JOB_NAME, statuses=IN_PROGRESS)):
                 time.sleep(1)  # the last wave is writing its last events
-            runs = instance.get_runs(filters=dg.RunsFilter(job_name="user_refresh"))
+            runs = instance.get_runs(filters=dg.RunsFilter(job_name=waves.JOB_NAME))
             for run in reversed(runs):
                 steps = ", ".join(f"{s.step_key} {s.end_time - s.start_time:.1f}s"
                                   for s in instance.get_run_step_stats(run.run_id) if s.end_time and s.start_time)
@@ -207,7 +207,7 @@ def main() -> int:
             single = {quiet_user: log_in(url, quiet_user)}
             single_done = wait_fresh(url, single, timeout_s=300, daemon=daemon)
             single_s = (single_done[quiet_user] - single[quiet_user]).total_seconds() if single_done else None
-            quiet_run = instance.get_runs(filters=dg.RunsFilter(job_name="user_refresh"), limit=1)[0]
+            quiet_run = instance.get_runs(filters=dg.RunsFilter(job_name=waves.JOB_NAME), limit=1)[0]
             stats = instance.get_run_stats(quiet_run.run_id)
             say(f"  quiet wave: queued {stats.enqueued_time - single[quiet_user].timestamp():.1f} s after the login, "
                 f"launched +{stats.launch_time - stats.enqueued_time:.1f} s, started +{stats.start_time - stats.launch_time:.1f} s; "

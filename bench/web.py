@@ -47,6 +47,7 @@ from ghmetrics_dagster.sandbox import generator  # noqa: E402
 from ghmetrics_dagster.sandbox.server import run_sandbox  # noqa: E402
 from ghmetrics_dagster.summaries import rules  # noqa: E402
 from ghmetrics_dagster.summaries.aggregates import load_summary_input  # noqa: E402
+from ghmetrics_dagster.warehouse import app_data  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 SESSION_SECRET = "bench-session-secret-" + "x" * 32
@@ -72,9 +73,9 @@ def build_data(url: str, org, users: int, seed: int, sandbox) -> dict[str, list[
     names = [repo.full_name for repo in org.repositories]
     scopes = {f"user{n:04d}": sorted(rng.sample(names, rng.randint(2, 6))) for n in range(users)}
     with warehouse.connect(url) as conn, conn.cursor() as cur:
-        cur.executemany("insert into app.users (login) values (%s)", [(login,) for login in scopes])
-        cur.executemany("insert into app.user_repositories values (%s, %s)",
-                        [(login, repo) for login, repos in scopes.items() for repo in repos])
+        for login, repos in scopes.items():
+            app_data.save_user(cur, login, None, None)
+            app_data.add_user_repositories(cur, login, repos)
     started = time.monotonic()
     client = GitHubClient(sandbox.rest_url, sandbox.graphql_url, list(sandbox.tokens))
     report = sync.sync_repositories(url, client, names)
@@ -96,8 +97,7 @@ def build_data(url: str, org, users: int, seed: int, sandbox) -> dict[str, list[
     with warehouse.connect(url) as conn, conn.cursor() as cur:
         for login in scopes:
             text = rules.write_summary(load_summary_input(conn, login))
-            cur.execute("insert into app.summaries (login, provider, text, grounded) values (%s, 'rules', %s, true)",
-                        (login, text))
+            app_data.save_summary(cur, {"login": login, "provider": "rules", "text": text, "grounded": True})
     say(f"  wrote {users} summaries in {time.monotonic() - started:.0f} s")
     return scopes
 

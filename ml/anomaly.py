@@ -19,6 +19,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.ensemble import IsolationForest
 
+from ghmetrics_dagster.metrics import contracts
 from ml import features as F
 
 # Weekly values that can jump on their own. Trailing-window aggregates (review_coverage_12w, DORA's
@@ -27,22 +28,8 @@ from ml import features as F
 # restore (rework_rate, median_recovery_hours, median_time_to_restore_hours) are left out too: a
 # median of a handful of events a week, they flagged ordinary weeks (restore hours made a third
 # of the false alarms on the sandbox); deployments, change fail rate and incidents carry them.
-ANOMALY_METRICS = [
-    "deployments",
-    "deployment_days",
-    "median_lead_time_hours",
-    "change_failure_rate",
-    "incidents",
-    "merged_prs",
-    "review_coverage",
-    "median_pr_size",
-    "p90_pr_size",
-    "median_coding_hours",
-    "median_pickup_hours",
-    "median_review_hours",
-    "median_deploy_hours",
-    F.DEPLOYS_PER_DAY,
-]
+_LEFT_OUT_WEEKLY_METRICS = ("failed_changes", "median_time_to_restore_hours")
+ANOMALY_METRICS = [m for m in contracts.WEEKLY_METRICS if m not in _LEFT_OUT_WEEKLY_METRICS] + [F.DEPLOYS_PER_DAY]
 
 # Which way a metric moves when something is wrong: +1 up (slower, bigger, more failures), -1
 # down (less review, fewer deployment days), 0 either (a burst or a stall of deployments or

@@ -9,6 +9,7 @@ import psycopg2
 import psycopg2.extras
 
 from ghmetrics_dagster import warehouse
+from ghmetrics_dagster.warehouse import app_data
 from ml import features as F
 
 FEATURES_TABLE = "marts.ml_weekly_features"
@@ -49,10 +50,8 @@ def load_features(url: str, scopes: list[tuple[str, str]] | None = None) -> pd.D
 
 def user_scopes(url: str, login: str) -> list[tuple[str, str]]:
     """The user's own scope and the repositories in it (app.user_scope: registered and readable)."""
-    from ghmetrics_dagster.github.access import scope_repositories
-
     with warehouse.connect(url) as conn, conn.cursor() as cur:
-        repos = scope_repositories(cur, login)
+        repos = app_data.scope_repositories(cur, login)
     return [("user", login)] + [("repository", r) for r in repos]
 
 

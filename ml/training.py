@@ -13,6 +13,7 @@ import datetime as dt
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -140,12 +141,6 @@ def _requirements() -> list[str]:
     return pins
 
 
-def _decide(store: Store, name: str, frame: pd.DataFrame, policy: TrainingPolicy, now) -> Decision:
-    mlflow_client = registry.client(store.tracking_uri)
-    return decide(frame["week_start"], registry.last_training(mlflow_client, name, registry.REQUIRED_TAGS[name]),
-                  policy, now=now)
-
-
 @dataclass
 class LiveHealth:
     """The performance champion's live error (ml/live.py) and what it decided."""
@@ -201,118 +196,189 @@ def _log_live_history(mlflow_client, run_id: str, errors: pd.DataFrame) -> None:
         mlflow_client.log_batch(run_id, metrics=metrics)
 
 
-def train_performance(frame: pd.DataFrame, store: Store, policy: TrainingPolicy = TrainingPolicy(),
-                      promotion_margin: float = 0.01, run_id: str = "", now: dt.datetime | None = None,
-                      origins: int = 6, warmup: int = 2, **params) -> Outcome:
-    frame = F.prepare(frame)
-    mlflow_client = registry.client(store.tracking_uri)
-    required = registry.REQUIRED_TAGS[registry.PERFORMANCE]
-    champ = registry.champion(mlflow_client, registry.PERFORMANCE, required)
-    champion_model = registry.load(registry.PERFORMANCE, str(champ.version)) if champ is not None else None
-    health = watch_live_error(mlflow_client, champ, champion_model, frame, policy)
-    decision = decide(frame["week_start"], registry.last_training(mlflow_client, registry.PERFORMANCE, required),
-                      policy, now=now, live_behind=health.behind)
-    outcome = Outcome(registry.PERFORMANCE, decision, live=health)
-    if not decision.train:
-        outcome.champion_version = _champion_version(store, registry.PERFORMANCE)
-        return outcome
-    started = time.perf_counter()
-    trained = performance.train(frame, origins=origins, warmup=warmup, **params)
-    outcome.seconds = time.perf_counter() - started
-    champion_metrics = {}
-    if champion_model is not None:
-        try:
-            champion_metrics = performance.evaluate(champion_model, trained.holdout)
-        except F.FeatureError:
-            champion_metrics = {}  # features changed: the champion cannot be judged on these weeks
-    mase = trained.metrics["mase"]
-    published = ", ".join(backtest.SHORT_NAMES[t].replace("_", " ") for t, ok in trained.published.items() if ok)
-    if not trained.beats_naive:
-        promote, why = False, (f"does not beat the naive forecast on any target over {origins} rolling origins "
-                               f"(MASE {_per_target(trained.metrics)})")
-    elif champ is None:
-        promote, why = True, f"first champion: beats naive on {published} (MASE {_per_target(trained.metrics)})"
-    elif not champion_metrics:
-        promote, why = True, f"champion cannot be scored on the new features; challenger beats naive on {published}"
-    elif mase < champion_metrics["mase"] - promotion_margin:
-        promote, why = True, (f"MASE {mase:.3f} beats champion v{champ.version} "
-                              f"{champion_metrics['mase']:.3f} by more than {promotion_margin:g}")
-    elif health.behind:
-        promote, why = True, (f"the champion v{champ.version} fell behind naive live; the challenger beats naive "
-                              f"on {published} over {origins} rolling origins")
-    else:
-        promote, why = False, (f"MASE {mase:.3f} does not beat champion v{champ.version} "
-                               f"{champion_metrics['mase']:.3f} by more than {promotion_margin:g}")
-    tags = {**_version_tags(run_id, frame, now), **required,
-            **{f"published_{backtest.SHORT_NAMES[t]}": str(ok).lower() for t, ok in trained.published.items()}}
-    params_logged = {**trained.params, "backtest_origins": origins, "backtest_warmup": warmup,
-                     "interval_level": trained.backtest.level, "promotion_margin": promotion_margin,
-                     "min_new_samples": policy.min_new_samples, "max_age_days": policy.max_age_days,
-                     "live_error_weeks": policy.live_error_weeks}
-    figures = review.backtest_figures(trained.backtest)
-    tables = {"backtest_predictions.json": trained.backtest.predictions}
-    version, mlflow_run = _log_and_register(
-        store, registry.PERFORMANCE, trained.model, params_logged, trained.metrics, trained.feature_names,
-        trained.holdout, performance.SKOPS_TRUSTED_TYPES, tags, champion_metrics, frame, figures, tables,
-    )
-    _finish(store, outcome, registry.PERFORMANCE, version, mlflow_run, promote, why, trained.metrics, champion_metrics,
-            review.what_changed(mlflow_client, champ, getattr(champion_model, "feature_names_", None), params_logged,
-                                trained.feature_names, trained.metrics, tags))
-    return outcome
-
-
 def _per_target(metrics: dict[str, float]) -> str:
     return ", ".join(f"{backtest.SHORT_NAMES[t].replace('_', ' ')} {metrics[f'mase_{backtest.SHORT_NAMES[t]}']:.3f}"
                      for t in F.TARGETS)
 
 
+class _ModelKind(Protocol):
+    """What a model adds to the training sequence of `_train`; the rest is the same for both."""
+
+    name: str
+    trusted_types: list[str]
+    watches_live_error: bool  # the champion is loaded before deciding, to judge it live
+
+    def fit(self, frame: pd.DataFrame): ...
+
+    def evaluate(self, champion_model, trained) -> dict[str, float]:
+        """The champion's metrics on the challenger's holdout (F.FeatureError: it cannot be judged)."""
+
+    def judge(self, trained, champ, champion_metrics: dict, health: LiveHealth | None) -> tuple[bool, str]:
+        """Whether the challenger becomes champion, and why."""
+
+    def tags(self, trained) -> dict: ...
+
+    def params(self, trained, policy: TrainingPolicy) -> dict: ...
+
+    def review(self, trained, frame: pd.DataFrame) -> tuple[pd.DataFrame, dict, dict]:
+        """The input example, and the figures and tables a reviewer looks at."""
+
+    def champion_features(self, champion_model) -> list[str] | None: ...
+
+
+@dataclass
+class _Performance:
+    promotion_margin: float
+    origins: int
+    warmup: int
+    train_params: dict
+    name = registry.PERFORMANCE
+    trusted_types = performance.SKOPS_TRUSTED_TYPES
+    watches_live_error = True
+
+    def fit(self, frame):
+        return performance.train(frame, origins=self.origins, warmup=self.warmup, **self.train_params)
+
+    def evaluate(self, champion_model, trained):
+        return performance.evaluate(champion_model, trained.holdout)
+
+    def judge(self, trained, champ, champion_metrics, health):
+        margin, origins = self.promotion_margin, self.origins
+        mase = trained.metrics["mase"]
+        published = ", ".join(backtest.SHORT_NAMES[t].replace("_", " ") for t, ok in trained.published.items() if ok)
+        if not trained.beats_naive:
+            return False, (f"does not beat the naive forecast on any target over {origins} rolling origins "
+                           f"(MASE {_per_target(trained.metrics)})")
+        if champ is None:
+            return True, f"first champion: beats naive on {published} (MASE {_per_target(trained.metrics)})"
+        if not champion_metrics:
+            return True, f"champion cannot be scored on the new features; challenger beats naive on {published}"
+        if mase < champion_metrics["mase"] - margin:
+            return True, (f"MASE {mase:.3f} beats champion v{champ.version} "
+                          f"{champion_metrics['mase']:.3f} by more than {margin:g}")
+        if health.behind:
+            return True, (f"the champion v{champ.version} fell behind naive live; the challenger beats naive "
+                          f"on {published} over {origins} rolling origins")
+        return False, (f"MASE {mase:.3f} does not beat champion v{champ.version} "
+                       f"{champion_metrics['mase']:.3f} by more than {margin:g}")
+
+    def tags(self, trained):
+        return {f"published_{backtest.SHORT_NAMES[t]}": str(ok).lower() for t, ok in trained.published.items()}
+
+    def params(self, trained, policy):
+        return {**trained.params, "backtest_origins": self.origins, "backtest_warmup": self.warmup,
+                "interval_level": trained.backtest.level, "promotion_margin": self.promotion_margin,
+                "min_new_samples": policy.min_new_samples, "max_age_days": policy.max_age_days,
+                "live_error_weeks": policy.live_error_weeks}
+
+    def review(self, trained, frame):
+        figures = review.backtest_figures(trained.backtest)
+        return trained.holdout, figures, {"backtest_predictions.json": trained.backtest.predictions}
+
+    def champion_features(self, champion_model):
+        return getattr(champion_model, "feature_names_", None)
+
+
+@dataclass
+class _Anomaly:
+    promotion_margin: float
+    labels: pd.DataFrame | None
+    train_params: dict
+    name = registry.ANOMALY
+    trusted_types = anomaly.SKOPS_TRUSTED_TYPES
+    watches_live_error = False
+
+    def fit(self, frame):
+        return anomaly.train(frame, labels=self.labels, **self.train_params)
+
+    def evaluate(self, champion_model, trained):
+        return anomaly.evaluate(champion_model, trained.evaluation_frame, trained.evaluation_labels)
+
+    def judge(self, trained, champ, champion_metrics, health):
+        margin = self.promotion_margin
+        f1 = trained.metrics["f1"]
+        if champ is None:
+            return True, f"first champion: F1 {f1:.3f} on {trained.label_source} anomalies"
+        if not champion_metrics:
+            return True, "champion cannot be scored on the new features"
+        if f1 > champion_metrics["f1"] + margin:
+            return True, (f"F1 {f1:.3f} beats champion v{champ.version} {champion_metrics['f1']:.3f} "
+                          f"by more than {margin:g}")
+        return False, (f"F1 {f1:.3f} does not beat champion v{champ.version} "
+                       f"{champion_metrics['f1']:.3f} by more than {margin:g}")
+
+    def tags(self, trained):
+        return {"label_source": trained.label_source}
+
+    def params(self, trained, policy):
+        return {**trained.params, "promotion_margin": self.promotion_margin, "label_source": trained.label_source,
+                "min_new_samples": policy.min_new_samples, "max_age_days": policy.max_age_days}
+
+    def review(self, trained, frame):
+        scores = anomaly.scoring_frame(frame)
+        curve = anomaly.precision_recall_curve(trained.model, trained.evaluation_frame, trained.evaluation_labels)
+        figures = review.precision_recall_figures(curve, trained.label_source)
+        return scores[scores["has_history"]], figures, {"precision_recall.json": curve}
+
+    def champion_features(self, champion_model):
+        return None if champion_model is None else [f"z__{m}" for m in champion_model.metrics_]
+
+
+def train_performance(frame: pd.DataFrame, store: Store, policy: TrainingPolicy = TrainingPolicy(),
+                      promotion_margin: float = 0.01, run_id: str = "", now: dt.datetime | None = None,
+                      origins: int = 6, warmup: int = 2, **params) -> Outcome:
+    return _train(_Performance(promotion_margin, origins, warmup, params), frame, store, policy, run_id, now)
+
+
 def train_anomaly(frame: pd.DataFrame, store: Store, policy: TrainingPolicy = TrainingPolicy(),
                   promotion_margin: float = 0.01, run_id: str = "", labels: pd.DataFrame | None = None,
                   now: dt.datetime | None = None, **params) -> Outcome:
+    return _train(_Anomaly(promotion_margin, labels, params), frame, store, policy, run_id, now)
+
+
+def _train(kind: _ModelKind, frame: pd.DataFrame, store: Store, policy: TrainingPolicy, run_id: str, now) -> Outcome:
     frame = F.prepare(frame)
-    decision = _decide(store, registry.ANOMALY, frame, policy, now)
-    outcome = Outcome(registry.ANOMALY, decision)
+    mlflow_client = registry.client(store.tracking_uri)
+    required = registry.REQUIRED_TAGS[kind.name]
+    health = None
+    if kind.watches_live_error:
+        champ, champion_model = _champion(mlflow_client, kind.name, required)
+        health = watch_live_error(mlflow_client, champ, champion_model, frame, policy)
+    decision = decide(frame["week_start"], registry.last_training(mlflow_client, kind.name, required),
+                      policy, now=now, live_behind=health.behind if health else None)
+    outcome = Outcome(kind.name, decision, live=health)
     if not decision.train:
-        outcome.champion_version = _champion_version(store, registry.ANOMALY)
+        outcome.champion_version = _champion_version(store, kind.name)
         return outcome
     started = time.perf_counter()
-    trained = anomaly.train(frame, labels=labels, **params)
+    trained = kind.fit(frame)
     outcome.seconds = time.perf_counter() - started
-    champ = registry.champion(registry.client(store.tracking_uri), registry.ANOMALY)
+    if not kind.watches_live_error:  # loaded only now: nothing needs it unless a challenger was trained
+        champ, champion_model = _champion(mlflow_client, kind.name, required)
     champion_metrics = {}
-    champion_model = registry.load(registry.ANOMALY, str(champ.version)) if champ is not None else None
     if champion_model is not None:
         try:
-            champion_metrics = anomaly.evaluate(champion_model, trained.evaluation_frame, trained.evaluation_labels)
+            champion_metrics = kind.evaluate(champion_model, trained)
         except F.FeatureError:
-            champion_metrics = {}
-    f1 = trained.metrics["f1"]
-    if champ is None:
-        promote, why = True, f"first champion: F1 {f1:.3f} on {trained.label_source} anomalies"
-    elif not champion_metrics:
-        promote, why = True, "champion cannot be scored on the new features"
-    elif f1 > champion_metrics["f1"] + promotion_margin:
-        promote, why = True, (f"F1 {f1:.3f} beats champion v{champ.version} {champion_metrics['f1']:.3f} "
-                              f"by more than {promotion_margin:g}")
-    else:
-        promote, why = False, (f"F1 {f1:.3f} does not beat champion v{champ.version} "
-                               f"{champion_metrics['f1']:.3f} by more than {promotion_margin:g}")
-    scores = anomaly.scoring_frame(frame)
-    example = scores[scores["has_history"]]
-    tags = {**_version_tags(run_id, frame, now), "label_source": trained.label_source}
-    params_logged = {**trained.params, "promotion_margin": promotion_margin, "label_source": trained.label_source,
-                     "min_new_samples": policy.min_new_samples, "max_age_days": policy.max_age_days}
-    curve = anomaly.precision_recall_curve(trained.model, trained.evaluation_frame, trained.evaluation_labels)
+            champion_metrics = {}  # features changed: the champion cannot be judged on these weeks
+    promote, why = kind.judge(trained, champ, champion_metrics, health)
+    tags = {**_version_tags(run_id, frame, now), **required, **kind.tags(trained)}
+    params_logged = kind.params(trained, policy)
+    example, figures, tables = kind.review(trained, frame)
     version, mlflow_run = _log_and_register(
-        store, registry.ANOMALY, trained.model, params_logged, trained.metrics, trained.feature_names,
-        example, anomaly.SKOPS_TRUSTED_TYPES, tags, champion_metrics, frame,
-        review.precision_recall_figures(curve, trained.label_source), {"precision_recall.json": curve},
+        store, kind.name, trained.model, params_logged, trained.metrics, trained.feature_names,
+        example, kind.trusted_types, tags, champion_metrics, frame, figures, tables,
     )
-    _finish(store, outcome, registry.ANOMALY, version, mlflow_run, promote, why, trained.metrics, champion_metrics,
-            review.what_changed(registry.client(store.tracking_uri), champ,
-                                None if champion_model is None else [f"z__{m}" for m in champion_model.metrics_],
-                                params_logged, trained.feature_names, trained.metrics, tags))
+    _finish(store, outcome, kind.name, version, mlflow_run, promote, why, trained.metrics, champion_metrics,
+            review.what_changed(mlflow_client, champ, kind.champion_features(champion_model), params_logged,
+                                trained.feature_names, trained.metrics, tags))
     return outcome
+
+
+def _champion(mlflow_client, name: str, required: dict):
+    """The champion's version (None without one) and its model."""
+    champ = registry.champion(mlflow_client, name, required)
+    return champ, (registry.load(name, str(champ.version)) if champ is not None else None)
 
 
 def _version_tags(run_id: str, frame: pd.DataFrame, now) -> dict:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from ghmetrics_dagster.metrics import repository_settings
 from ghmetrics_dagster.sandbox import truth
 from ghmetrics_dagster.sandbox.model import Issue, Organization, PullRequest, Repository, User
 from test_sandbox_truth import D, commit, deployment, issue, pull, sha, ts
@@ -141,8 +142,8 @@ def test_rework_follows_the_repository_settings():
         "PR_r#6": "hotfix_label",
         "PR_r#10": "hotfix_branch",
     }
-    assert truth.DEFAULT_SETTINGS["hotfix_label_regex"] == "(?i)^hot-?fix$"
-    assert truth.DEFAULT_SETTINGS["hotfix_branch_regex"] == "(?i)^hot-?fix[/_-]"
+    assert repository_settings.DEFAULTS["hotfix_label_regex"] == "(?i)^hot-?fix$"
+    assert repository_settings.DEFAULTS["hotfix_branch_regex"] == "(?i)^hot-?fix[/_-]"
 
 
 # -- attribution with evidence --------------------------------------------------------------------

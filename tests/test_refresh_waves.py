@@ -22,10 +22,11 @@ from ghmetrics_dagster.cli import pipeline
 from ghmetrics_dagster import warehouse
 from ghmetrics_dagster.refresh import waves
 from ghmetrics_dagster.defs.partitions import users_partitions
-from ghmetrics_dagster.defs.users import JOB_NAME, WAVE_TAG, user_login_sensor, wave_tags
+from ghmetrics_dagster.defs.users import user_login_sensor
 from ghmetrics_dagster.sandbox import generator, truth
 from ghmetrics_dagster.sandbox.server import run_sandbox
 from conftest import env_defs, env_resources, env_settings
+from ghmetrics_dagster.refresh.waves import JOB_NAME, WAVE_TAG, wave_tags
 
 ROOT = Path(__file__).resolve().parent.parent
 DBT_STEP = "ghmetrics_dbt_models"

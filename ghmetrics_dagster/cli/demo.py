@@ -10,6 +10,7 @@ import click
 from ghmetrics_dagster.cli import home_sandbox, pipeline
 from ghmetrics_dagster import warehouse
 from ghmetrics_dagster.core.settings import Settings
+from ghmetrics_dagster.warehouse import app_data
 
 DEMO_USERS = 3
 
@@ -33,15 +34,9 @@ def _demo_users(org) -> list[tuple[str, list[str]]]:
 def _register(url: str, users: list[tuple[str, list[str]]], org) -> None:
     with warehouse.connect(url) as conn, conn.cursor() as cur:
         for login, repos in users:
-            cur.execute(
-                "insert into app.users (login, display_name) values (%s, %s) on conflict (login) do nothing",
-                (login, org.users[login].name),
-            )
-            cur.executemany(
-                "insert into app.user_repositories (login, repo_full_name) values (%s, %s) on conflict do nothing",
-                [(login, repo) for repo in repos],
-            )
-            cur.execute("insert into app.user_logins (login) values (%s)", (login,))
+            app_data.add_user_if_missing(cur, login, org.users[login].name)
+            app_data.add_user_repositories(cur, login, repos)
+            app_data.record_login(cur, login)
 
 
 def _print_counts(url: str) -> None:

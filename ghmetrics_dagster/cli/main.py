@@ -133,6 +133,7 @@ def users_add(login: str, repos: tuple[str, ...], display_name: str | None, toke
     """Add a user (or update their repositories and token)."""
     from ghmetrics_dagster.core import secrets
     from ghmetrics_dagster import warehouse
+    from ghmetrics_dagster.warehouse import app_data
 
     if not LOGIN.match(login):
         fail(f"'{login}' is not a valid GitHub login")
@@ -148,18 +149,8 @@ def users_add(login: str, repos: tuple[str, ...], display_name: str | None, toke
     with warehouse.connect(url) as conn, conn.cursor() as cur:
         # The cursor lets encrypt refuse to create a new key while tokens are stored under another.
         ciphertext = secrets.keyring(current_settings()).encrypt(token, cur) if token else None
-        cur.execute(
-            """insert into app.users (login, display_name, token_ciphertext) values (%s, %s, %s)
-               on conflict (login) do update set
-                 display_name = coalesce(excluded.display_name, app.users.display_name),
-                 token_ciphertext = coalesce(excluded.token_ciphertext, app.users.token_ciphertext)""",
-            (login, display_name, ciphertext),
-        )
-        for repo in repos:
-            cur.execute(
-                "insert into app.user_repositories (login, repo_full_name) values (%s, %s) on conflict do nothing",
-                (login, repo),
-            )
+        app_data.save_user(cur, login, display_name, ciphertext)
+        app_data.add_user_repositories(cur, login, repos)
     what = f" with {len(repos)} repositories" if repos else ""
     click.echo(f"user {login} saved{what}" + (" (token stored encrypted)" if ciphertext else ""))
 
@@ -168,16 +159,11 @@ def users_add(login: str, repos: tuple[str, ...], display_name: str | None, toke
 def users_list() -> None:
     """List users, their repositories and last login."""
     from ghmetrics_dagster import warehouse
+    from ghmetrics_dagster.warehouse import app_data
 
     url = _migrated_url()
     with warehouse.connect(url) as conn, conn.cursor() as cur:
-        cur.execute(
-            """select u.login, coalesce(u.display_name, ''), u.token_ciphertext is not null,
-                      (select count(*) from app.user_repositories r where r.login = u.login),
-                      (select max(logged_in_at) from app.user_logins l where l.login = u.login)
-               from app.users u order by u.login"""
-        )
-        rows = cur.fetchall()
+        rows = app_data.users_overview(cur)
     if not rows:
         click.echo("no users yet; add one with `ghmetrics users add LOGIN --repo OWNER/NAME`")
         return
@@ -204,8 +190,9 @@ def fit(text: str, width: int) -> str:
 
 
 def _require_user(cur, login: str) -> None:
-    cur.execute("select 1 from app.users where login = %s", (login,))
-    if cur.fetchone() is None:
+    from ghmetrics_dagster.warehouse import app_data
+
+    if not app_data.user_exists(cur, login):
         fail(f"unknown user '{login}'; add it first with `ghmetrics users add {login} --repo OWNER/NAME`")
 
 
@@ -214,6 +201,7 @@ def _require_user(cur, login: str) -> None:
 def login(login: str) -> None:
     """Record that LOGIN signed in (what a web front end does); the login sensor refreshes them."""
     from ghmetrics_dagster import warehouse
+    from ghmetrics_dagster.warehouse import app_data
 
     import dagster as dg
 
@@ -234,8 +222,7 @@ def login(login: str) -> None:
                                 dt.timedelta(minutes=settings.orphan_after_minutes))
         daemon = pipeline.daemon_is_running(instance)
     with warehouse.connect(url) as conn, conn.cursor() as cur:
-        cur.execute("insert into app.user_logins (login) values (%s) returning id, logged_in_at", (login,))
-        login_id, at = cur.fetchone()
+        login_id, at = app_data.record_login(cur, login)
     click.echo(f"login {login_id} recorded for {login} at {at:%Y-%m-%d %H:%M:%S} UTC: {outcome}")
     if not daemon and outcome.startswith("refreshed now"):
         click.echo("note: no Dagster daemon is running, so nothing reads logins; start one with "

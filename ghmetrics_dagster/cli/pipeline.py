@@ -85,7 +85,7 @@ def create_wave_run(instance, served, users: list[str], trigger: str, run_config
     location's origin, as the sensor's runs have; not yet launched."""
     from dagster._cli.job import _create_run  # what `dagster job launch` uses to create a run
 
-    from ghmetrics_dagster.defs.users import JOB_NAME, wave_tags
+    from ghmetrics_dagster.refresh.waves import JOB_NAME, wave_tags
 
     _, location, repository = served
     return _create_run(

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from ghmetrics_dagster.warehouse import app_data
+
 ENV_VAR = "GHMETRICS_SECRET_KEY"
 _PREFIX = "kid:"
 _GENERATE = "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`"
@@ -60,9 +62,8 @@ def _write_keys(path: Path, keys: list[bytes]) -> None:
 
 def stored_key_ids(cur) -> dict[str, int]:
     """Key id -> number of stored tokens encrypted with it ("unknown" for ones stored before ids)."""
-    cur.execute("select token_ciphertext from app.users where token_ciphertext is not null")
     counts: dict[str, int] = {}
-    for (ciphertext,) in cur.fetchall():
+    for ciphertext in app_data.stored_token_ciphertexts(cur):
         kid = _split(ciphertext)[0] or "unknown"
         counts[kid] = counts.get(kid, 0) + 1
     return counts
@@ -158,10 +159,8 @@ class Keyring:
             if not from_env:
                 _write_keys(self.key_file, keys)
             fernet = MultiFernet(_parse(keys, self.source))
-            cur.execute("select login, token_ciphertext from app.users where token_ciphertext is not null for update")
-            rows = cur.fetchall()
             updated = []
-            for login, ciphertext in rows:
+            for login, ciphertext in app_data.lock_token_ciphertexts(cur):
                 _, token = _split(ciphertext)
                 try:
                     fresh = fernet.rotate(token.encode())
@@ -171,7 +170,7 @@ class Keyring:
                         "restore its key or add the user again with --token-stdin, then rotate"
                     ) from None
                 updated.append((_seal(keys[0], fresh), login))
-            cur.executemany("update app.users set token_ciphertext = %s where login = %s", updated)
+            app_data.replace_token_ciphertexts(cur, updated)
         conn.commit()
         if not from_env:
             _write_keys(self.key_file, keys[:1])

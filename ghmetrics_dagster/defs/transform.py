@@ -22,9 +22,9 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
 from ghmetrics_dagster import warehouse
-from ghmetrics_dagster.warehouse import read_settings, write_settings
-from ghmetrics_dagster.warehouse.dbt_env import DBT_PROJECT_DIR, DEFAULT_STATEMENT_TIMEOUT, dbt_env
 from ghmetrics_dagster.defs.resources import WarehouseResource
+from ghmetrics_dagster.warehouse import app_data, connect
+from ghmetrics_dagster.warehouse.dbt_env import DBT_PROJECT_DIR, DEFAULT_STATEMENT_TIMEOUT, dbt_env
 
 DBT_THREADS = 4
 
@@ -244,7 +244,8 @@ def dbt_models_assets(project_dir: Path = DBT_PROJECT_DIR, statement_timeout: st
             build_views(dbt, url, statement_timeout)
         code = incremental_code_fingerprint(project_dir)
         full_refresh = config.full_refresh
-        built_from = read_settings(url, [INCREMENTAL_FINGERPRINT]).get(INCREMENTAL_FINGERPRINT)
+        with connect(url) as conn, conn.cursor() as cur:
+            built_from = app_data.read_settings(cur, [INCREMENTAL_FINGERPRINT]).get(INCREMENTAL_FINGERPRINT)
         if not full_refresh and built_from != code:
             # New columns or rules in an incremental model: an incremental run would fail on
             # the stored table (on_schema_change='fail') or keep stale weeks.
@@ -255,7 +256,8 @@ def dbt_models_assets(project_dir: Path = DBT_PROJECT_DIR, statement_timeout: st
             invocation = dbt.cli(args, context=context)
         for event in invocation.stream():
             yield with_table_metadata(context, url, event)
-        write_settings(url, {INCREMENTAL_FINGERPRINT: code})
+        with connect(url) as conn, conn.cursor() as cur:
+            app_data.write_settings(cur, {INCREMENTAL_FINGERPRINT: code})
 
     return ghmetrics_dbt_models
 

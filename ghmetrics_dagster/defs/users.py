@@ -22,7 +22,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import uuid
 from collections.abc import Iterable
 
 import dagster as dg
@@ -31,13 +30,8 @@ from ghmetrics_dagster import warehouse
 from ghmetrics_dagster.refresh import waves
 from ghmetrics_dagster.defs.partitions import users_partitions
 from ghmetrics_dagster.defs.resources import RefreshPolicyResource, WarehouseResource
-
-JOB_NAME = "user_refresh"
-USER_TAG = "ghmetrics/user"
-TRIGGER_TAG = "ghmetrics/trigger"
-WAVE_TAG = "ghmetrics/wave"
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
+from ghmetrics_dagster.refresh.waves import JOB_NAME, RANGE_END_TAG, RANGE_START_TAG, WAVE_TAG, wave_tags
+from ghmetrics_dagster.warehouse import app_data
 
 IN_PROGRESS = [
     dg.DagsterRunStatus.QUEUED,
@@ -57,16 +51,6 @@ user_refresh_job = dg.define_asset_job(
 )
 
 
-def wave_tags(users: list[str] | tuple[str, ...], trigger: str, wave_id: str | None = None) -> dict[str, str]:
-    """The tags of a wave run over the partition range users[0]..users[-1]."""
-    tags = {WAVE_TAG: wave_id or uuid.uuid4().hex[:12], TRIGGER_TAG: trigger}
-    if len(users) == 1:
-        tags[USER_TAG] = users[0]
-        tags["dagster/partition"] = users[0]
-    else:
-        tags[RANGE_START_TAG] = users[0]
-        tags[RANGE_END_TAG] = users[-1]
-    return tags
 
 
 def run_users(run: dg.DagsterRun, ordered_users: list[str]) -> list[str]:
@@ -86,11 +70,7 @@ def last_summaries(url: str, logins: Iterable[str]) -> dict[str, dt.datetime]:
     if not logins:
         return {}
     with warehouse.connect(url) as conn, conn.cursor() as cur:
-        cur.execute(
-            "select login, max(generated_at) from app.summaries where login = any(%s) group by login",
-            (logins,),
-        )
-        return dict(cur.fetchall())
+        return app_data.last_summaries(cur, logins)
 
 
 def _process_gone(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
@@ -143,11 +123,7 @@ def active_waves(instance: dg.DagsterInstance, now: dt.datetime, orphan_after: d
 
 def _new_logins(url: str, after_id: int) -> list[tuple[int, str, dt.datetime]]:
     with warehouse.connect(url) as conn, conn.cursor() as cur:
-        cur.execute(
-            "select id, login, logged_in_at from app.user_logins where id > %s order by id limit 5000",
-            (after_id,),
-        )
-        return cur.fetchall()
+        return app_data.logins_after(cur, after_id)
 
 
 def _load_state(cursor: str | None) -> dict:
@@ -171,14 +147,7 @@ def _publish_failures(url: str, failures: dict, base_seconds: float) -> None:
         for login, (count, failed_at, why) in failures.items()
     ]
     with warehouse.connect(url) as conn, conn.cursor() as cur:
-        cur.execute("delete from app.refresh_failures where not (login = any(%s))", ([row[0] for row in rows],))
-        cur.executemany(
-            "insert into app.refresh_failures (login, attempts, failed_at, retry_at, reason)"
-            " select %s, %s, %s, %s, %s where exists (select 1 from app.users where login = %s)"
-            " on conflict (login) do update set attempts = excluded.attempts, failed_at = excluded.failed_at,"
-            " retry_at = excluded.retry_at, reason = excluded.reason",
-            [(*row, row[0]) for row in rows],
-        )
+        app_data.publish_refresh_failures(cur, rows)
 
 
 def _settle_waves(instance: dg.DagsterInstance, url: str, state: dict, now: dt.datetime,
@@ -282,7 +251,7 @@ def user_login_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseR
                        + (f"; {len(waiting)} wait for the next" if waiting else ""))
     run_requests = []
     if plan:
-        wave_id = uuid.uuid4().hex[:12]
+        wave_id = waves.new_wave_id()
         state["waves"][wave_id] = {"users": list(plan.users), "at": now.isoformat()}
         run_requests.append(dg.RunRequest(
             run_key=f"wave-{wave_id}",

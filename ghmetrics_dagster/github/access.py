@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from ghmetrics_dagster.core import secrets
 from ghmetrics_dagster import warehouse
+from ghmetrics_dagster.core import secrets
 from ghmetrics_dagster.github import queries
 from ghmetrics_dagster.github.client import GitHubClient, graphql_error
+from ghmetrics_dagster.warehouse import app_data
 
 USER_TOKEN, SERVICE_TOKEN = "user token", "service token"
 
@@ -33,9 +34,8 @@ class Access:
 
 def own_token(url: str, keyring: secrets.Keyring, login: str) -> str | None:
     with warehouse.connect(url) as conn, conn.cursor() as cur:
-        cur.execute("select token_ciphertext from app.users where login = %s", (login,))
-        row = cur.fetchone()
-    return keyring.decrypt(row[0]) if row and row[0] else None
+        ciphertext = app_data.token_ciphertext(cur, login)
+    return keyring.decrypt(ciphertext) if ciphertext else None
 
 
 def fetch_repositories(client: GitHubClient, names: list[str]) -> dict[str, dict | str]:
@@ -89,33 +89,15 @@ def record_access(url: str, keyring: secrets.Keyring, login: str, repos: list[st
         else:
             unreadable[name] = node if isinstance(node, str) else "not readable"
     with warehouse.connect(url) as conn, conn.cursor() as cur:
-        cur.execute("delete from app.user_repository_access where login = %s", (login,))
         rows = [(login, name, True, checked_with, None) for name in readable]
         rows += [(login, name, False, checked_with, why[:300]) for name, why in unreadable.items()]
-        cur.executemany(
-            "insert into app.user_repository_access (login, repo_full_name, readable, checked_with, reason)"
-            " values (%s, %s, %s, %s, %s) on conflict (login, repo_full_name) do update set"
-            " readable = excluded.readable, checked_with = excluded.checked_with, reason = excluded.reason,"
-            " checked_at = now()",
-            rows,
-        )
+        app_data.replace_repository_access(cur, login, rows)
     return Access(login, checked_with, readable, unreadable)
-
-
-def scope_repositories(cur, login: str) -> list[str]:
-    """The user's scope (app.user_scope), for the summary and ml insights."""
-    cur.execute("select repo_full_name from app.user_scope where login = %s order by repo_full_name", (login,))
-    return [row[0] for row in cur.fetchall()]
 
 
 def scope_note(cur, login: str) -> str | None:
     """One line for the report: which token's visibility made the scope, and what it left out."""
-    cur.execute(
-        "select checked_with, repo_full_name, readable from app.user_repository_access where login = %s"
-        " order by repo_full_name",
-        (login,),
-    )
-    rows = cur.fetchall()
+    rows = app_data.repository_access(cur, login)
     if not rows:
         return None
     dropped = [name for _, name, readable in rows if not readable]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from ghmetrics_dagster import warehouse
 from ghmetrics_dagster.warehouse.dbt_env import DBT_PROJECT_DIR
+from ghmetrics_dagster.warehouse import app_data
 
 BENCHMARKS_CSV = DBT_PROJECT_DIR / "seeds" / "dora_benchmarks_2025.csv"
 SETTINGS = {"industry": "benchmark_industry", "organization_size": "benchmark_organization_size"}
@@ -51,7 +52,8 @@ def _check(segment_type: str, value: str | None, known: dict[tuple[str, str], st
 
 
 def get_choice(url: str) -> BenchmarkChoice:
-    stored = warehouse.read_settings(url, list(SETTINGS.values()))
+    with warehouse.connect(url) as conn, conn.cursor() as cur:
+        stored = app_data.read_settings(cur, list(SETTINGS.values()))
     return BenchmarkChoice(stored.get(SETTINGS["industry"]), stored.get(SETTINGS["organization_size"]))
 
 
@@ -63,5 +65,6 @@ def set_choice(url: str, *, industry: str | None = None, organization_size: str 
         changes[SETTINGS["industry"]] = _check("industry", industry, known)
     if organization_size is not None:
         changes[SETTINGS["organization_size"]] = _check("organization_size", organization_size, known)
-    warehouse.write_settings(url, changes)
+    with warehouse.connect(url) as conn, conn.cursor() as cur:
+        app_data.write_settings(cur, changes)
     return get_choice(url)

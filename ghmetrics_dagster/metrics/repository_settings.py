@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 import psycopg2
 
 from ghmetrics_dagster import warehouse
+from ghmetrics_dagster.warehouse import app_data
 
 DEPLOYMENT_SOURCES = ("auto", "github_deployments", "workflow_runs", "releases", "merges")
 DEFAULTS = {
@@ -193,16 +194,7 @@ def set_repository_settings(
             if changes.get(field) not in (None, "default"):
                 _check_in_postgres(cur, field, changes[field])
         values = {field: (None if value == "default" else value) for field, value in changes.items()}
-        cur.execute(
-            "insert into app.repository_settings (repo_full_name) values (%s) on conflict do nothing",
-            (requested.repo_full_name,),
-        )
-        if values:
-            assignments = ", ".join(f"{field} = %s" for field in values)
-            cur.execute(
-                f"update app.repository_settings set {assignments}, updated_at = now() where repo_full_name = %s",
-                (*values.values(), requested.repo_full_name),
-            )
+        app_data.update_repository_settings(cur, requested.repo_full_name, values)
     return get_repository_settings(url, requested.repo_full_name)
 
 
@@ -210,9 +202,5 @@ def get_repository_settings(url: str, repo_full_name: str) -> RepositorySettings
     """The stored settings of a repository (all None when it has no row)."""
     name = validate_repo_name(repo_full_name)
     with warehouse.connect(url) as conn, conn.cursor() as cur:
-        cur.execute(
-            f"select {', '.join(FIELDS)} from app.repository_settings where repo_full_name = %s",
-            (name,),
-        )
-        row = cur.fetchone()
+        row = app_data.repository_settings(cur, name, FIELDS)
     return RepositorySettings(name, *row) if row else RepositorySettings(name)

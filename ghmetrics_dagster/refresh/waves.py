@@ -1,6 +1,7 @@
 """Refresh waves: which users the next wave covers, and when a failed user is retried.
 
-Pure helpers (no Dagster, no database) for the login sensor in `defs/users.py`.
+Pure helpers (no Dagster, no database) for the login sensor in `defs/users.py`, and the
+job name and run tags of a wave, which the CLI's runs (pipeline.create_wave_run) share.
 
 A wave is one Dagster run over a contiguous range of the `users` partitions (Dagster runs
 cover one partition or a range, never an arbitrary set). The range is chosen so that at
@@ -11,7 +12,31 @@ refresh, and the pending users left out go into the next wave.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from dataclasses import dataclass
+
+JOB_NAME = "user_refresh"
+USER_TAG = "ghmetrics/user"
+TRIGGER_TAG = "ghmetrics/trigger"
+WAVE_TAG = "ghmetrics/wave"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+def new_wave_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def wave_tags(users: list[str] | tuple[str, ...], trigger: str, wave_id: str | None = None) -> dict[str, str]:
+    """The tags of a wave run over the partition range users[0]..users[-1]."""
+    tags = {WAVE_TAG: wave_id or new_wave_id(), TRIGGER_TAG: trigger}
+    if len(users) == 1:
+        tags[USER_TAG] = users[0]
+        tags["dagster/partition"] = users[0]
+    else:
+        tags[RANGE_START_TAG] = users[0]
+        tags[RANGE_END_TAG] = users[-1]
+    return tags
 
 
 @dataclass(frozen=True)

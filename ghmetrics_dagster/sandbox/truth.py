@@ -50,20 +50,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from ghmetrics_dagster.metrics import contracts
+from ghmetrics_dagster.metrics import contracts, repository_settings
 from ghmetrics_dagster.warehouse.dbt_env import DBT_PROJECT_DIR
 
 from .model import GHOST, Organization, PullRequest, Repository
 
 SOURCES = ("github_deployments", "workflow_runs", "releases", "merges")
-DEFAULT_SETTINGS = {
-    "deployment_source": "auto",
-    "production_environment_regex": r"(?i)^prod(uction)?$",
-    "deploy_workflow_regex": r"(?i)deploy",
-    "incident_label_regex": r"(?i)^(incident|outage|sev[0-9].*)$",
-    "hotfix_label_regex": r"(?i)^hot-?fix$",
-    "hotfix_branch_regex": r"(?i)^hot-?fix[/_-]",
-}
 ATTRIBUTION_WINDOW = dt.timedelta(days=14)
 GRADE_WEEKS = 12
 REWORK_LONG_WEEKS = 26
@@ -290,10 +282,10 @@ class _RepoFacts:
 
 
 def _settings_for(repo: Repository, settings: dict[str, dict] | None) -> dict[str, str]:
-    merged = dict(DEFAULT_SETTINGS)
+    merged = dict(repository_settings.DEFAULTS)
     for name, values in (settings or {}).items():
         if name.lower() == repo.full_name.lower():
-            merged.update({k: v for k, v in values.items() if v is not None and k in DEFAULT_SETTINGS})
+            merged.update({k: v for k, v in values.items() if v is not None and k in repository_settings.DEFAULTS})
     source = merged["deployment_source"]
     if source != "auto" and source not in SOURCES:
         raise ValueError(f"{repo.full_name}: unknown deployment_source {source!r}; "

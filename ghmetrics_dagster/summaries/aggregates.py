@@ -16,6 +16,7 @@ from typing import Any
 
 from ghmetrics_dagster.metrics import contracts
 from ghmetrics_dagster.github import access
+from ghmetrics_dagster.warehouse import app_data
 
 WINDOW_WEEKS = 12  # the marts' trailing window (fct_trailing_12w, the *_12w columns), as labels name it
 MAX_REPOSITORIES = 10  # the busiest ones; keeps the prompt short for users with many repositories
@@ -441,7 +442,7 @@ def load_summary_input(conn, login: str, history_weeks: int = 26, repository: st
                 data.trailing = {key: figures[f"{key}_12w"] for key in TRAILING_FIELDS}
                 data.cycle_medians_12w = {stage: figures[f"median_{stage}_hours_12w"] for stage in CYCLE_STAGES}
             # Registered and readable by the user's own token only (app.user_scope).
-            repos = [] if repository else access.scope_repositories(cur, login)
+            repos = [] if repository else app_data.scope_repositories(cur, login)
             if repos:
                 latest_overall = select_or_null(present, ["overall_score"], wrap="latest.{}")
                 cur.execute(

@@ -12,6 +12,7 @@ import datetime as dt
 import threading
 
 from ghmetrics_dagster.summaries.db import SharedConnection
+from ghmetrics_dagster.warehouse import app_data
 
 DEFAULT_RUN_USD = 1.0
 DEFAULT_DAY_USD = 10.0
@@ -71,25 +72,17 @@ class PostgresLedger:
     def reserve(self, day: dt.date, limit: float, amount: float, run_id, provider, model) -> int | None:
         with self.db.cursor() as cur:
             cur.execute("select pg_advisory_xact_lock(%s)", (_DAY_LOCK,))
-            cur.execute("select coalesce(sum(cost_usd), 0) from app.llm_spend where day = %s", (day,))
-            spent = float(cur.fetchone()[0])
-            if spent + amount > limit + 1e-12:
+            if app_data.spent_on(cur, day) + amount > limit + 1e-12:
                 return None
-            cur.execute(
-                "insert into app.llm_spend (day, run_id, provider, model, cost_usd, state)"
-                " values (%s, %s, %s, %s, %s, 'reserved') returning id",
-                (day, run_id, provider, model, amount),
-            )
-            return cur.fetchone()[0]
+            return app_data.reserve_spend(cur, day, run_id, provider, model, amount)
 
     def settle(self, row_id: int, cost: float) -> None:
         with self.db.cursor() as cur:
-            cur.execute("update app.llm_spend set cost_usd = %s, state = 'settled' where id = %s", (cost, row_id))
+            app_data.settle_spend(cur, row_id, cost)
 
     def spent(self, day: dt.date) -> float:
         with self.db.cursor() as cur:
-            cur.execute("select coalesce(sum(cost_usd), 0) from app.llm_spend where day = %s", (day,))
-            return float(cur.fetchone()[0])
+            return app_data.spent_on(cur, day)
 
 
 class Budget:

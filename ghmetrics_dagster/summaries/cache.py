@@ -11,6 +11,7 @@ import json
 import threading
 
 from ghmetrics_dagster.summaries.db import SharedConnection
+from ghmetrics_dagster.warehouse import app_data
 
 
 def request_key(provider: str, request: dict, prompt_version: str) -> str:
@@ -55,29 +56,9 @@ class PostgresCache:
         if not keys:
             return {}
         with self.db.cursor() as cur:
-            cur.execute(
-                "select request_sha256, response, provider, model, input_tokens, output_tokens"
-                " from app.llm_cache where request_sha256 = any(%s)",
-                (keys,),
-            )
-            return {row[0]: CachedAnswer(*row[1:]) for row in cur.fetchall()}
+            return {row[0]: CachedAnswer(*row[1:]) for row in app_data.cached_answers(cur, keys)}
 
     def put(self, key: str, answer: CachedAnswer) -> None:
         with self.db.cursor() as cur:
-            cur.execute(
-                "insert into app.llm_cache"
-                " (request_sha256, response, provider, model, input_tokens, output_tokens, tokens)"
-                " values (%s, %s, %s, %s, %s, %s, %s)"
-                " on conflict (request_sha256) do update set response = excluded.response,"
-                " input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,"
-                " tokens = excluded.tokens, created_at = now()",
-                (
-                    key,
-                    answer.response,
-                    answer.provider,
-                    answer.model,
-                    answer.input_tokens,
-                    answer.output_tokens,
-                    answer.input_tokens + answer.output_tokens,
-                ),
-            )
+            app_data.cache_answer(cur, key, answer.response, answer.provider, answer.model,
+                                  answer.input_tokens, answer.output_tokens)

@@ -7,7 +7,7 @@ import threading
 
 import psycopg2
 
-from ghmetrics_dagster.warehouse import WarehouseError, display_url
+from ghmetrics_dagster import warehouse
 
 
 class SharedConnection:
@@ -21,14 +21,7 @@ class SharedConnection:
         """A cursor in its own transaction (commit on success, rollback on error)."""
         with self._lock:
             if self._conn is None or self._conn.closed:
-                try:
-                    self._conn = psycopg2.connect(self.database_url, connect_timeout=10)
-                except psycopg2.OperationalError as exc:
-                    first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                    raise WarehouseError(
-                        f"cannot connect to the warehouse at {display_url(self.database_url)} ({first_line}); "
-                        "check GHMETRICS_DATABASE_URL or unset it to use the embedded Postgres"
-                    ) from None
+                self._conn = warehouse.open_connection(self.database_url)
             try:
                 with self._conn, self._conn.cursor() as cur:
                     yield cur

@@ -13,6 +13,7 @@ from ghmetrics_dagster import warehouse
 from ghmetrics_dagster.summaries.aggregates import SummaryInput, load_summary_input
 from ghmetrics_dagster.summaries.report import write_report
 from ghmetrics_dagster.summaries.router import Router, SummaryResult
+from ghmetrics_dagster.warehouse import app_data
 
 
 @dataclasses.dataclass
@@ -26,25 +27,19 @@ class UserSummary:
 
 def save_summary(conn, result: SummaryResult, run_id: str | None = None) -> tuple[int, dt.datetime]:
     with conn.cursor() as cur:
-        cur.execute(
-            "insert into app.summaries (login, provider, model, text, input_tokens, output_tokens, cost_usd,"
-            " latency_ms, cache_hit, grounded, run_id) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            " returning id, generated_at",
-            (
-                result.login,
-                result.provider,
-                result.model,
-                result.text,
-                result.input_tokens,
-                result.output_tokens,
-                result.cost_usd,
-                result.latency_ms,
-                result.cache_hit,
-                result.grounded,
-                run_id,
-            ),
-        )
-        return cur.fetchone()
+        return app_data.save_summary(cur, {
+            "login": result.login,
+            "provider": result.provider,
+            "model": result.model,
+            "text": result.text,
+            "input_tokens": result.input_tokens,
+            "output_tokens": result.output_tokens,
+            "cost_usd": result.cost_usd,
+            "latency_ms": result.latency_ms,
+            "cache_hit": result.cache_hit,
+            "grounded": result.grounded,
+            "run_id": run_id,
+        })
 
 
 def summarise_user(
@@ -79,19 +74,11 @@ def demo_summary(url: str, router: Router, reports_dir: str | Path, login: str |
     if login is None:
         with warehouse.connect(url) as conn, conn.cursor() as cur:
             cur.execute("select to_regclass('marts.fct_dora_weekly')")
-            if cur.fetchone()[0] is not None:
-                cur.execute(
-                    "select u.login from app.users u where exists (select 1 from marts.fct_dora_weekly d"
-                    " where d.scope_type = 'user' and d.scope = u.login) order by u.login limit 1"
-                )
-                row = cur.fetchone()
-            else:
-                row = None
-            if row is None:
-                cur.execute("select login from app.users order by login limit 1")
-                row = cur.fetchone()
-        if row is None:
+            has_marts = cur.fetchone()[0] is not None
+            login = app_data.first_user(cur, with_weekly_rows=True) if has_marts else None
+            if login is None:
+                login = app_data.first_user(cur, with_weekly_rows=False)
+        if login is None:
             raise ValueError("no users in app.users: add a user first (see `ghmetrics --help`), then run the demo again")
-        login = row[0]
     outcome = summarise_user(login, url, router, reports_dir)
     return outcome.result.text, outcome.html_path

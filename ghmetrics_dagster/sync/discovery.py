@@ -5,14 +5,14 @@ from __future__ import annotations
 from ghmetrics_dagster import warehouse
 from ghmetrics_dagster.github import errors, queries
 from ghmetrics_dagster.github.client import GitHubClient
+from ghmetrics_dagster.warehouse import app_data
 
 
 def resolve_user_repositories(url: str, client: GitHubClient, login: str) -> list[str]:
     """The user's repositories: app.user_repositories, or else the user's own, collaborator
     and organisation repositories from the API."""
     with warehouse.connect(url) as conn, conn.cursor() as cur:
-        cur.execute("select repo_full_name from app.user_repositories where login = %s order by 1", (login,))
-        configured = [row[0] for row in cur.fetchall()]
+        configured = app_data.user_repositories(cur, login)
     if configured:
         return configured
     names: list[str] = []

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from ghmetrics_dagster import warehouse
+from ghmetrics_dagster.warehouse import app_data
 from ghmetrics_dagster.github import errors, validate
 from ghmetrics_dagster.github.access import fetch_repositories
 from ghmetrics_dagster.github.client import GitHubClient, Stats
@@ -147,15 +148,4 @@ def canonicalise_registrations(cur, renames: dict[str, str]) -> None:
     """Registrations written as `ACME/API` (or under a repository's old name) take GitHub's
     spelling, the one the raw tables use, so the user's scope is not silently empty."""
     for given, canonical in renames.items():
-        # A user registered under both spellings keeps one row.
-        cur.execute(
-            "delete from app.user_repositories r where repo_full_name = %s and exists ("
-            " select 1 from app.user_repositories c where c.login = r.login and c.repo_full_name = %s)",
-            (given, canonical),
-        )
-        cur.execute("update app.user_repositories set repo_full_name = %s where repo_full_name = %s", (canonical, given))
-        cur.execute(
-            "update app.repository_settings set repo_full_name = %s where repo_full_name = %s"
-            " and not exists (select 1 from app.repository_settings where repo_full_name = %s)",
-            (canonical, given, canonical),
-        )
+        app_data.rename_registrations(cur, given, canonical)

@@ -111,17 +111,22 @@ def display_url(url: str) -> str:
     return mask_database_url(url)
 
 
-@contextlib.contextmanager
-def connect(url: str) -> Iterator[psycopg2.extensions.connection]:
-    """A connection that commits on success and rolls back on error."""
+def open_connection(url: str) -> psycopg2.extensions.connection:
+    """A new connection to `url`; a server that cannot be reached is a WarehouseError saying what to do."""
     try:
-        conn = psycopg2.connect(url, connect_timeout=10)
+        return psycopg2.connect(url, connect_timeout=10)
     except psycopg2.OperationalError as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WarehouseError(
             f"cannot connect to the warehouse at {display_url(url)} ({redact(first_line, [url])}); "
             "check GHMETRICS_DATABASE_URL or unset it to use the embedded Postgres"
         ) from None
+
+
+@contextlib.contextmanager
+def connect(url: str) -> Iterator[psycopg2.extensions.connection]:
+    """A connection that commits on success and rolls back on error."""
+    conn = open_connection(url)
     try:
         with conn:
             yield conn
@@ -167,27 +172,6 @@ def migrate(url: str) -> list[str]:
             cur.execute("select pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
             conn.commit()
     return applied_now
-
-
-def read_settings(url: str, names: list[str]) -> dict[str, str]:
-    """The stored values of organisation-wide settings (app.settings); a missing one means the default."""
-    with connect(url) as conn, conn.cursor() as cur:
-        cur.execute("select name, value from app.settings where name = any(%s)", (list(names),))
-        return dict(cur.fetchall())
-
-
-def write_settings(url: str, values: dict[str, str | None]) -> None:
-    """Stores organisation-wide settings in one transaction; None removes one (back to its default)."""
-    with connect(url) as conn, conn.cursor() as cur:
-        for name, value in values.items():
-            if value is None:
-                cur.execute("delete from app.settings where name = %s", (name,))
-            else:
-                cur.execute(
-                    "insert into app.settings (name, value) values (%s, %s) "
-                    "on conflict (name) do update set value = excluded.value, updated_at = now()",
-                    (name, value),
-                )
 
 
 def upsert(cur, table: str, columns: list[str], key: list[str], rows: list[tuple], page_size: int = 500) -> int:

@@ -29,6 +29,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from ghmetrics_dagster import warehouse
 from ghmetrics_dagster.github.errors import GitHubError
+from ghmetrics_dagster.warehouse import app_data
 from ghmetrics_dagster.web import accounts, oauth, views
 from ghmetrics_dagster.web.cache import StampedCache
 from ghmetrics_dagster.web.config import WebConfig
@@ -239,7 +240,7 @@ def create_app(config: WebConfig) -> FastAPI:
     def gate(cur, login: str, state: views.UserState, owner: str, name: str) -> str:
         """The repository as stored when it is in the user's scope; 404 otherwise."""
         repository = cache.get(("gate", login, f"{owner}/{name}".lower()), state.stamp,
-                               lambda: views.scope_repository(cur, login, f"{owner}/{name}"))
+                               lambda: app_data.scope_repository(cur, login, f"{owner}/{name}"))
         if repository is None:
             raise HTTPException(404, "no such repository among yours")
         return repository

@@ -2,7 +2,7 @@
 
 A user's scope is app.user_scope: the repositories they are registered for that their own
 token can read. Every function here takes the login and never returns data outside that scope;
-`scope_repository` is the gate the repository page and API pass first (None means 404).
+`app_data.scope_repository` is the gate the repository page and API pass first (None means 404).
 The figures come from `summaries.aggregates.load_summary_input`, so a page and the user's summary
 never disagree.
 """
@@ -16,7 +16,6 @@ from decimal import Decimal
 from typing import Any
 
 from ghmetrics_dagster.metrics import contracts
-from ghmetrics_dagster.github import access
 from ghmetrics_dagster.summaries.aggregates import (
     CYCLE_STAGES,
     FORECAST_TARGETS,
@@ -30,6 +29,7 @@ from ghmetrics_dagster.summaries.aggregates import (
     select_or_null,
     weekly_columns,
 )
+from ghmetrics_dagster.warehouse import app_data
 
 # Each metric: its one-line definition, how it is scored, how it is charted and read. DORA's five
 # metrics (docs/dora.md) come first, each with its value over the trailing 12 weeks (`window`,
@@ -166,15 +166,7 @@ class UserState:
 
 
 def user_state(cur, login: str) -> UserState:
-    cur.execute(
-        "select (select max(logged_in_at) from app.user_logins where login = %(login)s),"
-        " (select max(generated_at) from app.summaries where login = %(login)s),"
-        " (select coalesce(max(id), 0) from app.summaries),"
-        " f.failed_at, f.retry_at, coalesce(f.attempts, 0), f.reason"
-        " from (select 1) as one left join app.refresh_failures f on f.login = %(login)s",
-        {"login": login},
-    )
-    return UserState(*cur.fetchone())
+    return UserState(*app_data.user_state(cur, login))
 
 
 def refresh_status(state: UserState, ttl_minutes: float, now: dt.datetime | None = None) -> dict:
@@ -223,17 +215,7 @@ def _ago(delta: dt.timedelta) -> str:
 
 def scope_repositories(cur, login: str) -> list[str]:
     """The user's scope as the pages list it: case-insensitive order."""
-    return sorted(access.scope_repositories(cur, login), key=str.lower)
-
-
-def scope_repository(cur, login: str, full_name: str) -> str | None:
-    """The repository as stored, when it is in the user's scope; None otherwise (a 404)."""
-    cur.execute(
-        "select repo_full_name from app.user_scope where login = %s and lower(repo_full_name) = lower(%s)",
-        (login, full_name),
-    )
-    row = cur.fetchone()
-    return row[0] if row else None
+    return sorted(app_data.scope_repositories(cur, login), key=str.lower)
 
 
 # --- a scope's page -----------------------------------------------------------------------------
@@ -578,12 +560,7 @@ def team_rows(cur, login: str) -> list[dict]:
 
 
 def latest_summary(cur, login: str) -> dict | None:
-    cur.execute(
-        "select text, provider, generated_at, grounded from app.summaries where login = %s"
-        " order by generated_at desc limit 1",
-        (login,),
-    )
-    row = cur.fetchone()
+    row = app_data.latest_summary(cur, login)
     if row is None:
         return None
     return {"text": row[0], "provider": row[1], "generated_at": row[2].isoformat(), "grounded": row[3]}
