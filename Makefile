@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test ui web mlflow-ui bench install validate clean audit browser lock
+.PHONY: demo test ui web mlflow-ui bench install validate clean audit browser lock lint
 
 LOCK := requirements.lock
 
@@ -36,6 +36,10 @@ browser:
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# ruff's lint rules (pyproject.toml): pyflakes, pycodestyle, import order, bugbear, modern syntax.
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 # `ghmetrics dagster ...` runs the dagster CLI with the embedded instance and dbt manifest ready.
 validate: $(STAMP)

@@ -41,12 +41,12 @@ sys.path.insert(0, str(ROOT))
 
 from ghmetrics_dagster import warehouse  # noqa: E402
 from ghmetrics_dagster.core.settings import Settings  # noqa: E402
-from ghmetrics_dagster.warehouse.dbt_env import DBT_PROJECT_DIR, dbt_env  # noqa: E402
 from ghmetrics_dagster.warehouse import app_data  # noqa: E402
+from ghmetrics_dagster.warehouse.dbt_env import DBT_PROJECT_DIR, dbt_env  # noqa: E402
 
 PRS_PER_REPO = 1000
 DEPLOYMENTS_PER_REPO = 100
-START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+START = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 SPAN_HOURS = 104 * 7 * 24  # two years of history
 HUMANS = [f"dev{i:03d}" for i in range(300)]
 BOTS = ["dependabot", "renovate"]

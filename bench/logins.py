@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
-from ghmetrics_dagster.cli import dagster_home  # noqa: E402
 from ghmetrics_dagster import warehouse  # noqa: E402
+from ghmetrics_dagster.cli import dagster_home  # noqa: E402
 from ghmetrics_dagster.core.settings import Settings  # noqa: E402
 from ghmetrics_dagster.refresh import waves  # noqa: E402
 from ghmetrics_dagster.sandbox import generator, truth  # noqa: E402

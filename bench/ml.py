@@ -21,6 +21,7 @@ Writes bench/results/ml.json: `sizes` holds one object per size with `repos`, `w
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import sys
@@ -54,7 +55,7 @@ def _zscore_baseline(frame, labels, threshold=3.5) -> tuple[float, float]:
     judged = scores[(scores["scope_type"] == "repository") & scores["has_history"]]
     flagged = (z[judged.index] >= threshold).to_numpy()
     truth_keys = anomaly.label_keys(labels)
-    is_true = np.array([(s, w) in truth_keys for s, w in zip(judged["scope"], judged["week_start"])])
+    is_true = np.array([(s, w) in truth_keys for s, w in zip(judged["scope"], judged["week_start"], strict=False)])
     tp = int((flagged & is_true).sum())
     return tp / max(1, int(flagged.sum())), tp / max(1, int(is_true.sum()))
 
@@ -66,10 +67,10 @@ def bench_size(size: dict, seeds) -> dict:
                                                   prs_per_repo=size["prs_per_repo"]))
         features, labels = frames["ml_weekly_features"], frames["anomalies"]
         scopes = features.groupby(["scope_type", "scope"]).ngroups
-        perf, perf_train = _timed(lambda: performance.train(features))
-        _, perf_score = _timed(lambda: performance.predict_latest(perf.model, features))
-        anom, anom_train = _timed(lambda: anomaly.train(features, labels=labels))
-        _, anom_score = _timed(lambda: anomaly.score_frame(anom.model, features, explain=True))
+        perf, perf_train = _timed(functools.partial(performance.train, features))
+        _, perf_score = _timed(functools.partial(performance.predict_latest, perf.model, features))
+        anom, anom_train = _timed(functools.partial(anomaly.train, features, labels=labels))
+        _, anom_score = _timed(functools.partial(anomaly.score_frame, anom.model, features, explain=True))
         base_p, base_r = _zscore_baseline(features, labels)
         per_seed.append({
             "seed": seed, "scopes": scopes, "labels": len(labels),

@@ -30,9 +30,9 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from ghmetrics_dagster.github import queries  # noqa: E402
 from ghmetrics_dagster.sandbox.graphql_api import github_schema  # noqa: E402
 from ghmetrics_dagster.sandbox.sample_org import sample_organization  # noqa: E402
-from ghmetrics_dagster.github import queries  # noqa: E402
 from ghmetrics_dagster.sandbox.server import run_sandbox  # noqa: E402
 
 TARGET_PAGES_PER_SECOND = 50

@@ -39,7 +39,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
-from ghmetrics_dagster.warehouse import dbt_env  # noqa: E402
 from ghmetrics_dagster import sync, warehouse  # noqa: E402
 from ghmetrics_dagster.core.settings import Settings  # noqa: E402
 from ghmetrics_dagster.github.client import GitHubClient  # noqa: E402
@@ -47,7 +46,7 @@ from ghmetrics_dagster.sandbox import generator  # noqa: E402
 from ghmetrics_dagster.sandbox.server import run_sandbox  # noqa: E402
 from ghmetrics_dagster.summaries import rules  # noqa: E402
 from ghmetrics_dagster.summaries.aggregates import load_summary_input  # noqa: E402
-from ghmetrics_dagster.warehouse import app_data  # noqa: E402
+from ghmetrics_dagster.warehouse import app_data, dbt_env  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 SESSION_SECRET = "bench-session-secret-" + "x" * 32

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from ghmetrics_dagster.defs import alerts, ingest, ml, resources, summaries, transform, users
 from ghmetrics_dagster.core.settings import Settings
-
+from ghmetrics_dagster.defs import alerts, ingest, ml, resources, summaries, transform, users
 
 
 def build_defs(settings: Settings) -> dg.Definitions:

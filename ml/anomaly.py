@@ -151,7 +151,7 @@ class WeeklyAnomalyDetector(BaseEstimator):
     def range_limits(self) -> dict[str, float]:
         """Per metric, the uncalibrated |z| at which the z rule flags a week: the edge of the
         week's expected range."""
-        return {m: self.z_threshold * float(s) for m, s in zip(self.metrics_, self.tail_scale_)}
+        return {m: self.z_threshold * float(s) for m, s in zip(self.metrics_, self.tail_scale_, strict=False)}
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """1 for an anomalous week, 0 otherwise (what MLflow's pyfunc flavour serves)."""
@@ -192,11 +192,11 @@ def score_frame(model: WeeklyAnomalyDetector, frame: pd.DataFrame, explain: bool
     observed[F.DEPLOYS_PER_DAY] = (observed["deployments"] / observed["deployment_days"]).where(
         observed["deployment_days"] > 0)
     rows = np.arange(len(out))
-    pick = lambda prefix: np.array([scores[f"{prefix}{m}"].iat[i] for i, m in zip(rows, out["top_metric"])],  # noqa: E731
+    pick = lambda prefix: np.array([scores[f"{prefix}{m}"].iat[i] for i, m in zip(rows, out["top_metric"], strict=False)],  # noqa: E731
                                    dtype=float) if len(out) else np.array([], dtype=float)
     out["anomaly_z"] = out["top_z"]
     out["anomaly_weeks_per_event"] = 1.0 / (2 * _normal_sf(np.abs(out["top_z"].to_numpy(dtype=float))))
-    out["anomaly_observed"] = [observed[m].iat[i] for i, m in zip(rows, out["top_metric"])]
+    out["anomaly_observed"] = [observed[m].iat[i] for i, m in zip(rows, out["top_metric"], strict=False)]
     out["anomaly_expected_low"] = pick("low__")
     out["anomaly_expected_high"] = pick("high__")
     return out
@@ -214,7 +214,7 @@ def evaluate(model: WeeklyAnomalyDetector, frame: pd.DataFrame, labels: pd.DataF
     if weeks is not None:
         repo = repo[repo["week_start"].isin(pd.to_datetime(pd.Series(weeks)))]
     truth = label_keys(labels)
-    keys = list(zip(repo["scope"], repo["week_start"]))
+    keys = list(zip(repo["scope"], repo["week_start"], strict=False))
     is_true = np.array([k in truth for k in keys], dtype=bool)
     flagged = repo["is_anomaly"].to_numpy(dtype=bool)
     tp = int((flagged & is_true).sum())
@@ -232,7 +232,7 @@ def label_keys(labels: pd.DataFrame) -> set:
         return set()
     repo = labels[labels["scope_type"] == "repository"]
     weeks = pd.to_datetime(repo["week_start"]).dt.tz_localize(None).dt.normalize()
-    return set(zip(repo["scope"], weeks))
+    return set(zip(repo["scope"], weeks, strict=False))
 
 
 def inject(frame: pd.DataFrame, rate: float = 0.1, seed: int = 0, min_history: int = 6) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -307,7 +307,7 @@ def precision_recall_curve(model: WeeklyAnomalyDetector, frame: pd.DataFrame, la
     verdict = score_frame(model, frame)
     repo = verdict[(verdict["scope_type"] == "repository") & verdict["has_history"]]
     truth = label_keys(labels)
-    is_true = np.array([k in truth for k in zip(repo["scope"], repo["week_start"])], dtype=bool)
+    is_true = np.array([k in truth for k in zip(repo["scope"], repo["week_start"], strict=False)], dtype=bool)
     score = repo["anomaly_score"].to_numpy(dtype=float)
     rows = []
     for cut in np.round(np.arange(0.5, 2.01, 0.05), 2):

@@ -9,7 +9,6 @@ import pandas as pd
 from ml import anomaly, backtest, performance, registry
 from ml import features as F
 
-
 FORECAST_STATUS_COLUMNS = {F.LEAD_TIME: "lead_time_forecast_status", F.SCORE: "overall_score_forecast_status"}
 PUBLISHED, NO_BETTER, BEHIND_LIVE = "published", "no_better_than_naive", "behind_naive_live"
 COLUMNS = ["login", *F.KEY_COLUMNS, *performance.OUTPUTS, *performance.INTERVAL_OUTPUTS, "interval_level",
@@ -92,7 +91,7 @@ def score(frame: pd.DataFrame, champions: Champions, login: str, weeks: int = 4)
         forecasts = performance.predict_latest(champions.performance, frame)
         out = out.merge(forecasts, on=F.KEY_COLUMNS, how="left")
         out["interval_level"] = getattr(champions.performance, "level_", None)
-        for target, output in zip(F.TARGETS, performance.OUTPUTS):
+        for target, output in zip(F.TARGETS, performance.OUTPUTS, strict=False):
             status = champions.forecast_status.get(target, PUBLISHED)
             out[FORECAST_STATUS_COLUMNS[target]] = status
             if status != PUBLISHED:

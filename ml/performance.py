@@ -192,7 +192,7 @@ def predict_latest(model, frame: pd.DataFrame) -> pd.DataFrame:
     predicted = model.predict(feats)
     out = feats[F.KEY_COLUMNS].copy()
     widths = getattr(model, "interval_half_width_", None)
-    for i, (target, output) in enumerate(zip(F.TARGETS, OUTPUTS)):
+    for i, (target, output) in enumerate(zip(F.TARGETS, OUTPUTS, strict=False)):
         out[output] = predicted[:, i]
         if widths is None or not np.isfinite(widths[i]):
             out[f"{output}_low"] = np.nan
@@ -207,4 +207,4 @@ def predict_latest(model, frame: pd.DataFrame) -> pd.DataFrame:
 def published_targets(model) -> dict[str, bool]:
     """What the model's backtest allows it to publish, per target."""
     flags = getattr(model, "published_", None) or [True] * len(F.TARGETS)
-    return dict(zip(F.TARGETS, (bool(f) for f in flags)))
+    return dict(zip(F.TARGETS, (bool(f) for f in flags), strict=False))

@@ -79,7 +79,7 @@ def decide(week_starts: pd.Series, last: LastTraining | None, policy: TrainingPo
 
     Three triggers: enough new scope-weeks, age with new data, and `live_behind` (published
     targets whose champion has forecast worse than naive for weeks in a row, ml/live.py)."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     total = int(len(week_starts))
     if last is None:
         if policy.force:

@@ -168,7 +168,7 @@ def last_training(mlflow_client, name: str, tags: dict[str, str] | None = None) 
     tags_found = latest.tags or {}
     trained_at = tags_found.get(TAG_TRAINED_AT)
     when = (dt.datetime.fromisoformat(trained_at) if trained_at
-            else dt.datetime.fromtimestamp(latest.creation_timestamp / 1000, dt.timezone.utc))
+            else dt.datetime.fromtimestamp(latest.creation_timestamp / 1000, dt.UTC))
     watermark = pd.Timestamp(tags_found[TAG_WATERMARK]) if tags_found.get(TAG_WATERMARK) else None
     return LastTraining(
         version=str(latest.version),
@@ -256,7 +256,7 @@ def rollback(mlflow_client, name: str, version: int | str) -> str:
         )
     before = champion(mlflow_client, name)
     set_alias(mlflow_client, name, CHAMPION, str(version))
-    mlflow_client.set_model_version_tag(name, str(version), "rolled_back_at", dt.datetime.now(dt.timezone.utc).isoformat())
+    mlflow_client.set_model_version_tag(name, str(version), "rolled_back_at", dt.datetime.now(dt.UTC).isoformat())
     return "" if before is None else str(before.version)
 
 
@@ -301,7 +301,7 @@ def list_versions(mlflow_client) -> list[VersionRow]:
                     name=name,
                     version=str(v.version),
                     aliases=sorted(by_version.get(str(v.version), [])),
-                    created=dt.datetime.fromtimestamp(v.creation_timestamp / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
+                    created=dt.datetime.fromtimestamp(v.creation_timestamp / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M"),
                     sample_count=tags.get(TAG_SAMPLES, ""),
                     watermark=tags.get(TAG_WATERMARK, ""),
                     run_id=tags.get(TAG_RUN_ID, ""),

@@ -33,7 +33,7 @@ def backtest_figures(tested: backtest.Backtest, max_scopes: int = 6) -> dict:
         rows = max(1, int(np.ceil(len(scopes) / columns)))
         figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.0 * rows), squeeze=False,
                                     sharex=True)
-        for ax, (scope_type, scope) in zip(axes.flat, scopes):
+        for ax, (scope_type, scope) in zip(axes.flat, scopes, strict=False):
             part = predictions[(predictions["scope_type"] == scope_type) & (predictions["scope"] == scope)]
             part = part.sort_values("origin")
             x = pd.to_datetime(part["origin"])

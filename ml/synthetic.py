@@ -136,7 +136,7 @@ def weekly_features(
             cov = np.nanmean([r["review_coverage"] for r in window])
             row["review_coverage_12w"] = float(cov)
             row["legacy_performance_score"] = float(
-                (0.25 * freq_points + 0.25 * lead_points + 0.2 * 75 + 0.15 * 75 + 0.15 * 100 * cov))
+                0.25 * freq_points + 0.25 * lead_points + 0.2 * 75 + 0.15 * 75 + 0.15 * 100 * cov)
             row.update(_dora_columns(window))
             deploys26 = sum(r["deployments"] for r in history[-26:])
             row["rework_rate_26w"] = (sum(r["rework_deployments"] for r in history[-26:]) / deploys26

@@ -36,7 +36,7 @@ class Outcome:
     champion_version: str | None = None  # the champion after this call
     mlflow_run_id: str | None = None
     seconds: float = 0.0
-    live: "LiveHealth | None" = None  # the performance champion's live error, when it has one
+    live: LiveHealth | None = None  # the performance champion's live error, when it has one
 
     def as_metadata(self) -> dict:
         out = {
@@ -324,16 +324,17 @@ class _Anomaly:
         return None if champion_model is None else [f"z__{m}" for m in champion_model.metrics_]
 
 
-def train_performance(frame: pd.DataFrame, store: Store, policy: TrainingPolicy = TrainingPolicy(),
+def train_performance(frame: pd.DataFrame, store: Store, policy: TrainingPolicy | None = None,
                       promotion_margin: float = 0.01, run_id: str = "", now: dt.datetime | None = None,
                       origins: int = 6, warmup: int = 2, **params) -> Outcome:
-    return _train(_Performance(promotion_margin, origins, warmup, params), frame, store, policy, run_id, now)
+    return _train(_Performance(promotion_margin, origins, warmup, params), frame, store, policy or TrainingPolicy(),
+                  run_id, now)
 
 
-def train_anomaly(frame: pd.DataFrame, store: Store, policy: TrainingPolicy = TrainingPolicy(),
+def train_anomaly(frame: pd.DataFrame, store: Store, policy: TrainingPolicy | None = None,
                   promotion_margin: float = 0.01, run_id: str = "", labels: pd.DataFrame | None = None,
                   now: dt.datetime | None = None, **params) -> Outcome:
-    return _train(_Anomaly(promotion_margin, labels, params), frame, store, policy, run_id, now)
+    return _train(_Anomaly(promotion_margin, labels, params), frame, store, policy or TrainingPolicy(), run_id, now)
 
 
 def _train(kind: _ModelKind, frame: pd.DataFrame, store: Store, policy: TrainingPolicy, run_id: str, now) -> Outcome:
@@ -386,7 +387,7 @@ def _version_tags(run_id: str, frame: pd.DataFrame, now) -> dict:
         registry.TAG_RUN_ID: run_id or "none",
         registry.TAG_SAMPLES: len(frame),
         registry.TAG_WATERMARK: _watermark(frame),
-        registry.TAG_TRAINED_AT: (now or dt.datetime.now(dt.timezone.utc)).isoformat(),
+        registry.TAG_TRAINED_AT: (now or dt.datetime.now(dt.UTC)).isoformat(),
     }
 
 

@@ -92,8 +92,8 @@ def database_url(server_url, monkeypatch, home) -> str:
 def dagster_storage(server_url, tmp_path, monkeypatch):
     """DAGSTER_HOME with the repository's dagster.yaml (run queue, pools, run monitoring) on a
     scratch database: the test's runs, ticks and daemon heartbeats stay its own. Yields the home."""
-    from ghmetrics_dagster.cli import dagster_home as instance_files
     from ghmetrics_dagster import warehouse
+    from ghmetrics_dagster.cli import dagster_home as instance_files
 
     with warehouse.scratch_database(server_url, prefix="ghm_dagster") as storage_url:
         dagster_home = tmp_path / "dagster_home"

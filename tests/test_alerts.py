@@ -8,9 +8,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dagster as dg
 import pytest
+from conftest import env_resources
 
 from ghmetrics_dagster.defs.alerts import run_failure_alert_sensor
-from conftest import env_resources
 
 SECRET = "ghp_" + "A1b2C3d4E5f6G7h8I9j0" * 2
 
@@ -125,7 +125,7 @@ def test_the_daemon_records_the_reason_on_the_tick(receiver, monkeypatch, tmp_pa
             InProcessTestWorkspaceLoadTarget(InProcessCodeLocationOrigin(origin)), instance
         ) as workspace,
     ):
-        start = dt.datetime.now(dt.timezone.utc)
+        start = dt.datetime.now(dt.UTC)
         for minute in range(3):  # past the sensor's 30 s minimum interval each time
             if minute == 1:
                 result = dg.materialize([doomed_asset], instance=instance, raise_on_error=False)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import psycopg2.extras
 from click.testing import CliRunner
+from test_dbt_models import run_dbt
 
 from ghmetrics_dagster import warehouse
 from ghmetrics_dagster.cli.benchmarks import benchmark_group
-from test_dbt_models import run_dbt
 
 
 def _benchmarks(url: str) -> dict[str, dict]:

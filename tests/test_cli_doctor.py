@@ -47,7 +47,7 @@ def test_nightly_schedule_requests_one_wave_for_everyone(tmp_path):
         import datetime as dt
 
         with dg.build_schedule_context(
-            instance=instance, scheduled_execution_time=dt.datetime(2026, 11, 23, 3, tzinfo=dt.timezone.utc)
+            instance=instance, scheduled_execution_time=dt.datetime(2026, 11, 23, 3, tzinfo=dt.UTC)
         ) as context:
             request = nightly_refresh_schedule(context)
     # One run over every user's partition, with the marts rebuilt from scratch.

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 
 from click.testing import CliRunner
+from conftest import env_settings
 
 from ghmetrics_dagster.cli.main import display_width, fit, main
-from conftest import env_settings
 
 
 def test_names_are_cut_and_padded_by_terminal_columns():

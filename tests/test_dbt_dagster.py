@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import dagster as dg
 import pytest
+from conftest import env_resources
+from test_dbt_models import load_rows, load_users, raw_rows
 
 from ghmetrics_dagster import warehouse
 from ghmetrics_dagster.defs.partitions import users_partitions
 from ghmetrics_dagster.sandbox import generator
-from conftest import env_resources
-from test_dbt_models import load_rows, load_users, raw_rows
 
 INGESTION_KEYS = {
     ("raw", name) for name in ("repositories", "pull_requests", "pull_request_reviews", "pull_request_commits",

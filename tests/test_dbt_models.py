@@ -20,9 +20,9 @@ import psycopg2
 import psycopg2.extras
 
 from ghmetrics_dagster import warehouse
-from ghmetrics_dagster.warehouse.dbt_env import DBT_PROJECT_DIR, dbt_env
 from ghmetrics_dagster.core.settings import Settings
 from ghmetrics_dagster.sandbox import model
+from ghmetrics_dagster.warehouse.dbt_env import DBT_PROJECT_DIR, dbt_env
 
 DBT = str(Path(sys.executable).with_name("dbt"))
 
@@ -56,7 +56,7 @@ def run_dbt(url: str, *args: str, target_path: Path | None = None, check: bool =
 
 
 def _iso(value: dt.datetime | None) -> str | None:
-    return None if value is None else value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return None if value is None else value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _actor(org: model.Organization, login: str | None) -> dict | None:
@@ -283,8 +283,9 @@ def _rows_written(target: Path, model: str) -> int:
 
 
 def test_incremental_runs_equal_a_full_refresh_and_the_truth(database_url, tmp_path):
-    from ghmetrics_dagster.sandbox import generator, truth
     from test_dbt_truth import compare_mart, read_marts, write_settings
+
+    from ghmetrics_dagster.sandbox import generator, truth
 
     org = generator.generate(11, repos=4, prs_per_repo=30, weeks=10, users=5)
     before = raw_rows(org)
@@ -313,10 +314,13 @@ def test_incremental_runs_equal_a_full_refresh_and_the_truth(database_url, tmp_p
 
     run_dbt(database_url, "run", "--selector", "wave", "--full-refresh", target_path=tmp_path / "full")
     full = read_marts(database_url)
+    def strip(rows, columns, key):
+        return sorted(({c: r[c] for c in columns} for r in rows), key=lambda r: tuple(str(r[k]) for k in key))
+
     for mart, key in MART_KEYS.items():
         columns = [c for c in (full[mart][0] if full[mart] else {}) if not c.startswith("_")]
-        strip = lambda rows: sorted(({c: r[c] for c in columns} for r in rows), key=lambda r: tuple(str(r[k]) for k in key))
-        assert strip(incremental[mart]) == strip(full[mart]), f"{mart}: incremental result differs from a full refresh"
+        assert strip(incremental[mart], columns, key) == strip(full[mart], columns, key), (
+            f"{mart}: incremental result differs from a full refresh")
 
     expected = truth.compute(org, settings)
     problems = [p for mart in MART_KEYS for p in compare_mart(mart, expected[mart], incremental[mart])]

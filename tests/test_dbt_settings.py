@@ -8,10 +8,10 @@ import psycopg2.extras
 import pytest
 from click.testing import CliRunner
 
-from ghmetrics_dagster.metrics import repository_settings as rs
 from ghmetrics_dagster import warehouse
-from ghmetrics_dagster.warehouse.dbt_env import PASSWORD_VAR, dbt_env
 from ghmetrics_dagster.cli.repos import repos_set
+from ghmetrics_dagster.metrics import repository_settings as rs
+from ghmetrics_dagster.warehouse.dbt_env import PASSWORD_VAR, dbt_env
 
 
 def test_dbt_env_maps_tcp_and_unix_socket_urls():

@@ -16,13 +16,13 @@ import math
 import pandas as pd
 import psycopg2.extras
 import pytest
+from test_dbt_models import MART_KEYS, load_users, run_dbt
 
 from ghmetrics_dagster import warehouse
 from ghmetrics_dagster.github.client import GitHubClient
 from ghmetrics_dagster.sandbox import generator, truth
 from ghmetrics_dagster.sandbox.server import run_sandbox
 from ghmetrics_dagster.sync import sync_repositories
-from test_dbt_models import MART_KEYS, load_users, run_dbt
 
 TOLERANCE = 1e-6
 
@@ -38,7 +38,7 @@ def _normalise(value):
     if isinstance(value, pd.Timestamp):
         value = value.to_pydatetime()
     if isinstance(value, dt.datetime):
-        return value.astimezone(dt.timezone.utc)
+        return value.astimezone(dt.UTC)
     return value
 
 

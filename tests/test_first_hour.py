@@ -13,12 +13,11 @@ from pathlib import Path
 
 import requests
 from click.testing import CliRunner
-
-from ghmetrics_dagster.cli import home_sandbox
-from ghmetrics_dagster import warehouse
-from ghmetrics_dagster.cli import main
-from ghmetrics_dagster.sandbox.server import run_sandbox
 from conftest import env_settings
+
+from ghmetrics_dagster import warehouse
+from ghmetrics_dagster.cli import home_sandbox, main
+from ghmetrics_dagster.sandbox.server import run_sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,11 +10,11 @@ import sys
 import psycopg2
 import pytest
 from click.testing import CliRunner
+from conftest import env_settings
 
-from ghmetrics_dagster.core import secrets
 from ghmetrics_dagster import warehouse
 from ghmetrics_dagster.cli import main
-from conftest import env_settings
+from ghmetrics_dagster.core import secrets
 
 TOKEN = "ghp_" + "Z9y8X7w6V5u4T3s2R1q0" * 2
 

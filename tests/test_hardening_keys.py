@@ -6,12 +6,12 @@ import stat
 
 import pytest
 from click.testing import CliRunner
+from conftest import env_settings
 from cryptography.fernet import Fernet
 
-from ghmetrics_dagster.core import secrets
 from ghmetrics_dagster import warehouse
 from ghmetrics_dagster.cli import main
-from conftest import env_settings
+from ghmetrics_dagster.core import secrets
 
 TOKEN_A = "ghp_" + "A1b2C3d4E5" * 4
 TOKEN_B = "ghp_" + "F6g7H8i9J0" * 4

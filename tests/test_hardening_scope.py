@@ -10,6 +10,7 @@ import json
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import env_router, env_settings
 from test_llm_asset import seed_marts
 
 from ghmetrics_dagster import sync, warehouse
@@ -18,10 +19,9 @@ from ghmetrics_dagster.github import queries
 from ghmetrics_dagster.github.client import GitHubClient
 from ghmetrics_dagster.sandbox import generator, server
 from ghmetrics_dagster.sandbox.server import Scripted
-from ghmetrics_dagster.sync import discovery
 from ghmetrics_dagster.summaries.service import summarise_user
+from ghmetrics_dagster.sync import discovery
 from ml import insights
-from conftest import env_router, env_settings
 
 
 @pytest.fixture(scope="module")

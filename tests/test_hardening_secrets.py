@@ -9,6 +9,7 @@ import logging
 
 import pytest
 from click.testing import CliRunner
+from conftest import env_settings
 
 from ghmetrics_dagster import warehouse
 from ghmetrics_dagster.cli import main
@@ -17,7 +18,6 @@ from ghmetrics_dagster.github.client import GitHubClient
 from ghmetrics_dagster.sandbox import generator, server
 from ghmetrics_dagster.sandbox.server import Scripted
 from ghmetrics_dagster.sync import discovery
-from conftest import env_settings
 
 # Not shaped like a GitHub token: only the client's own knowledge of its tokens can mask it.
 PLAIN_TOKEN = "plain-credential-0123456789abcdef"

@@ -6,18 +6,18 @@ import stat
 
 import pytest
 from click.testing import CliRunner
+from conftest import env_router, env_settings
 from test_dbt_models import run_dbt
 from test_llm_asset import seed_marts
 
 from ghmetrics_dagster import sync, warehouse
 from ghmetrics_dagster.cli import main
-from ghmetrics_dagster.warehouse.dbt_env import dbt_env
 from ghmetrics_dagster.github import errors
 from ghmetrics_dagster.github.client import GitHubClient
 from ghmetrics_dagster.sandbox import generator, server
 from ghmetrics_dagster.sandbox.server import Scripted
-from conftest import env_router, env_settings
 from ghmetrics_dagster.summaries.service import summarise_user
+from ghmetrics_dagster.warehouse.dbt_env import dbt_env
 
 
 def rows(url: str, sql: str, *args) -> list[tuple]:

@@ -11,14 +11,14 @@ import statistics
 import dagster as dg
 import psycopg2
 import pytest
+from conftest import env_resources, env_router, env_settings
 from fake_llm_servers import FakeAnthropic, FakeOpenAI
 
-from ghmetrics_dagster.metrics import contracts
 from ghmetrics_dagster.defs.summaries import user_summaries
+from ghmetrics_dagster.metrics import contracts
 from ghmetrics_dagster.summaries import report
 from ghmetrics_dagster.summaries.aggregates import load_summary_input
 from ghmetrics_dagster.summaries.service import demo_summary
-from conftest import env_resources, env_router, env_settings
 
 # marts.fct_dora_weekly's columns (docs/contracts.md, docs/dora.md), in the mart's order.
 DORA_COLUMNS = ", ".join(
@@ -103,7 +103,7 @@ def seed_marts(url: str) -> None:
             weeks.append(row)
             cur.execute(f"insert into marts.fct_dora_weekly ({', '.join(row)}) values ({', '.join(['%s'] * len(row))})",
                         list(row.values()))
-            for repo, share in zip(REPOS, (deployments - 1, 1)):
+            for repo, share in zip(REPOS, (deployments - 1, 1), strict=False):
                 cur.execute(
                     "insert into marts.fct_dora_weekly (scope_type, scope, week_start, deployments,"
                     " median_lead_time_hours, overall_score) values ('repository', %s, %s, %s, %s, %s)",
@@ -124,7 +124,7 @@ def seed_marts(url: str) -> None:
             " values ('repository', %s, %s, %s)",
             [("acme/api", LAST_WEEK, deployments - 12), ("acme/web", LAST_WEEK, 12)],
         )
-        merged = dt.datetime(2026, 5, 5, 12, tzinfo=dt.timezone.utc)
+        merged = dt.datetime(2026, 5, 5, 12, tzinfo=dt.UTC)
         for n, (coding, pickup, review, deploy) in enumerate([(2, 1, 4, 1), (4, 3, 6, 2), (6, 5, 8, 3)], start=1):
             cur.execute(
                 "insert into marts.fct_pull_requests (pull_request_id, repo_full_name, number, author_login,"

@@ -6,12 +6,12 @@ import dagster as dg
 import pandas as pd
 import psycopg2.extras
 import pytest
+from conftest import env_resources
 
 from ghmetrics_dagster import warehouse
 from ghmetrics_dagster.defs import ml as ml_defs
 from ghmetrics_dagster.sandbox import generator, truth
 from ml import features as F
-from conftest import env_resources
 
 
 def _create_features_table(url: str, frame: pd.DataFrame) -> None:
@@ -113,7 +113,7 @@ def test_insights_asset_scores_the_users_scopes_with_the_champions(warehouse_wit
                     (login,))
         rows = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
     assert meta["rows"].value == len(rows) == 4 * (1 + len(repos))
-    assert set(zip(rows["scope_type"], rows["scope"])) == {("user", login)} | {("repository", r) for r in repos}
+    assert set(zip(rows["scope_type"], rows["scope"], strict=False)) == {("user", login)} | {("repository", r) for r in repos}
     assert rows["predicted_lead_time_hours"].notna().all() and rows["predicted_overall_score"].notna().all()
     # The overall score is DORA's Quick Check headline: 0..10.
     assert ((rows["predicted_overall_score"] >= 0) & (rows["predicted_overall_score"] <= 10)).all()

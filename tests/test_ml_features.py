@@ -43,7 +43,7 @@ def test_shares_of_few_events_are_judged_by_their_binomial_tail():
     n = 14
     deployments = [3.0] * n
     failures = [0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0]
-    cfr = [f / d for f, d in zip(failures, deployments)]
+    cfr = [f / d for f, d in zip(failures, deployments, strict=False)]
     scores = F.robust_scores(_weekly({"change_failure_rate": cfr, "deployments": deployments,
                                       "failed_changes": failures}))
     # 2 failures of 3 with a usual rate of 2/39: rare but not extreme (a median/MAD on the share

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 import requests
+from conftest import env_settings
 
 from ml import registry, synthetic, training
 from ml.policy import TrainingPolicy
-from conftest import env_settings
 
 
 def _free_port() -> int:

@@ -10,7 +10,7 @@ import pytest
 from ml import registry, synthetic, training
 from ml.policy import LastTraining, TrainingPolicy, count_new_samples, decide
 
-T0 = dt.datetime(2026, 6, 1, 12, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC)
 
 
 def _weeks(start: str, n: int, scopes: int = 1) -> pd.Series:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
+from conftest import env_settings
 
 from ghmetrics_dagster.cli.models import models
 from ml import registry, synthetic, training
 from ml.policy import TrainingPolicy
-from conftest import env_settings
 
 FORCE = TrainingPolicy(force=True)
 

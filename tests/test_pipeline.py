@@ -7,14 +7,14 @@ import json
 
 import dagster as dg
 import pytest
+from conftest import env_defs, env_resources, env_settings
 
-from ghmetrics_dagster.core import secrets
 from ghmetrics_dagster import warehouse
+from ghmetrics_dagster.core import secrets
 from ghmetrics_dagster.defs.partitions import users_partitions
 from ghmetrics_dagster.defs.users import user_login_sensor
 from ghmetrics_dagster.sandbox import generator
 from ghmetrics_dagster.sandbox.server import run_sandbox
-from conftest import env_defs, env_resources, env_settings
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from test_sandbox_truth import D, commit, deployment, issue, pull, sha, ts
 
 from ghmetrics_dagster.metrics import repository_settings
 from ghmetrics_dagster.sandbox import truth
 from ghmetrics_dagster.sandbox.model import Issue, Organization, PullRequest, Repository, User
-from test_sandbox_truth import D, commit, deployment, issue, pull, sha, ts
 
 
 def repo(name: str, style: str = "github_deployments", *, prs=(), deployments=(), issues=(),

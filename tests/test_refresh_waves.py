@@ -17,16 +17,16 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from conftest import env_defs, env_resources, env_settings
 
-from ghmetrics_dagster.cli import pipeline
 from ghmetrics_dagster import warehouse
-from ghmetrics_dagster.refresh import waves
+from ghmetrics_dagster.cli import pipeline
 from ghmetrics_dagster.defs.partitions import users_partitions
 from ghmetrics_dagster.defs.users import user_login_sensor
+from ghmetrics_dagster.refresh import waves
+from ghmetrics_dagster.refresh.waves import JOB_NAME, WAVE_TAG, wave_tags
 from ghmetrics_dagster.sandbox import generator, truth
 from ghmetrics_dagster.sandbox.server import run_sandbox
-from conftest import env_defs, env_resources, env_settings
-from ghmetrics_dagster.refresh.waves import JOB_NAME, WAVE_TAG, wave_tags
 
 ROOT = Path(__file__).resolve().parent.parent
 DBT_STEP = "ghmetrics_dbt_models"
@@ -51,7 +51,7 @@ def test_a_wave_covers_a_range_where_most_users_asked():
 
 
 def test_a_burst_of_logins_is_held_briefly_to_share_one_wave():
-    now = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
     ago = lambda s: now - dt.timedelta(seconds=s)  # noqa: E731
     assert "waiting for more logins" in waves.hold_for_more_logins([ago(5), ago(1.5), ago(1)], now)
     assert waves.hold_for_more_logins([ago(0.5)], now) is None  # a lone login never waits
@@ -136,7 +136,7 @@ def _dbt_intervals(instance, run_ids) -> list[tuple[float, float]]:
 
 
 def _assert_no_overlap(spans) -> None:
-    for (_, end), (start, _) in zip(spans, spans[1:]):
+    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
         assert start >= end, f"two dbt builds overlapped: {spans}"
 
 
@@ -171,7 +171,7 @@ def test_two_waves_launched_together_never_run_dbt_at_once(dagster_instance, san
     spans = _dbt_intervals(instance, [run.run_id for run in runs])
     assert len(spans) == 2
     _assert_no_overlap(spans)
-    assert _fresh_users(database_url, dt.datetime.fromtimestamp(0, dt.timezone.utc)) == {first, second}
+    assert _fresh_users(database_url, dt.datetime.fromtimestamp(0, dt.UTC)) == {first, second}
 
 
 @pytest.mark.slow
@@ -253,7 +253,7 @@ def test_a_transient_failure_is_retried_and_the_user_becomes_fresh(sandbox, data
         retries = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_UP_FOR_RETRY).records
     assert result.success
     assert [r.event_log_entry.step_key for r in retries] == ["github_raw_tables"]
-    assert login in _fresh_users(database_url, dt.datetime.fromtimestamp(0, dt.timezone.utc))
+    assert login in _fresh_users(database_url, dt.datetime.fromtimestamp(0, dt.UTC))
 
 
 def test_a_failed_wave_is_retried_by_the_sensor_with_backoff(database_url, tmp_path, monkeypatch):

@@ -14,8 +14,7 @@ import time
 
 import pytest
 
-from ghmetrics_dagster.sandbox import generator, truth
-from ghmetrics_dagster.sandbox import model
+from ghmetrics_dagster.sandbox import generator, model, truth
 from ghmetrics_dagster.sandbox.model import Organization
 
 ZERO = dt.timedelta(0)
@@ -245,7 +244,7 @@ def test_advance_adds_events_and_only_moves_forward():
     assert generator.advance(org, days=14) is org
     assert org.now == old_now + dt.timedelta(days=14)
     n_after = counts(org)
-    assert all(a > b for a, b in zip(n_after, n_before)), (n_before, n_after)
+    assert all(a > b for a, b in zip(n_after, n_before, strict=False)), (n_before, n_after)
     changed_existing = 0
     for pr in all_prs(org):
         if pr.node_id in old_prs:

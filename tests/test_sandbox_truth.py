@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from ghmetrics_dagster.sandbox import generator, truth
 from ghmetrics_dagster.cli.sandbox import sandbox
+from ghmetrics_dagster.sandbox import generator, truth
 from ghmetrics_dagster.sandbox.model import (
     Anomaly,
     Commit,
@@ -34,7 +34,7 @@ _ids = iter(range(1, 100_000))
 
 
 def ts(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text).replace(tzinfo=dt.timezone.utc)
+    return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
 
 
 def D(text: str) -> dt.date:
@@ -222,7 +222,7 @@ def test_pull_request_cycle_stages_and_shipping(frames):
     for pr_id, (shipping, values) in expected.items():
         row = prs.loc[pr_id]
         assert row["shipping_deployment_id"] == shipping, pr_id
-        for column, value in zip(cols, values):
+        for column, value in zip(cols, values, strict=False):
             if value is None:
                 assert pd.isna(row[column]), (pr_id, column)
             else:

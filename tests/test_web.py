@@ -21,16 +21,15 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 from click.testing import CliRunner
+from conftest import env_settings
 
-from ghmetrics_dagster.cli import dagster_home, pipeline
-from ghmetrics_dagster.core import secrets
 from ghmetrics_dagster import warehouse
-from ghmetrics_dagster.cli import main
+from ghmetrics_dagster.cli import dagster_home, main, pipeline
+from ghmetrics_dagster.core import secrets
 from ghmetrics_dagster.sandbox import generator
 from ghmetrics_dagster.sandbox.server import run_sandbox
 from ghmetrics_dagster.web.config import WebConfig
 from ghmetrics_dagster.web.server import serve_in_thread
-from conftest import env_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,8 +7,8 @@ import time
 
 import click
 
-from ghmetrics_dagster.cli import home_sandbox, pipeline
 from ghmetrics_dagster import warehouse
+from ghmetrics_dagster.cli import home_sandbox, pipeline
 from ghmetrics_dagster.core.settings import Settings
 from ghmetrics_dagster.warehouse import app_data
 

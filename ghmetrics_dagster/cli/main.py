@@ -82,8 +82,8 @@ def _use_settings(settings: Settings) -> None:
 @main.command()
 def init() -> None:
     """Create or upgrade the warehouse schema and the dbt views (safe to repeat)."""
-    from ghmetrics_dagster.cli import pipeline
     from ghmetrics_dagster import warehouse
+    from ghmetrics_dagster.cli import pipeline
 
     settings = current_settings()
     applied = warehouse.migrate(warehouse.database_url(settings))
@@ -131,8 +131,8 @@ def users() -> None:
 @click.option("--token-stdin", is_flag=True, help="Read the user's GitHub token from standard input.")
 def users_add(login: str, repos: tuple[str, ...], display_name: str | None, token_stdin: bool) -> None:
     """Add a user (or update their repositories and token)."""
-    from ghmetrics_dagster.core import secrets
     from ghmetrics_dagster import warehouse
+    from ghmetrics_dagster.core import secrets
     from ghmetrics_dagster.warehouse import app_data
 
     if not LOGIN.match(login):
@@ -200,15 +200,14 @@ def _require_user(cur, login: str) -> None:
 @click.argument("login")
 def login(login: str) -> None:
     """Record that LOGIN signed in (what a web front end does); the login sensor refreshes them."""
-    from ghmetrics_dagster import warehouse
-    from ghmetrics_dagster.warehouse import app_data
+    import datetime as dt
 
     import dagster as dg
 
-    import datetime as dt
-
+    from ghmetrics_dagster import warehouse
     from ghmetrics_dagster.cli import pipeline
     from ghmetrics_dagster.defs.users import login_outcome
+    from ghmetrics_dagster.warehouse import app_data
 
     url = _migrated_url()
     with warehouse.connect(url) as conn, conn.cursor() as cur:
@@ -236,8 +235,8 @@ def login(login: str) -> None:
 @click.option("--user", "login", required=True, help="The user whose pipeline to run.")
 def run(login: str) -> None:
     """Materialise LOGIN's pipeline (ingestion, marts, insights, summary) as a Dagster run."""
-    from ghmetrics_dagster.cli import pipeline
     from ghmetrics_dagster import warehouse
+    from ghmetrics_dagster.cli import pipeline
 
     url = _migrated_url()
     with warehouse.connect(url) as conn, conn.cursor() as cur:
@@ -278,8 +277,8 @@ def ui(port: int) -> None:
 @main.command()
 def stop() -> None:
     """Stop what keeps running between commands: the embedded Postgres and the home's sandbox."""
-    from ghmetrics_dagster.cli import home_sandbox
     from ghmetrics_dagster import warehouse
+    from ghmetrics_dagster.cli import home_sandbox
 
     settings = current_settings()
     if home_sandbox.stop(settings.home()):

@@ -30,7 +30,7 @@ def list_models() -> None:
     ]
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
     for row in table:
-        click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+        click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip())
 
 
 @models.command("rollback")

@@ -13,9 +13,10 @@ import sys
 import time
 from dataclasses import dataclass
 
-from ghmetrics_dagster.cli import dagster_home
 from ghmetrics_dagster import warehouse
+from ghmetrics_dagster.cli import dagster_home
 from ghmetrics_dagster.core.settings import Settings, project_file
+
 
 @dataclass
 class RunOutcome:

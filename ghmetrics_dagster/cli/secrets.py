@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import click
 
 
@@ -14,9 +13,9 @@ def secrets_group() -> None:
 @secrets_group.command("rotate")
 def secrets_rotate() -> None:
     """Re-encrypt every stored token under a new key (old keys are dropped afterwards)."""
-    from ghmetrics_dagster.core import secrets
     from ghmetrics_dagster import warehouse
     from ghmetrics_dagster.cli.main import current_settings
+    from ghmetrics_dagster.core import secrets
 
     settings = current_settings()
     url = warehouse.database_url(settings)

@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from ghmetrics_dagster.refresh import alerts
 from ghmetrics_dagster.defs.resources import AlertsResource
+from ghmetrics_dagster.refresh import alerts
 
 
 @dg.run_failure_sensor(

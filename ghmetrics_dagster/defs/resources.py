@@ -11,10 +11,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from ghmetrics_dagster.core import secrets
 from ghmetrics_dagster import warehouse
-from ghmetrics_dagster.github.client import GitHubClient
+from ghmetrics_dagster.core import secrets
 from ghmetrics_dagster.core.settings import LLMSettings, Settings
+from ghmetrics_dagster.github.client import GitHubClient
 
 
 def _secret(name: str, value) -> dg.EnvVar | None:

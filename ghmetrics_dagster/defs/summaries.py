@@ -3,11 +3,10 @@
 
 import dagster as dg
 
-from ghmetrics_dagster.summaries import publish
 from ghmetrics_dagster.defs.partitions import users_partitions
 from ghmetrics_dagster.defs.resources import LLMResource, ReportsResource, WarehouseResource
 from ghmetrics_dagster.defs.transform import MARTS_FRESHNESS
-from ghmetrics_dagster.summaries import report
+from ghmetrics_dagster.summaries import publish, report
 from ghmetrics_dagster.summaries.router import Router
 from ghmetrics_dagster.summaries.service import summarise_user
 

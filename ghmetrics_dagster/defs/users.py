@@ -27,9 +27,9 @@ from collections.abc import Iterable
 import dagster as dg
 
 from ghmetrics_dagster import warehouse
-from ghmetrics_dagster.refresh import waves
 from ghmetrics_dagster.defs.partitions import users_partitions
 from ghmetrics_dagster.defs.resources import RefreshPolicyResource, WarehouseResource
+from ghmetrics_dagster.refresh import waves
 from ghmetrics_dagster.refresh.waves import JOB_NAME, RANGE_END_TAG, RANGE_START_TAG, WAVE_TAG, wave_tags
 from ghmetrics_dagster.warehouse import app_data
 
@@ -100,7 +100,7 @@ def orphan_reason(instance: dg.DagsterInstance, run: dg.DagsterRun, now: dt.date
         return "its process is gone"
     records = instance.get_records_for_run(run.run_id, ascending=False, limit=1).records
     if records:
-        last = dt.datetime.fromtimestamp(records[0].event_log_entry.timestamp, tz=dt.timezone.utc)
+        last = dt.datetime.fromtimestamp(records[0].event_log_entry.timestamp, tz=dt.UTC)
         if now - last > orphan_after:
             return f"no event for {waves.describe_age((now - last).total_seconds())}"
     return None
@@ -190,7 +190,7 @@ def _settle_waves(instance: dg.DagsterInstance, url: str, state: dict, now: dt.d
 )
 def user_login_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource,
                       refresh_policy: RefreshPolicyResource):
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     url = warehouse.url()
     orphan_after = dt.timedelta(minutes=refresh_policy.orphan_after_minutes)
     state = _load_state(context.cursor)
@@ -299,7 +299,7 @@ def full_refresh_run_config() -> dict:
 def login_outcome(instance: dg.DagsterInstance, url: str, login: str, ttl: float, orphan_after: dt.timedelta,
                   now: dt.datetime | None = None) -> str:
     """What a login of `login` will lead to, in words (for `ghmetrics login`); `ttl` in minutes."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     known = list(instance.get_dynamic_partitions(users_partitions.name))
     for run in active_waves(instance, now, orphan_after):
         if login in run_users(run, known):

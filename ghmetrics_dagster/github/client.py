@@ -42,8 +42,8 @@ import requests
 import urllib3
 
 from ghmetrics_dagster.core import settings
-from ghmetrics_dagster.github import errors
 from ghmetrics_dagster.core.redact import redact
+from ghmetrics_dagster.github import errors
 
 log = logging.getLogger("ghmetrics.github")
 

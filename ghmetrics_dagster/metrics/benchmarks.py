@@ -11,8 +11,8 @@ import csv
 from dataclasses import dataclass
 
 from ghmetrics_dagster import warehouse
-from ghmetrics_dagster.warehouse.dbt_env import DBT_PROJECT_DIR
 from ghmetrics_dagster.warehouse import app_data
+from ghmetrics_dagster.warehouse.dbt_env import DBT_PROJECT_DIR
 
 BENCHMARKS_CSV = DBT_PROJECT_DIR / "seeds" / "dora_benchmarks_2025.csv"
 SETTINGS = {"industry": "benchmark_industry", "organization_size": "benchmark_organization_size"}

@@ -44,7 +44,7 @@ from .model import (
     replay_labels,
 )
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 ANCHOR = dt.datetime(2026, 6, 1, tzinfo=UTC)  # a Monday: the default organisation's "now"
 DAY = dt.timedelta(days=1)
 WEEK = dt.timedelta(days=7)
@@ -236,7 +236,7 @@ class _Plan:
     base_ref: str
     title: str = ""
     body: str = ""
-    revert_of: "_Plan | None" = None
+    revert_of: _Plan | None = None
     revert_by_title: bool = False
     pr: PullRequest | None = None
     # Label events as (fraction of the pull request's life from creation to merge/close,
@@ -314,7 +314,7 @@ class _Builder:
         raise AssertionError("unreachable: titles exhausted")
 
     def bot_title(self) -> str:
-        for attempt in range(50):
+        for _ in range(50):
             package = self.rng.choice(BOT_PACKAGES)
             major = self.rng.randint(1, 9)
             minor = self.rng.randint(0, 40)

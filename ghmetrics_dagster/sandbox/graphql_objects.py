@@ -26,12 +26,12 @@ HTML = "https://github.com"
 def iso(value: dt.datetime | None) -> str | None:
     if value is None:
         return None
-    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_time(text: str) -> dt.datetime:
     value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def _epoch(value: dt.datetime | None) -> int:
@@ -136,7 +136,7 @@ def ordered(items: list, time_of, direction: str) -> tuple[list, list]:
             _orders.move_to_end(memo_key)
     if hit is None:
         sign = -1 if direction == "DESC" else 1
-        decorated = sorted(((sign * _epoch(t), sign * i), n) for n, (t, i) in enumerate(zip(times, ids)))
+        decorated = sorted(((sign * _epoch(t), sign * i), n) for n, (t, i) in enumerate(zip(times, ids, strict=False)))
         hit = ([n for _, n in decorated], [list(k) for k, _ in decorated])
         with _orders_lock:
             _orders[memo_key] = hit

@@ -518,11 +518,11 @@ def _sort(items: list, query: dict, keys: dict, default: str, tie=lambda x: x.da
 
 def _date_range(text: str) -> tuple[dt.datetime, dt.datetime]:
     """GitHub's date qualifiers: `A..B`, `>=A`, `>A`, `<=B`, `<B`, or a single date."""
-    low, high = dt.datetime.min.replace(tzinfo=dt.timezone.utc), dt.datetime.max.replace(tzinfo=dt.timezone.utc)
+    low, high = dt.datetime.min.replace(tzinfo=dt.UTC), dt.datetime.max.replace(tzinfo=dt.UTC)
 
     def point(s: str, end: bool) -> dt.datetime:
         if len(s) == 10:
-            day = dt.datetime.fromisoformat(s).replace(tzinfo=dt.timezone.utc)
+            day = dt.datetime.fromisoformat(s).replace(tzinfo=dt.UTC)
             return day + dt.timedelta(days=1, microseconds=-1) if end else day
         return parse_time(s)
 

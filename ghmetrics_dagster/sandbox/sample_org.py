@@ -13,7 +13,7 @@ import random
 
 from ghmetrics_dagster.sandbox import model
 
-EPOCH = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.timezone.utc)
+EPOCH = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
 
 
 def _sha(*parts: object) -> str:

@@ -363,7 +363,7 @@ class SandboxServer:
         rate_limit = {
             "cost": cost.cost, "limit": budget.limit, "nodeCount": cost.node_count, "remaining": budget.remaining,
             "used": budget.used, "resetAt": graphql_objects.iso(
-                dt.datetime.fromtimestamp(budget.reset_at(self.limits.clock()), dt.timezone.utc)),
+                dt.datetime.fromtimestamp(budget.reset_at(self.limits.clock()), dt.UTC)),
         }
         with self.lock:
             renderer = graphql_objects.Renderer(self.org)

@@ -167,7 +167,7 @@ def hours(later: dt.datetime | None, earlier: dt.datetime | None) -> float | Non
 
 
 def week_start(moment: dt.datetime) -> dt.date:
-    day = moment.astimezone(dt.timezone.utc).date()
+    day = moment.astimezone(dt.UTC).date()
     return day - dt.timedelta(days=day.weekday())
 
 
@@ -712,7 +712,7 @@ def _weekly_rows(scope_type: str, scope: str, facts: list[_RepoFacts], last_week
         prs = merged_w.get(w, [])
         shipped = shipped_w.get(w, [])
         incs = incidents_w.get(w, [])
-        successful_days = {d.deployed_at.astimezone(dt.timezone.utc).date() for d in deps if not d.is_failed}
+        successful_days = {d.deployed_at.astimezone(dt.UTC).date() for d in deps if not d.is_failed}
         days_by_week[w] = len(successful_days)
         successes_by_week[w] = sum(1 for d in deps if not d.is_failed)
         failed = sum(1 for d in deps if d.fails_change)
@@ -822,7 +822,7 @@ def bottleneck_rows(scope_type: str, scope: str, prs: list[dict], weeks: list[dt
 
     def stage_hours(first: dt.date, last: dt.date) -> tuple[int, dict[str, float]]:
         """(pull requests, hours per stage) of those shipped in the weeks first..last."""
-        chosen = [p for p, w in zip(items, shipped_weeks) if first <= w <= last]
+        chosen = [p for p, w in zip(items, shipped_weeks, strict=False) if first <= w <= last]
         return len(chosen), {stage: math.fsum(p[f"{stage}_hours"] for p in chosen) for stage in STAGES}
 
     def share(stage: str | None, sums: dict[str, float]) -> float | None:

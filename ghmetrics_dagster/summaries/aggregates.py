@@ -14,8 +14,8 @@ import math
 from decimal import Decimal
 from typing import Any
 
-from ghmetrics_dagster.metrics import contracts
 from ghmetrics_dagster.github import access
+from ghmetrics_dagster.metrics import contracts
 from ghmetrics_dagster.warehouse import app_data
 
 WINDOW_WEEKS = 12  # the marts' trailing window (fct_trailing_12w, the *_12w columns), as labels name it
@@ -46,7 +46,7 @@ FIVE_METRICS = tuple(
     for (metric, value, score, _), name in zip(contracts.FIVE_METRICS, (
         "lead time for changes", "deployment frequency", "failed deployment recovery time", "change fail rate",
         "rework rate",
-    ))
+    ), strict=False)
 )
 TEAM_NOT_PERSON = ("DORA's metrics describe a team's or a service's delivery, not a person: they pool the "
                    "repositories in a scope and say nothing about anyone's own performance.")
@@ -408,7 +408,7 @@ def load_summary_input(conn, login: str, history_weeks: int = 26, repository: st
             (scope_type, scope, history_weeks),
         )
         names = [d[0] for d in cur.description]
-        rows = [{n: _plain(v) for n, v in zip(names, row)} for row in cur.fetchall()]
+        rows = [{n: _plain(v) for n, v in zip(names, row, strict=False)} for row in cur.fetchall()]
         rows.reverse()
         data = SummaryInput(login=login, weeks=rows, scope_note=access.scope_note(cur, login))
         if benchmarks is not None:
@@ -438,7 +438,7 @@ def load_summary_input(conn, login: str, history_weeks: int = 26, repository: st
             )
             row = cur.fetchone()
             if row:
-                figures = {c: _plain(v) for c, v in zip(TRAILING_COLUMNS, row)}
+                figures = {c: _plain(v) for c, v in zip(TRAILING_COLUMNS, row, strict=False)}
                 data.trailing = {key: figures[f"{key}_12w"] for key in TRAILING_FIELDS}
                 data.cycle_medians_12w = {stage: figures[f"median_{stage}_hours_12w"] for stage in CYCLE_STAGES}
             # Registered and readable by the user's own token only (app.user_scope).
@@ -483,8 +483,8 @@ def load_summary_input(conn, login: str, history_weeks: int = 26, repository: st
             )
             row = cur.fetchone()
             if row:
-                data.predictions = {c: _plain(v) for c, v in zip(forecast_columns, row)}
-                data.forecast_status = {t.short: v for t, v in zip(FORECAST_TARGETS, row[len(forecast_columns):])}
+                data.predictions = {c: _plain(v) for c, v in zip(forecast_columns, row, strict=False)}
+                data.forecast_status = {t.short: v for t, v in zip(FORECAST_TARGETS, row[len(forecast_columns):], strict=False)}
         if bottlenecks is not None:
             cur.execute(
                 "select dominant_stage, dominant_share_12w, dominant_share_earlier_6w, dominant_share_recent_6w,"
@@ -496,5 +496,5 @@ def load_summary_input(conn, login: str, history_weeks: int = 26, repository: st
             if row:
                 names = ("dominant_stage", "dominant_share_12w", "dominant_share_earlier_6w",
                          "dominant_share_recent_6w", "dominant_share_change", "prs_12w")
-                data.bottleneck = {n: _plain(v) for n, v in zip(names, row)}
+                data.bottleneck = {n: _plain(v) for n, v in zip(names, row, strict=False)}
     return data

@@ -93,7 +93,7 @@ class Budget:
         self.per_day_usd = per_day_usd
         self.ledger = ledger or MemoryLedger()
         self.run_id = run_id
-        self._today = today or (lambda: dt.datetime.now(dt.timezone.utc).date())
+        self._today = today or (lambda: dt.datetime.now(dt.UTC).date())
         self.run_spent = 0.0  # reserved or settled in this run
         self._lock = threading.Lock()
 

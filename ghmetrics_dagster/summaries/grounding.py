@@ -240,8 +240,8 @@ def _scrub_names(text: str, names: list[str]) -> str:
         pattern = re.compile(rf"(?<![A-Za-z0-9_.]){re.escape(name)}(?![A-Za-z0-9_]|\.\d)")
         numeric = _NUMBER.fullmatch(name) is not None
 
-        def blank(match: re.Match) -> str:
-            if numeric and _UNIT.match(text, match.end()):
+        def blank(match: re.Match, numeric: bool = numeric) -> str:
+            if numeric and _UNIT.match(match.string, match.end()):
                 return match.group(0)
             return " " * len(match.group(0))  # same length: positions stay comparable
 

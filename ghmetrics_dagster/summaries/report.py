@@ -15,8 +15,8 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
-from ghmetrics_dagster.metrics import contracts
 from ghmetrics_dagster.core.settings import private_dir
+from ghmetrics_dagster.metrics import contracts
 from ghmetrics_dagster.summaries.aggregates import (
     CYCLE_STAGES,
     FIVE_METRICS,
@@ -151,7 +151,7 @@ def _trend_figure(data: SummaryInput) -> go.Figure:
         # An anomaly marks the chart of its own metric, in the user's own series, only; the
         # others (uncharted metrics, single repositories) are listed in the table.
         anomaly_weeks = {a.week_start for a in data.anomalies if a.metric == field and a.scope in (None, data.login)}
-        flagged = [(w, v) for w, v in zip(weeks, values) if w in anomaly_weeks and v is not None]
+        flagged = [(w, v) for w, v in zip(weeks, values, strict=False) if w in anomaly_weeks and v is not None]
         if flagged:
             fig.add_trace(
                 go.Scatter(
@@ -319,7 +319,7 @@ def write_report(data: SummaryInput, summary: dict, directory: str | Path) -> tu
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     private_dir(directory)
     summary = dict(summary)
-    summary.setdefault("generated_at", dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    summary.setdefault("generated_at", dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     shared_plotly_js(directory)
     stem = report_stem(data.login)
     html_path, json_path = directory / f"{stem}.html", directory / f"{stem}.json"

@@ -14,13 +14,13 @@ import random
 import time
 from pathlib import Path
 
+from ghmetrics_dagster.core.redact import redact
 from ghmetrics_dagster.summaries import grounding, rules
 from ghmetrics_dagster.summaries.aggregates import SummaryInput
 from ghmetrics_dagster.summaries.budget import Budget, BudgetExhausted, ModelPrice
 from ghmetrics_dagster.summaries.cache import CachedAnswer, MemoryCache, PostgresCache, request_key
 from ghmetrics_dagster.summaries.prompts import MAX_OUTPUT_TOKENS, PROMPT_VERSION, build_messages
 from ghmetrics_dagster.summaries.providers import ProviderError, configured_providers
-from ghmetrics_dagster.core.redact import redact
 
 log = logging.getLogger("ghmetrics.summaries")
 

@@ -11,7 +11,6 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from ghmetrics_dagster import warehouse
-from ghmetrics_dagster.warehouse import app_data
 from ghmetrics_dagster.github import errors, validate
 from ghmetrics_dagster.github.access import fetch_repositories
 from ghmetrics_dagster.github.client import GitHubClient, Stats
@@ -20,6 +19,7 @@ from ghmetrics_dagster.sync.report import RepositoryResult, StreamResult, SyncRe
 from ghmetrics_dagster.sync.rows import quarantine_rows, repository_row, write_rows
 from ghmetrics_dagster.sync.state import save_state
 from ghmetrics_dagster.sync.streams import STREAMS
+from ghmetrics_dagster.warehouse import app_data
 
 ALL_STREAMS = ("repositories", "pull_requests", "deployments", "releases", "workflow_runs", "issues")
 

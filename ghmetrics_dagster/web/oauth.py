@@ -15,8 +15,8 @@ from urllib.parse import urlencode
 
 import requests
 
-from ghmetrics_dagster.github.client import GitHubClient, require_safe_transport
 from ghmetrics_dagster.core.redact import redact
+from ghmetrics_dagster.github.client import GitHubClient, require_safe_transport
 from ghmetrics_dagster.web.config import WebConfig
 
 TIMEOUT_SECONDS = 15

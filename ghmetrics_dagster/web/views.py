@@ -172,7 +172,7 @@ def user_state(cur, login: str) -> UserState:
 def refresh_status(state: UserState, ttl_minutes: float, now: dt.datetime | None = None) -> dict:
     """Whether the user's data is current: "fresh", "refreshing" (a login the sensor will
     refresh, as it decides: older than the TTL), or "never" (no data yet, none asked for)."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     logged_in_at, refreshed_at = state.logged_in_at, state.refreshed_at
     ttl = dt.timedelta(minutes=ttl_minutes)
     if logged_in_at and (refreshed_at is None or (refreshed_at < logged_in_at and logged_in_at - refreshed_at >= ttl)):
@@ -475,7 +475,7 @@ def rows_behind(cur, repository: str, latest_week: str | None) -> dict:
     if latest_week is None:
         return {"shipped": [], "failures": [], "rework": []}
     week = dt.date.fromisoformat(latest_week)
-    week_start = dt.datetime.combine(week, dt.time(), dt.timezone.utc)
+    week_start = dt.datetime.combine(week, dt.time(), dt.UTC)
     cur.execute(
         "select number, title, author_login, lead_time_hours, coding_hours, pickup_hours, review_hours,"
         " deploy_hours, pr_size, shipped_at from marts.fct_pull_requests"
@@ -484,7 +484,7 @@ def rows_behind(cur, repository: str, latest_week: str | None) -> dict:
         (repository, week_start, week_start + dt.timedelta(days=7)),
     )
     names = [d[0] for d in cur.description]
-    shipped = [dict(zip(names, row)) for row in cur.fetchall()]
+    shipped = [dict(zip(names, row, strict=False)) for row in cur.fetchall()]
     since = week - dt.timedelta(weeks=WINDOW_WEEKS)
     cur.execute(
         "select d.deployment_id, d.source, d.deployed_at, d.is_failed, d.incident_count, d.failure_cause,"
@@ -499,7 +499,7 @@ def rows_behind(cur, repository: str, latest_week: str | None) -> dict:
     )
     names = ["deployment_id", "source", "deployed_at", "is_failed", "incident_count", "failure_cause",
              "recovery_hours", "recovery_evidence", "incidents"]
-    failures = [dict(zip(names, row)) for row in cur.fetchall()]
+    failures = [dict(zip(names, row, strict=False)) for row in cur.fetchall()]
     # Its rework rate: the deployments that shipped rework, with the pull requests that made them so.
     cur.execute(
         "select d.deployed_at, p.number, p.title, p.rework_reason"
@@ -509,7 +509,7 @@ def rows_behind(cur, repository: str, latest_week: str | None) -> dict:
         " order by d.deployed_at desc, p.number limit 50",
         (repository, since),
     )
-    rework = [dict(zip(("deployed_at", "number", "title", "rework_reason"), row)) for row in cur.fetchall()]
+    rework = [dict(zip(("deployed_at", "number", "title", "rework_reason"), row, strict=False)) for row in cur.fetchall()]
     return {"shipped": shipped, "failures": failures, "rework": rework}
 
 
@@ -551,7 +551,7 @@ def team_rows(cur, login: str) -> list[dict]:
     names = [d[0] for d in cur.description]
     rows = []
     for row in cur.fetchall():
-        item = {n: (_float(v) if isinstance(v, Decimal) else v) for n, v in zip(names, row)}
+        item = {n: (_float(v) if isinstance(v, Decimal) else v) for n, v in zip(names, row, strict=False)}
         item["latest_week"] = item["latest_week"].isoformat() if item["latest_week"] else None
         rows.append(item)
     # Best overall score first; repositories without one last, by name.
