@@ -98,35 +98,36 @@ def _train(context: dg.AssetExecutionContext, config: TrainingConfig, model_name
     yield dg.MaterializeResult(metadata=metadata)
 
 
-@dg.asset(
-    key=["ml", "performance_model"],
-    deps=[FEATURES],
-    output_required=False,
-    pool=TRAINING_POOL,
-    kinds={"mlflow", "scikit-learn"},
-    group_name="ml",
-    description="Forecasts next week's median lead time and overall score (DORA's Quick Check headline, "
-    "0-10) per scope (registered model ghmetrics-performance). Trains only when the policy's thresholds "
-    "are met; versions that forecast the legacy 0-100 performance score are not its champion.",
-)
-def performance_model(context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: WarehouseResource,
-                      mlflow: MLflowResource):
-    yield from _train(context, config, registry.PERFORMANCE, warehouse, mlflow)
+def training_asset(model_name: str, key: str, description: str) -> dg.AssetsDefinition:
+    """A model's training asset: it materialises only when the training policy says so."""
+
+    @dg.asset(
+        key=["ml", key],
+        deps=[FEATURES],
+        output_required=False,
+        pool=TRAINING_POOL,
+        kinds={"mlflow", "scikit-learn"},
+        group_name="ml",
+        description=description,
+    )
+    def train(context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: WarehouseResource,
+              mlflow: MLflowResource):
+        yield from _train(context, config, model_name, warehouse, mlflow)
+
+    return train
 
 
-@dg.asset(
-    key=["ml", "anomaly_model"],
-    deps=[FEATURES],
-    output_required=False,
-    pool=TRAINING_POOL,
-    kinds={"mlflow", "scikit-learn"},
-    group_name="ml",
-    description="Flags anomalous weeks per scope and names the metric behind each flag "
-    "(registered model ghmetrics-anomaly). Trains only when the policy's thresholds are met.",
+performance_model = training_asset(
+    registry.PERFORMANCE, "performance_model",
+    "Forecasts next week's median lead time and overall score (DORA's Quick Check headline, 0-10) per scope "
+    "(registered model ghmetrics-performance). Trains only when the policy's thresholds are met; versions that "
+    "forecast the legacy 0-100 performance score are not its champion.",
 )
-def anomaly_model(context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: WarehouseResource,
-                  mlflow: MLflowResource):
-    yield from _train(context, config, registry.ANOMALY, warehouse, mlflow)
+anomaly_model = training_asset(
+    registry.ANOMALY, "anomaly_model",
+    "Flags anomalous weeks per scope and names the metric behind each flag (registered model ghmetrics-anomaly). "
+    "Trains only when the policy's thresholds are met.",
+)
 
 
 @dg.asset(
