@@ -32,7 +32,7 @@ def _check_access(context: dg.AssetExecutionContext, url: str, keyring, github: 
     """Records which registered repositories each user may see (their scope, github/access.py):
     a user's own token decides for them; users without one share one check with the service
     tokens for the whole wave, so the check costs a query per token holder, not per user."""
-    own_tokens = {login: access.own_token(url, keyring, login) for login in repos_by_user}
+    own_tokens = {login: github.own_token(login) for login in repos_by_user}
     shared = [login for login, token in own_tokens.items() if not token]
     nodes = {}
     if shared and github.service_tokens():
@@ -52,7 +52,7 @@ def _sync_users(context: dg.AssetExecutionContext, url: str, keyring, github: Gi
     failures: dict[str, list[str]] = {}
     clients, repos_by_user = {}, {}
     for login in logins:
-        clients[login] = github.client(github.tokens_for(access.own_token(url, keyring, login), login))
+        clients[login] = github.client_for(login)
         try:
             repos_by_user[login] = discovery.resolve_user_repositories(url, clients[login], login)
         except Exception as exc:  # one user's lookup failing must not stop the wave

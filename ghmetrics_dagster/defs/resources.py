@@ -14,7 +14,9 @@ import dagster as dg
 from ghmetrics_dagster import warehouse
 from ghmetrics_dagster.core import secrets
 from ghmetrics_dagster.core.settings import LLMSettings, Settings
+from ghmetrics_dagster.github import access
 from ghmetrics_dagster.github.client import GitHubClient
+from ghmetrics_dagster.summaries.router import Router
 
 
 def _secret(name: str, value) -> dg.EnvVar | None:
@@ -43,12 +45,14 @@ class WarehouseResource(dg.ConfigurableResource):
 
 
 class GitHubResource(dg.ConfigurableResource):
-    """GitHub's API with the service tokens, or for a user with their own stored token first."""
+    """GitHub's API: a client for a user (their own stored token first, then the service's), or
+    with the service tokens alone."""
 
     api_url: str
     graphql_url: str
     tokens: str | None = None  # GITHUB_TOKEN: comma-separated service tokens
     allow_insecure_http: bool = False
+    warehouse: WarehouseResource  # where the users' own tokens are stored, encrypted
 
     def service_tokens(self) -> list[str]:
         return [token.strip() for token in (self.tokens or "").split(",") if token.strip()]
@@ -56,15 +60,19 @@ class GitHubResource(dg.ConfigurableResource):
     def client(self, tokens: list[str]) -> GitHubClient:
         return GitHubClient(self.api_url, self.graphql_url, tokens, allow_insecure_http=self.allow_insecure_http)
 
-    def tokens_for(self, own_token: str | None, login: str) -> list[str]:
+    def own_token(self, login: str) -> str | None:
+        return access.own_token(self.warehouse.url(), self.warehouse.keyring(), login)
+
+    def client_for(self, login: str) -> GitHubClient:
         """The user's own token first (it sees their private repositories), then the service's."""
-        tokens = list(dict.fromkeys(([own_token] if own_token else []) + self.service_tokens()))
+        own = self.own_token(login)
+        tokens = list(dict.fromkeys(([own] if own else []) + self.service_tokens()))
         if not tokens:
             raise dg.Failure(
                 "no GitHub token: set GITHUB_TOKEN or store the user's token with "
                 f"`ghmetrics users add {login} --token-stdin`"
             )
-        return tokens
+        return self.client(tokens)
 
 
 class LLMResource(dg.ConfigurableResource):
@@ -81,6 +89,11 @@ class LLMResource(dg.ConfigurableResource):
 
     def settings(self) -> LLMSettings:
         return LLMSettings(**self.model_dump())
+
+    def router(self, database_url: str, run_id: str | None = None, logger=None) -> Router:
+        """A router for one summary: providers with keys, the answer cache and the day's budget
+        in the warehouse, this run's budget in memory."""
+        return Router.from_settings(self.settings(), database_url, run_id, logger=logger)
 
 
 class MLflowResource(dg.ConfigurableResource):
@@ -119,18 +132,20 @@ class AlertsResource(dg.ConfigurableResource):
 
 def build(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     llm = settings.llm
+    warehouse_resource = WarehouseResource(
+        database_url=_secret("GHMETRICS_DATABASE_URL", settings.database_url),
+        home=str(settings.home_path),
+        instance=settings.instance,
+        secret_keys=_secret("GHMETRICS_SECRET_KEY", settings.secret_keys),
+    )
     return {
-        "warehouse": WarehouseResource(
-            database_url=_secret("GHMETRICS_DATABASE_URL", settings.database_url),
-            home=str(settings.home_path),
-            instance=settings.instance,
-            secret_keys=_secret("GHMETRICS_SECRET_KEY", settings.secret_keys),
-        ),
+        "warehouse": warehouse_resource,
         "github": GitHubResource(
             api_url=settings.github_api_url,
             graphql_url=settings.github_graphql_url,
             tokens=_secret("GITHUB_TOKEN", settings.github_tokens),
             allow_insecure_http=settings.allow_insecure_http,
+            warehouse=warehouse_resource,
         ),
         "llm": LLMResource(
             openai_api_key=_secret("OPENAI_API_KEY", llm.openai_api_key),

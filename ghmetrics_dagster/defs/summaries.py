@@ -7,7 +7,6 @@ from ghmetrics_dagster.defs.partitions import users_partitions
 from ghmetrics_dagster.defs.resources import LLMResource, ReportsResource, WarehouseResource
 from ghmetrics_dagster.defs.transform import MARTS_FRESHNESS
 from ghmetrics_dagster.summaries import publish, report
-from ghmetrics_dagster.summaries.router import Router
 from ghmetrics_dagster.summaries.service import summarise_user
 
 
@@ -42,7 +41,7 @@ def user_summaries(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     for login in logins:
         # One user's failure (a provider error, a write error) must not cost the others theirs.
         try:
-            router = Router.from_settings(llm.settings(), url, context.run.run_id, logger=context.log)
+            router = llm.router(url, context.run.run_id, logger=context.log)
             outcome = summarise_user(login, url, router, reports.directory, run_id=context.run.run_id)
         except Exception as exc:  # noqa: BLE001 - reported below, the run fails after the others
             context.log.error(f"{login}: no summary: {type(exc).__name__}: {exc}")
