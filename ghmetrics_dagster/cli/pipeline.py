@@ -97,10 +97,10 @@ def create_wave_run(instance, served, users: list[str], trigger: str, run_config
 
 
 def export_for_dagster(settings: Settings) -> None:
-    """Writes `settings` (and the local instance's home and storage, unless DAGSTER_HOME names
-    one) into this process's environment. The one writer of os.environ: Dagster starts the code
-    server, the daemon and the run workers from this process's environment and takes no other,
-    and they load the same settings back with `Settings.from_env`."""
+    """Writes what `settings` change (the demo's sandbox, `--verbose`), and the local instance's
+    home and storage unless DAGSTER_HOME names one, into this process's environment: Dagster
+    starts the code server, the daemon and the run workers from it and takes no other channel;
+    they load the same settings back with `Settings.from_env`."""
     values = settings.child_environ(os.environ)
     if not (os.environ.get("DAGSTER_HOME") and os.environ.get(dagster_home.STORAGE_URL_VAR)):
         values.update(dagster_home.local_instance(settings, warehouse.database_url(settings)))
