@@ -258,8 +258,10 @@ def main() -> None:
     prs = args.prs or (20_000 if args.quick else 1_000_000)
     repos = max(1, prs // PRS_PER_REPO)
     server_url = args.url or os.environ.get("GHMETRICS_TEST_DATABASE_URL") or warehouse.database_url(Settings.from_env())
-    url = fresh_database(server_url, "ghm_bench_dbt")
-    work = Path(os.environ.get("TMPDIR", "/tmp")) / "ghm_bench_dbt"
+    # Its own database and folder, so that two runs on one server never drop each other's.
+    name = f"ghm_bench_dbt_{os.getpid()}"
+    url = fresh_database(server_url, name)
+    work = Path(os.environ.get("TMPDIR", "/tmp")) / name
     gen = Generator(repos)
 
     t = time.perf_counter()
@@ -314,12 +316,15 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
-    if not args.keep:
+    if args.keep:
+        print(f"kept database {name}")
+    else:
         admin = psycopg2.connect(server_url)
         admin.autocommit = True
         with admin.cursor() as cur:
-            cur.execute('drop database if exists "ghm_bench_dbt"')
+            cur.execute(f'drop database if exists "{name}"')
         admin.close()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
