@@ -39,6 +39,12 @@ MART_KEYS = {
 }
 # Marts of reference data, not computed from GitHub's: no ground truth to compare with.
 REFERENCE_MARTS = {"dora_benchmarks": ["metric"]}
+# Marts of GitHub's Copilot usage reports, compared with the report files in tests/test_copilot_usage.py.
+COPILOT_MARTS = {
+    "fct_copilot_org_daily": ["org", "day"],
+    "fct_copilot_user_daily": ["org", "day", "user_login"],
+    "fct_copilot_org_weekly": ["org", "week_start"],
+}
 
 
 def run_dbt(url: str, *args: str, target_path: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
@@ -83,7 +89,7 @@ def raw_rows(org: model.Organization) -> dict[str, list[tuple]]:
         name = repo.full_name
         rows["repositories"].append((repo.node_id, name, json.dumps({
             "id": repo.node_id, "databaseId": repo.database_id, "nameWithOwner": name, "name": repo.name,
-            "owner": {"login": repo.owner}, "isArchived": repo.is_archived, "isPrivate": repo.is_private,
+            "owner": {"__typename": "Organization" if repo.owner == org.login else "User", "login": repo.owner}, "isArchived": repo.is_archived, "isPrivate": repo.is_private,
             "isFork": repo.is_fork, "isEmpty": repo.is_empty, "createdAt": _iso(repo.created_at),
             "updatedAt": _iso(repo.updated_at), "pushedAt": _iso(repo.pushed_at),
             "defaultBranchRef": None if repo.is_empty else {"name": repo.default_branch},
@@ -253,7 +259,7 @@ def test_selectors_split_views_from_the_wave_and_pass_every_test_and_docs_genera
         if node["resource_type"] == "model" and node["config"]["materialized"] == "view":
             parents = [manifest["nodes"][p]["config"]["materialized"] for p in node["depends_on"]["nodes"] if p.startswith("model.")]
             assert set(parents) <= {"view"}, (node["name"], parents)
-    assert set(marts) == set(MART_KEYS) | set(REFERENCE_MARTS)
+    assert set(marts) == set(MART_KEYS) | set(REFERENCE_MARTS) | set(COPILOT_MARTS)
     for name, node in marts.items():
         columns = catalog["nodes"][node["unique_id"]]["columns"]
         assert columns, name

@@ -208,6 +208,7 @@ class GitHubClient:
             self.graphql_url = self.api_url + "/graphql"
         for url in (self.api_url, self.graphql_url):
             require_safe_transport(url, allow_insecure_http)
+        self.allow_insecure_http = allow_insecure_http
         self._tokens = [_Token(t, i, max_concurrency) for i, t in enumerate(dict.fromkeys(tokens))]
         self._secrets = tuple(t.secret for t in self._tokens)
         self.timeout = timeout
@@ -567,6 +568,43 @@ class GitHubClient:
             token_fingerprint=token.fingerprint,
             next_url=next_url,
         )
+
+
+    def download(self, url: str) -> bytes:
+        """GET a signed download link that an API answer gave (e.g. a Copilot report file on
+        GitHub's storage host). The link's signature is its credential: no Authorization header
+        is sent, so no token reaches that host. Same transport rule, deadline and size cap as API
+        requests; connection failures, timeouts and 5xx are retried with backoff. A refused or
+        expired link raises `GitHubError` naming the path only (the query holds the signature)."""
+        require_safe_transport(url, self.allow_insecure_http)
+        failures = 0
+        while True:
+            try:
+                try:
+                    response = self._session().get(url, headers={"User-Agent": self.user_agent},
+                                                   timeout=self.timeout, stream=True, allow_redirects=False)
+                    self._read_body(response, time.monotonic() + self.request_deadline)
+                except requests.Timeout:
+                    raise _Retry(f"timed out after {self.timeout:g} s") from None
+                except requests.RequestException as exc:
+                    raise _Retry(f"connection failed ({type(exc).__name__})") from None
+                if response.status_code >= 500:
+                    raise _Retry(f"HTTP {response.status_code}")
+            except _Retry as retry:
+                failures += 1
+                if failures > self.max_retries:
+                    raise errors.ServerError(
+                        f"downloading {self._describe(url)} failed {failures} times (last: {retry.reason}); try again later"
+                    ) from None
+                self._count(retries=1)
+                self._sleep(self._backoff(failures))
+                continue
+            if response.status_code != 200:
+                raise errors.GitHubError(
+                    f"the download link {self._describe(url)} answered {response.status_code} "
+                    "(expired or refused); ask the API for a new link"
+                )
+            return response.content
 
 
 INSECURE_HTTP_VAR = "GHMETRICS_ALLOW_INSECURE_HTTP"

@@ -39,7 +39,7 @@ RATE_LIMIT = "rateLimit { cost remaining resetAt }"
 # batch of 100 repositories still costs 1 point, and the check costs no REST request.
 REPOSITORY_FIELDS = """
 fragment RepositoryFields on Repository {
-  id databaseId nameWithOwner name owner { login }
+  id databaseId nameWithOwner name owner { __typename login }
   isArchived isPrivate isFork isEmpty createdAt updatedAt pushedAt
   defaultBranchRef { name }
   latestPullRequest: pullRequests(first: 1, orderBy: {field: UPDATED_AT, direction: DESC}) {

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode
 
-from ghmetrics_dagster.sandbox import model
+from ghmetrics_dagster.sandbox import copilot, model
 from ghmetrics_dagster.sandbox.graphql_objects import HTML, iso, parse_time, synthetic_id
 
 DOCS = "https://docs.github.com/rest"
@@ -46,8 +46,12 @@ def not_found(doc: str = DOCS) -> RestError:
 class RestApi:
     """Renders one request; `base` is the server's root URL (used in `url` fields and links)."""
 
-    def __init__(self, org: model.Organization, base: str, viewer_login: str | None, hidden: frozenset = frozenset()):
+    def __init__(self, org: model.Organization, base: str, viewer_login: str | None, hidden: frozenset = frozenset(),
+                 copilot_statuses: dict[str, int] | None = None):
         self.hidden = hidden  # (viewer login, repository lower-cased): a private repository they cannot see
+        # organisation login (lower-cased) -> the status its Copilot reports answer with; the
+        # sandbox's own organisation answers 200 unless told otherwise, any other 404.
+        self.copilot_statuses = copilot_statuses or {}
         self.org = org
         self.base = base
         self.viewer_login = viewer_login
@@ -489,6 +493,33 @@ class RestApi:
         raise not_found(f"{DOCS}/actions/workflow-runs#get-a-workflow-run")
 
 
+    # --- Copilot usage metrics reports --------------------------------------------------------
+
+    def get_copilot_report(self, query, login, report):
+        docs = f"{DOCS}/copilot/copilot-usage-metrics"
+        status = self.copilot_statuses.get(login.lower(), 200 if login.lower() == self.org.login.lower() else 404)
+        if status == 403:
+            raise RestError(403, "Resource not accessible by personal access token", docs, status="403")
+        if status != 200:
+            raise not_found(docs)
+        report = report.removesuffix("/latest")
+        day = None
+        if report.endswith("-1-day"):
+            try:
+                day = dt.date.fromisoformat(query.get("day", ""))
+            except ValueError:
+                raise RestError(422, "Invalid request: day must be a date (YYYY-MM-DD).", docs, status="422") from None
+            if not copilot.has_report(self.org, day):
+                raise not_found(docs)
+        start, end = copilot.report_window(self.org, report, day)
+        body = {"download_links": copilot.download_links(self.org, self.base, report, start, end)}
+        if day is not None:
+            body["report_day"] = day.isoformat()
+        else:
+            body.update(report_start_day=start.isoformat(), report_end_day=end.isoformat())
+        return RestResponse(200, body)
+
+
 def _invalid(resource: str, field_name: str) -> RestError:
     return RestError(422, "Validation Failed", DOCS, errors=[{"resource": resource, "field": field_name, "code": "invalid"}],
                      status="422")
@@ -568,5 +599,7 @@ _ROUTES = [
         (rf"/repos/{_SEG}/{_SEG}/releases", "list_releases"),
         (rf"/repos/{_SEG}/{_SEG}/actions/runs", "list_runs"),
         (rf"/repos/{_SEG}/{_SEG}/actions/runs/(\d+)", "get_run"),
+        (rf"/orgs/{_SEG}/copilot/metrics/reports/(organization-1-day|organization-28-day/latest|users-1-day|users-28-day/latest)",
+         "get_copilot_report"),
     ]
 ]

@@ -26,6 +26,10 @@ GitHub behaviour implemented (see rest.py and graphql_api.py for shapes and caps
   requests per minute, both with Retry-After.
 - Faults (FaultConfig, seeded, in request order): 5xx, hangs past the client's timeout
   (then 504), truncated JSON bodies, and 502 for GraphQL queries above a node count.
+- Copilot usage metrics reports (copilot.py): the four report endpoints answer signed
+  `download_links` to NDJSON files served under /_reports/copilot/ without an API token (a
+  request carrying an Authorization header there is refused with 400, as a storage service
+  does); `SandboxHandle.set_copilot_reports` makes an organisation answer 403 or 404.
 - Scripted replies (`SandboxHandle.script`): a test's own answer to the next matching
   requests, e.g. an error that echoes the credential, a body that drips one byte at a time,
   a huge body, or a malformed object, to prove the client survives them.
@@ -47,7 +51,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from ghmetrics_dagster.sandbox import graphql_api, graphql_objects, model, oauth, rest
+from ghmetrics_dagster.sandbox import copilot, graphql_api, graphql_objects, model, oauth, rest
 from ghmetrics_dagster.sandbox.limits import FaultConfig, FaultInjector, RateLimits, fingerprint
 
 log = logging.getLogger(__name__)
@@ -130,6 +134,7 @@ class SandboxServer:
         self.token_logins = {token: humans[i % len(humans)] for i, token in enumerate(tokens)}
         self.revoked: set[str] = set()
         self.hidden: frozenset = frozenset()  # (login, repository lower-cased) pairs: see SandboxHandle.hide
+        self.copilot_statuses: dict[str, int] = {}  # see SandboxHandle.set_copilot_reports
         people = {login: user.name for login, user in org.users.items() if not user.is_bot}
         self.issued_tokens_path = issued_tokens_path
         if issued_tokens_path:
@@ -193,6 +198,11 @@ class SandboxServer:
             self._record(seq, method, url, reply, "anonymous", started, cpu_started)
             self._send(handler, reply)
             return
+        if path.startswith(copilot.DOWNLOAD_PREFIX):  # a signed report link: another service, no API token
+            reply = self._report_file(method, path, query, handler.headers.get("Authorization"))
+            self._record(seq, method, url, reply, "anonymous", started, cpu_started)
+            self._send(handler, reply)
+            return
         token, key, viewer, reply = self._authenticate(handler.headers.get("Authorization"), path)
         is_graphql = path == "/graphql"
         if reply is not None:  # refused before admission (401): GitHub still sends the limit headers
@@ -215,6 +225,21 @@ class SandboxServer:
         # Logged before sending, so a client that has its answer also finds it in the log.
         self._record(seq, method, url, reply, key, started, cpu_started)
         self._send(handler, reply)
+
+    def _report_file(self, method: str, path: str, query: dict, authorization: str | None) -> _Reply:
+        """A Copilot report file behind a signed link. Like a storage service, it refuses a
+        request that also carries an Authorization header: the link's signature is the only
+        credential (and an API token must never travel to that host)."""
+        text = {"Content-Type": "application/xml"}
+        if method != "GET":
+            return _Reply(405, b"", text, resource="download")
+        if authorization:
+            body = b"<Error><Code>InvalidAuthenticationInfo</Code><Message>Only one auth mechanism allowed</Message></Error>"
+            return _Reply(400, body, text, resource="download", fault="authorization_sent")
+        with self.lock:
+            status, body = copilot.download(self.org, self.base, path, query)
+        headers = {"Content-Type": "application/x-ndjson"} if status == 200 else text
+        return _Reply(status, body, headers, resource="download")
 
     def _authenticate(self, header: str | None, path: str):
         """(token, limit key, viewer login, early reply or None)."""
@@ -299,7 +324,7 @@ class SandboxServer:
 
     def _rest(self, handler, path, query, key, viewer) -> _Reply:
         with self.lock:
-            api = rest.RestApi(self.org, self.base, viewer, self.hidden)
+            api = rest.RestApi(self.org, self.base, viewer, self.hidden, self.copilot_statuses)
             response = api.handle(unquote(path), query)
             payload = _dumps(response.body)
         headers = {"Content-Type": "application/json; charset=utf-8", **response.headers}
@@ -580,6 +605,15 @@ class SandboxHandle:
         collaborator of: GraphQL NOT_FOUND, REST 404, left out of their /user/repos."""
         with self._server.lock:
             self._server.hidden = self._server.hidden | {(login, repository.lower())}
+
+    def set_copilot_reports(self, organization: str, status: int) -> None:
+        """The Copilot usage metrics reports of `organization` answer `status`: 200 (served; only
+        the sandbox's own organisation has reports), 403 (the token lacks the permission) or 404
+        (Copilot not enabled, or no report yet). Any other organisation answers 404 by default."""
+        if status not in (200, 403, 404):
+            raise ValueError("set_copilot_reports: status must be 200, 403 or 404")
+        with self._server.lock:
+            self._server.copilot_statuses = {**self._server.copilot_statuses, organization.lower(): status}
 
     def revoke(self, token: str) -> None:
         """The token now gets 401 Bad credentials."""

@@ -170,6 +170,26 @@ def scope_repository(cur, login: str, full_name: str) -> str | None:
     return row[0] if row else None
 
 
+def scope_organizations(cur, logins: list[str]) -> dict[str, list[str]]:
+    """Owner login -> the users (of `logins`) whose scope holds a repository it owns, for the
+    owners that are organisations: raw.repositories says so (`owner.__typename`, in GitHub's
+    spelling of the login); an owner not synced yet is assumed to be one."""
+    cur.execute(
+        """
+        select coalesce(r.data -> 'owner' ->> 'login', split_part(s.repo_full_name, '/', 1)) as owner,
+               array_agg(distinct s.login order by s.login)
+        from app.user_scope as s
+        left join raw.repositories as r on lower(r.repo_full_name) = lower(s.repo_full_name)
+        where s.login = any(%s)
+          and coalesce(r.data -> 'owner' ->> '__typename', 'Organization') = 'Organization'
+        group by 1
+        order by 1
+        """,
+        (list(logins),),
+    )
+    return {owner: users for owner, users in cur.fetchall()}
+
+
 # --- summaries and refreshes -------------------------------------------------------------------
 
 

@@ -1,0 +1,77 @@
+"""Ingestion of GitHub Copilot usage metrics: the organisations owning the wave's users'
+repositories, their reports into raw.copilot_org_days and raw.copilot_user_days
+(ghmetrics_dagster/sync/copilot.py)."""
+
+import dagster as dg
+
+from ghmetrics_dagster.defs.ingest import raw_key
+from ghmetrics_dagster.defs.partitions import users_partitions
+from ghmetrics_dagster.defs.resources import GitHubResource, WarehouseResource
+from ghmetrics_dagster.sync import copilot
+from ghmetrics_dagster.warehouse import app_data, connect
+from ghmetrics_dagster.warehouse import migrate as _migrate
+
+COPILOT_TABLES = {
+    "copilot_org_days": "GitHub Copilot usage per organisation and day (the organisation reports).",
+    "copilot_user_days": "GitHub Copilot usage per organisation, day and user (the users reports).",
+}
+AVAILABLE_CHECK = "copilot_reports_available"
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(raw_key(table), description=text, kinds={"github", "postgres"}, group_name="ingestion",
+                     # the organisations are those of the repositories synced in the same wave
+                     deps=[raw_key("repositories")])
+        for table, text in COPILOT_TABLES.items()
+    ],
+    check_specs=[
+        dg.AssetCheckSpec(
+            AVAILABLE_CHECK,
+            asset=raw_key("copilot_org_days"),
+            description="Every organisation's Copilot usage reports were read; otherwise one line per "
+            "organisation says why (403: the token's permission, 404: Copilot or its reports not enabled).",
+        )
+    ],
+    partitions_def=users_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool="github_api",
+    description="Copilot usage metrics reports of the organisations owning the users' repositories, "
+    "incremental by day; an organisation without Copilot or without the permission is reported, not failed.",
+)
+def copilot_usage(context: dg.AssetExecutionContext, warehouse: WarehouseResource, github: GitHubResource):
+    url = warehouse.url()
+    _migrate(url)
+    with connect(url) as conn, conn.cursor() as cur:
+        users_by_org = app_data.scope_organizations(cur, list(context.partition_keys))
+    service = github.service_tokens()
+
+    def client_for(org: str):
+        # Reports need an organisation owner's or billing manager's token: the service's first.
+        return github.client(service) if service else github.client_for(users_by_org[org][0])
+
+    results = copilot.ingest_organizations(url, client_for, sorted(users_by_org), progress=context.log.info)
+    problems = {r.org: r.summary() for r in results if r.status != "ok"}
+    for message in problems.values():
+        context.log.warning(message)
+    organizations = dg.MetadataValue.json({r.org: r.summary() for r in results})
+    yield dg.MaterializeResult(
+        asset_key=raw_key("copilot_org_days"),
+        metadata={"rows_upserted": sum(r.org_days for r in results), "organizations": organizations},
+    )
+    yield dg.MaterializeResult(
+        asset_key=raw_key("copilot_user_days"),
+        metadata={"rows_upserted": sum(r.user_days for r in results), "organizations": organizations},
+    )
+    yield dg.AssetCheckResult(
+        asset_key=raw_key("copilot_org_days"),
+        check_name=AVAILABLE_CHECK,
+        passed=not problems,
+        # An organisation without Copilot is common: worth a look, not an error of the wave.
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"unavailable": dg.MetadataValue.json(problems), "organizations": len(results)},
+        description="; ".join(problems.values()) or None,
+    )
+
+
+defs = dg.Definitions(assets=[copilot_usage])
