@@ -9,14 +9,13 @@ from __future__ import annotations
 import dagster as dg
 
 from ghmetrics_dagster.core.settings import Settings
-from ghmetrics_dagster.defs import alerts, copilot, ingest, ml, resources, summaries, transform, users
+from ghmetrics_dagster.defs import alerts, ingest, ml, resources, summaries, transform, users
 
 
 def build_defs(settings: Settings) -> dg.Definitions:
     settings.require_database()  # a production instance without a database fails here, at start
     return dg.Definitions.merge(
         ingest.defs,
-        copilot.defs,
         transform.build_defs(settings.dbt_project_dir, settings.dbt_statement_timeout),
         ml.defs,
         summaries.defs,

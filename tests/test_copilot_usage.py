@@ -153,11 +153,11 @@ def test_wave_assets_go_on_when_copilot_is_refused(sandbox, database_url, tmp_pa
         for repo in sandbox.org.repositories:
             cur.execute("insert into app.user_repositories values (%s, %s)", (login, repo.full_name))
 
-    from ghmetrics_dagster.defs.copilot import AVAILABLE_CHECK, copilot_usage
+    from ghmetrics_dagster.defs.copilot import AVAILABLE_CHECK
     from ghmetrics_dagster.defs.ingest import SYNCED_CHECK, github_raw_tables
 
     def wave(instance):
-        result = dg.materialize([github_raw_tables, copilot_usage], resources=env_resources(), instance=instance,
+        result = dg.materialize([github_raw_tables], resources=env_resources(), instance=instance,
                                 partition_key=login)
         assert result.success
         checks = {c.check_name: c for c in result.get_asset_check_evaluations()}

@@ -112,3 +112,13 @@ def test_dagster_dev_starts_in_the_repository_root_with_nothing_set(tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
         log.close()
+
+
+def test_a_wave_builds_the_marts_in_one_dbt_step(home):
+    """An asset between two parts of the dbt graph (one downstream of a source whose tests dbt
+    runs) makes Dagster split the dbt step; the wave's step always builds the whole selector."""
+    from ghmetrics_dagster.definitions import build_defs
+    from ghmetrics_dagster.refresh.waves import JOB_NAME
+
+    job = build_defs(Settings.from_env()).resolve_job_def(JOB_NAME)
+    assert [node.name for node in job.graph.nodes if "dbt" in node.name] == ["ghmetrics_dbt_models"]

@@ -1,15 +1,17 @@
-"""Ingestion of GitHub Copilot usage metrics: the organisations owning the wave's users'
-repositories, their reports into raw.copilot_org_days and raw.copilot_user_days
-(ghmetrics_dagster/sync/copilot.py)."""
+"""Ingestion of GitHub Copilot usage metrics, in the same step as the repositories
+(defs/ingest.py): the organisations owning the wave's users' repositories, their reports into
+raw.copilot_org_days and raw.copilot_user_days (ghmetrics_dagster/sync/copilot.py).
+
+One step with the repositories, not an asset of its own: it reads the organisations the sync
+has just written, and an asset downstream of raw/repositories would also wait for the dbt step
+that runs raw/repositories' source tests, which splits the dbt step in two.
+"""
 
 import dagster as dg
 
-from ghmetrics_dagster.defs.ingest import raw_key
-from ghmetrics_dagster.defs.partitions import users_partitions
-from ghmetrics_dagster.defs.resources import GitHubResource, WarehouseResource
+from ghmetrics_dagster.defs.resources import GitHubResource
 from ghmetrics_dagster.sync import copilot
 from ghmetrics_dagster.warehouse import app_data, connect
-from ghmetrics_dagster.warehouse import migrate as _migrate
 
 COPILOT_TABLES = {
     "copilot_org_days": "GitHub Copilot usage per organisation and day (the organisation reports).",
@@ -18,32 +20,27 @@ COPILOT_TABLES = {
 AVAILABLE_CHECK = "copilot_reports_available"
 
 
-@dg.multi_asset(
-    specs=[
-        dg.AssetSpec(raw_key(table), description=text, kinds={"github", "postgres"}, group_name="ingestion",
-                     # the organisations are those of the repositories synced in the same wave
-                     deps=[raw_key("repositories")])
-        for table, text in COPILOT_TABLES.items()
-    ],
-    check_specs=[
-        dg.AssetCheckSpec(
-            AVAILABLE_CHECK,
-            asset=raw_key("copilot_org_days"),
-            description="Every organisation's Copilot usage reports were read; otherwise one line per "
-            "organisation says why (403: the token's permission, 404: Copilot or its reports not enabled).",
-        )
-    ],
-    partitions_def=users_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool="github_api",
-    description="Copilot usage metrics reports of the organisations owning the users' repositories, "
-    "incremental by day; an organisation without Copilot or without the permission is reported, not failed.",
+def raw_key(table: str) -> dg.AssetKey:
+    return dg.AssetKey(["raw", table])
+
+
+SPECS = [
+    dg.AssetSpec(raw_key(table), description=text, kinds={"github", "postgres"}, group_name="ingestion")
+    for table, text in COPILOT_TABLES.items()
+]
+CHECK_SPEC = dg.AssetCheckSpec(
+    AVAILABLE_CHECK,
+    asset=raw_key("copilot_org_days"),
+    description="Every organisation's Copilot usage reports were read; otherwise one line per "
+    "organisation says why (403: the token's permission, 404: Copilot or its reports not enabled).",
 )
-def copilot_usage(context: dg.AssetExecutionContext, warehouse: WarehouseResource, github: GitHubResource):
-    url = warehouse.url()
-    _migrate(url)
+
+
+def ingest_copilot_usage(context: dg.AssetExecutionContext, url: str, github: GitHubResource, logins: list[str]):
+    """The reports of the organisations owning `logins`' repositories, incremental by day; an
+    organisation without Copilot or without the permission is reported, not failed."""
     with connect(url) as conn, conn.cursor() as cur:
-        users_by_org = app_data.scope_organizations(cur, list(context.partition_keys))
+        users_by_org = app_data.scope_organizations(cur, logins)
     service = github.service_tokens()
 
     def client_for(org: str):
@@ -72,6 +69,3 @@ def copilot_usage(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         metadata={"unavailable": dg.MetadataValue.json(problems), "organizations": len(results)},
         description="; ".join(problems.values()) or None,
     )
-
-
-defs = dg.Definitions(assets=[copilot_usage])

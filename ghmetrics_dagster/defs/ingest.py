@@ -3,6 +3,8 @@
 import dagster as dg
 
 from ghmetrics_dagster import sync
+from ghmetrics_dagster.defs import copilot
+from ghmetrics_dagster.defs.copilot import raw_key
 from ghmetrics_dagster.defs.partitions import users_partitions
 from ghmetrics_dagster.defs.resources import GitHubResource, WarehouseResource
 from ghmetrics_dagster.github import access
@@ -21,10 +23,6 @@ RAW_TABLES = {
 }
 
 SYNCED_CHECK = "all_repositories_synced"
-
-
-def raw_key(table: str) -> dg.AssetKey:
-    return dg.AssetKey(["raw", table])
 
 
 def _check_access(context: dg.AssetExecutionContext, url: str, keyring, github: GitHubResource,
@@ -79,13 +77,14 @@ def _sync_users(context: dg.AssetExecutionContext, url: str, keyring, github: Gi
     specs=[
         dg.AssetSpec(raw_key(table), description=text, kinds={"github", "postgres"}, group_name="ingestion")
         for table, text in RAW_TABLES.items()
-    ],
+    ] + copilot.SPECS,
     check_specs=[
         dg.AssetCheckSpec(
             SYNCED_CHECK,
             asset=raw_key("repositories"),
             description="Every repository of the user synced; failures name the repository and the reason.",
-        )
+        ),
+        copilot.CHECK_SPEC,
     ],
     partitions_def=users_partitions,
     # A wave covers a range of users in one run (defs/users.py).
@@ -93,7 +92,8 @@ def _sync_users(context: dg.AssetExecutionContext, url: str, keyring, github: Gi
     pool="github_api",
     retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
     description="Incremental, resumable sync of the users' repositories (GraphQL first, ETag checks); "
-    "a repository shared by several users of a wave is synced once.",
+    "a repository shared by several users of a wave is synced once; then the Copilot usage reports of "
+    "the organisations owning them.",
 )
 def github_raw_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource, github: GitHubResource):
     logins = list(context.partition_keys)
@@ -135,6 +135,7 @@ def github_raw_tables(context: dg.AssetExecutionContext, warehouse: WarehouseRes
         metadata={"failed": dg.MetadataValue.json(errors), "repositories": repositories},
         description="; ".join(f"{repo}: {error}" for repo, error in errors.items()) or None,
     )
+    yield from copilot.ingest_copilot_usage(context, url, github, logins)
 
 
 defs = dg.Definitions(assets=[github_raw_tables])
