@@ -36,6 +36,8 @@ MART_KEYS = {
     "ml_weekly_features": ["scope_type", "scope", "week_start"],
     "fct_bottlenecks": ["scope_type", "scope", "week_start"],
     "fct_trailing_12w": ["scope_type", "scope"],
+    "fct_ai_cohorts_weekly": ["scope_type", "scope", "week_start", "cohort"],
+    "fct_ai_adoption": ["scope_type", "scope"],
 }
 # Marts of reference data, not computed from GitHub's: no ground truth to compare with.
 REFERENCE_MARTS = {"dora_benchmarks": ["metric"]}
