@@ -109,7 +109,8 @@ def raw_rows(org: model.Organization) -> dict[str, list[tuple]]:
                 }), review.submitted_at or review.created_at))
             for commit in pr.commits:
                 rows["pull_request_commits"].append((name, pr.number, commit.sha, pr.node_id, json.dumps({
-                    "oid": commit.sha, "authoredDate": _iso(commit.authored_at),
+                    "oid": commit.sha, "message": commit.message or f"Commit {commit.sha[:7]}",
+                    "authoredDate": _iso(commit.authored_at),
                     "committedDate": _iso(commit.committed_at), "additions": commit.additions,
                     "deletions": commit.deletions, "author": {
                         "name": commit.author_name, "email": commit.author_email,

@@ -973,11 +973,15 @@ def _plan_ai(rng: random.Random, plans: list[_Plan], reserved: list[_Plan], week
     """AI assistance of the history's pull requests by people, along the adoption curve."""
     skip = {id(p) for p in reserved}
     first, span = week_starts[0], max(WEEK, week_starts[-1] - week_starts[0])
-    for plan in plans:
-        if plan.kind != "human" or plan.fixes_incident or id(plan) in skip:
-            continue
+    eligible = [p for p in plans if p.kind == "human" and not p.fixes_incident and id(p) not in skip]
+    for plan in eligible:
         position = min(1.0, max(0.0, (plan.anchor - first) / span))
         _assist(rng, plan, ai_share(position))
+    # Every repository has a person named Claude among its co-authors, on its first merged one.
+    merged = [p for p in eligible if p.outcome == "merged" and p.backward]
+    if merged:
+        name, email = HUMAN_CO_AUTHORS[1]
+        min(merged, key=lambda p: p.anchor).trailers.setdefault(0, []).insert(0, f"Co-authored-by: {name} <{email}>")
 
 
 def _plan_agents(b: _Builder, rng: random.Random, params: _Params, week_starts: list[dt.datetime],
