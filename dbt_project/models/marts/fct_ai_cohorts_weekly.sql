@@ -11,7 +11,8 @@
 -- those shipped in it. Fewer than ai_cohort_min_prs merged pull requests: the figures are null
 -- and is_too_small says so.
 --
--- A table: each pull request enters the 13 windows that hold its merge or its shipping week.
+-- A table: each pull request enters only the windows that hold its merge or its shipping week
+-- (12 or a few more), joined to the rows by equality.
 
 with
 
@@ -25,34 +26,43 @@ scope_weeks as (
     cross join (values ('ai_assisted'), ('other')) as cohorts (cohort)
 ),
 
+-- Each pull request in the weeks whose windows hold it: from its merge week to 11 weeks after
+-- its shipping week (its merge week when not shipped).
+item_weeks as (
+    select
+        items.*,
+        window_weeks.week_start::date as week_start
+    from items
+    cross join lateral generate_series(
+        items.merged_week, coalesce(items.shipped_week, items.merged_week) + 77, interval '7 days'
+    ) as window_weeks (week_start)
+),
+
 windowed as (
     select
         scope_weeks.scope_type,
         scope_weeks.scope,
         scope_weeks.week_start,
         scope_weeks.cohort,
-        items.coding_hours,
-        items.pickup_hours,
-        items.review_hours,
-        items.deploy_hours,
-        items.lead_time_hours,
-        items.pr_size,
-        items.has_review,
-        items.is_rework,
-        items.fails_change,
-        items.merged_week = scope_weeks.week_start as is_merged_in_week,
-        items.shipped_week = scope_weeks.week_start as is_shipped_in_week,
-        items.merged_week between scope_weeks.week_start - 77 and scope_weeks.week_start as is_merged_in_12w,
-        items.shipped_week between scope_weeks.week_start - 77 and scope_weeks.week_start as is_shipped_in_12w
+        item_weeks.coding_hours,
+        item_weeks.pickup_hours,
+        item_weeks.review_hours,
+        item_weeks.deploy_hours,
+        item_weeks.lead_time_hours,
+        item_weeks.pr_size,
+        item_weeks.has_review,
+        item_weeks.is_rework,
+        item_weeks.fails_change,
+        item_weeks.merged_week = scope_weeks.week_start as is_merged_in_week,
+        item_weeks.shipped_week = scope_weeks.week_start as is_shipped_in_week,
+        item_weeks.merged_week >= scope_weeks.week_start - 77 as is_merged_in_12w,
+        item_weeks.shipped_week between scope_weeks.week_start - 77 and scope_weeks.week_start as is_shipped_in_12w
     from scope_weeks
-    left join items
-        on items.scope_type = scope_weeks.scope_type
-        and items.scope = scope_weeks.scope
-        and items.cohort = scope_weeks.cohort
-        and (
-            items.merged_week between scope_weeks.week_start - 77 and scope_weeks.week_start
-            or items.shipped_week between scope_weeks.week_start - 77 and scope_weeks.week_start
-        )
+    left join item_weeks
+        on item_weeks.scope_type = scope_weeks.scope_type
+        and item_weeks.scope = scope_weeks.scope
+        and item_weeks.cohort = scope_weeks.cohort
+        and item_weeks.week_start = scope_weeks.week_start
 ),
 
 final as (
