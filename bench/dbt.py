@@ -270,8 +270,10 @@ def main() -> None:
     prs = args.prs or (20_000 if args.quick else 1_000_000)
     repos = max(1, prs // PRS_PER_REPO)
     server_url = args.url or os.environ.get("GHMETRICS_TEST_DATABASE_URL") or warehouse.database_url(Settings.from_env())
-    url = fresh_database(server_url, "ghm_bench_dbt")
-    work = Path(os.environ.get("TMPDIR", "/tmp")) / "ghm_bench_dbt"
+    # One database and work directory per process: runs on a shared server never collide.
+    name = f"ghm_bench_dbt_{os.getpid()}"
+    url = fresh_database(server_url, name)
+    work = Path(os.environ.get("TMPDIR", "/tmp")) / name
     gen = Generator(repos)
 
     t = time.perf_counter()
@@ -330,7 +332,7 @@ def main() -> None:
         admin = psycopg2.connect(server_url)
         admin.autocommit = True
         with admin.cursor() as cur:
-            cur.execute('drop database if exists "ghm_bench_dbt"')
+            cur.execute(f'drop database if exists "{name}"')
         admin.close()
 
 

@@ -64,3 +64,61 @@
     case when {{ enough }} then (count(*) filter (where ({{ merged }}) and is_rework))::numeric
         / count(*) filter (where {{ merged }}) end as rework_rate{{ suffix }}
 {%- endmacro %}
+
+{#- The items of one row of int_ai_cohort_scope_weeks (`pieces`, for a lateral subquery): a
+    row per pull request merged in its week (is_merged, with its merge-time values) and a row
+    per one shipped in it (is_shipped, lead_time_hours, fails_change), the columns that
+    ai_cohort_figures reads. -#}
+{% macro ai_cohort_piece_items(pieces) -%}
+    select
+        merged.*,
+        true as is_merged,
+        false as is_shipped,
+        null as lead_time_hours,
+        null as fails_change
+    from unnest(
+        {{ pieces }}.coding_hours_list, {{ pieces }}.pickup_hours_list, {{ pieces }}.review_hours_list,
+        {{ pieces }}.deploy_hours_list, {{ pieces }}.pr_size_list, {{ pieces }}.has_review_list, {{ pieces }}.is_rework_list
+    ) as merged (coding_hours, pickup_hours, review_hours, deploy_hours, pr_size, has_review, is_rework)
+    union all
+    select null, null, null, null, null, null, null, false, true, shipped.lead_time_hours, shipped.fails_change
+    from unnest({{ pieces }}.lead_time_hours_list, {{ pieces }}.fails_change_list) as shipped (lead_time_hours, fails_change)
+{%- endmacro %}
+
+{#- Before an incremental fct_ai_cohorts_weekly run (fct_dora_weekly and int_ai_cohort_scope_weeks
+    are built): drop the weeks it recomputes, then every week of a scope whose stored rows no
+    longer fit, and the run rewrites those scopes whole:
+    - the scope's weeks before the recomputed ones are not exactly fct_dora_weekly's (a scope
+      gone, new, or whose first week moved);
+    - int_ai_cohort_scope_weeks rewrote the scope's earlier weeks in this dbt invocation (its
+      repositories or their rules changed);
+    - a stored row's is_too_small disagrees with `ai_cohort_min_prs` (the var changed). -#}
+{% macro ai_cohorts_weekly_prune() -%}
+    delete from {{ this }} where week_start >= {{ dora_recompute_from(this) }};
+    delete from {{ this }} as stale
+    using (
+        select coalesce(stored.scope_type, weekly.scope_type) as scope_type,
+               coalesce(stored.scope, weekly.scope) as scope
+        from (select distinct scope_type, scope, week_start from {{ this }}) as stored
+        full join (
+            select scope_type, scope, week_start
+            from {{ ref('fct_dora_weekly') }}
+            where week_start < (select coalesce(max(week_start) + 7, '-infinity'::date) from {{ this }})
+        ) as weekly
+            on weekly.scope_type = stored.scope_type
+            and weekly.scope = stored.scope
+            and weekly.week_start = stored.week_start
+        where stored.week_start is null or weekly.week_start is null
+        union
+        select scope_type, scope
+        from {{ ref('int_ai_cohort_scope_weeks') }}
+        where _invocation_id = '{{ invocation_id }}'
+            and week_start < (select coalesce(max(week_start) + 7, '-infinity'::date) from {{ this }})
+        union
+        select scope_type, scope
+        from {{ this }}
+        where is_too_small is distinct from (merged_prs < {{ var('ai_cohort_min_prs') }})
+            or is_too_small_12w is distinct from (merged_prs_12w < {{ var('ai_cohort_min_prs') }})
+    ) as changed
+    where stale.scope_type = changed.scope_type and stale.scope = changed.scope
+{%- endmacro %}

@@ -1,6 +1,10 @@
 {{ config(
-    materialized='table',
+    materialized='incremental',
+    unique_key=['scope_type', 'scope', 'week_start', 'cohort'],
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
     indexes=[{'columns': ['scope_type', 'scope', 'week_start', 'cohort'], 'unique': True}],
+    pre_hook=["{% if is_incremental() %}{{ ai_cohorts_weekly_prune() }}{% endif %}"],
 ) }}
 
 -- Per row of fct_dora_weekly and cohort (ai_assisted, other; docs/ai.md): the pull-request
@@ -11,58 +15,64 @@
 -- those shipped in it. Fewer than ai_cohort_min_prs merged pull requests: the figures are null
 -- and is_too_small says so.
 --
--- A table: each pull request enters only the windows that hold its merge or its shipping week
--- (12 or a few more), joined to the rows by equality.
+-- Each row reads the pieces of its 12 weeks from int_ai_cohort_scope_weeks (by its index) and
+-- takes exact medians over their arrays. Incremental, as fct_bottlenecks: a run rewrites the
+-- trailing `recompute_weeks` weeks of every scope, and every week of a scope without rows: new,
+-- or dropped by the pre-hook (ai_cohorts_weekly_prune). A table was measured not to be cheap:
+-- at 20,000 pull requests (bench/dbt.py --quick) it took 14.5 s of a 17.9 s wave.
+
+-- The weeks an incremental run rewrites (dora_recompute_from) follow the last event:
+-- depends_on: {{ ref('fct_pull_requests') }}, {{ ref('fct_deployments') }}, {{ ref('fct_incidents') }}
 
 with
 
-items as materialized (
-    {{ ai_cohort_items() }}
+{% if is_incremental() %}
+stored_scopes as (
+    select distinct scope_type, scope from {{ this }}
 ),
 
-scope_weeks as (
+recompute as materialized (
+    select {{ dora_recompute_from(this) }} as write_from
+),
+{% endif %}
+
+written as (
     select weekly.scope_type, weekly.scope, weekly.week_start, cohorts.cohort
     from {{ ref('fct_dora_weekly') }} as weekly
     cross join (values ('ai_assisted'), ('other')) as cohorts (cohort)
-),
-
--- Each pull request in the weeks whose windows hold it: from its merge week to 11 weeks after
--- its shipping week (its merge week when not shipped).
-item_weeks as (
-    select
-        items.*,
-        window_weeks.week_start::date as week_start
-    from items
-    cross join lateral generate_series(
-        items.merged_week, coalesce(items.shipped_week, items.merged_week) + 77, interval '7 days'
-    ) as window_weeks (week_start)
+    {% if is_incremental() -%}
+    cross join recompute
+    left join stored_scopes on stored_scopes.scope_type = weekly.scope_type and stored_scopes.scope = weekly.scope
+    where stored_scopes.scope is null or weekly.week_start >= recompute.write_from
+    {%- endif %}
 ),
 
 windowed as (
     select
-        scope_weeks.scope_type,
-        scope_weeks.scope,
-        scope_weeks.week_start,
-        scope_weeks.cohort,
-        item_weeks.coding_hours,
-        item_weeks.pickup_hours,
-        item_weeks.review_hours,
-        item_weeks.deploy_hours,
-        item_weeks.lead_time_hours,
-        item_weeks.pr_size,
-        item_weeks.has_review,
-        item_weeks.is_rework,
-        item_weeks.fails_change,
-        item_weeks.merged_week = scope_weeks.week_start as is_merged_in_week,
-        item_weeks.shipped_week = scope_weeks.week_start as is_shipped_in_week,
-        item_weeks.merged_week >= scope_weeks.week_start - 77 as is_merged_in_12w,
-        item_weeks.shipped_week between scope_weeks.week_start - 77 and scope_weeks.week_start as is_shipped_in_12w
-    from scope_weeks
-    left join item_weeks
-        on item_weeks.scope_type = scope_weeks.scope_type
-        and item_weeks.scope = scope_weeks.scope
-        and item_weeks.cohort = scope_weeks.cohort
-        and item_weeks.week_start = scope_weeks.week_start
+        written.scope_type,
+        written.scope,
+        written.week_start,
+        written.cohort,
+        items.coding_hours,
+        items.pickup_hours,
+        items.review_hours,
+        items.deploy_hours,
+        items.lead_time_hours,
+        items.pr_size,
+        items.has_review,
+        items.is_rework,
+        items.fails_change,
+        items.is_merged and pieces.week_start = written.week_start as is_merged_in_week,
+        items.is_shipped and pieces.week_start = written.week_start as is_shipped_in_week,
+        items.is_merged as is_merged_in_12w,
+        items.is_shipped as is_shipped_in_12w
+    from written
+    left join {{ ref('int_ai_cohort_scope_weeks') }} as pieces
+        on pieces.scope_type = written.scope_type
+        and pieces.scope = written.scope
+        and pieces.cohort = written.cohort
+        and pieces.week_start between written.week_start - 77 and written.week_start
+    left join lateral ({{ ai_cohort_piece_items('pieces') }}) as items on true
 ),
 
 final as (
