@@ -6,8 +6,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from ghmetrics_dagster.summaries.aggregates import Anomaly, SummaryInput
 from ghmetrics_dagster.summaries import report
+from ghmetrics_dagster.summaries.aggregates import Anomaly, SummaryInput
 from ghmetrics_dagster.web import accounts, oauth, views
 from ghmetrics_dagster.web.config import WebConfig, WebConfigError
 

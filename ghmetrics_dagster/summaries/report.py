@@ -215,7 +215,7 @@ def adoption_figure(data: SummaryInput) -> dict:
     }
     if orgs:
         layout["yaxis2"] = {"title": {"text": "users"}, "overlaying": "y", "side": "right", "rangemode": "tozero",
-                            "showgrid": False}
+                            "showgrid": False, "tickformat": ",d"}
     week = data.ai_adoption.get("adoption_week")
     if week and x and x[0] <= week <= x[-1]:
         layout["shapes"] = [{"type": "line", "x0": week, "x1": week, "yref": "paper", "y0": 0, "y1": 1,
