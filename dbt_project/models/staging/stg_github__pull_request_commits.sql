@@ -9,7 +9,6 @@ renamed as (
         pull_request_number,
         sha,
         raw.try_timestamptz(data ->> 'authoredDate') as authored_at,
-        coalesce(data ->> 'message', '') as message,
         ingested_at
     from source
 )
