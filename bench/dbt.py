@@ -56,6 +56,17 @@ def iso(moment: dt.datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# Commit messages, with the trailers the AI rules parse (docs/ai.md): an AI co-author, a human
+# one, a Made-with trailer, none. Written into COPY text, where a doubled backslash is one:
+# JSON then reads \\n as a newline.
+COMMIT_MESSAGES = [
+    "Change the handler\\\\n\\\\nCo-authored-by: Copilot <175728472+Copilot@users.noreply.github.com>",
+    "Fix the tests\\\\n\\\\nCo-authored-by: Claude Moreau <claude.moreau@example.com>",
+    "Tidy up\\\\n\\\\nMade-with: Cursor",
+    "Handle the empty case",
+]
+
+
 class Generator:
     """Deterministic synthetic rows as COPY text lines (tab-separated; the JSON holds no tabs,
     newlines or backslashes)."""
@@ -116,7 +127,8 @@ class Generator:
             for c in range(2):
                 authored = created - dt.timedelta(hours=rng.uniform(0, 48))
                 sha = self.sha(repo_index, number, c)
-                data = (f'{{"oid": "{sha}", "authoredDate": "{iso(authored)}", "committedDate": "{iso(authored)}",'
+                data = (f'{{"oid": "{sha}", "message": "{COMMIT_MESSAGES[(number + c) % len(COMMIT_MESSAGES)]}",'
+                        f' "authoredDate": "{iso(authored)}", "committedDate": "{iso(authored)}",'
                         f' "additions": 10, "deletions": 2, "author": {{"name": "Dev", "email": "dev@example.com", "user": null}}}}')
                 commits.append(f"{name}\t{number}\t{sha}\t{pr_id}\t{data}\t{iso(authored)}\n")
         return prs, reviews, commits

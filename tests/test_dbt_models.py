@@ -36,6 +36,8 @@ MART_KEYS = {
     "ml_weekly_features": ["scope_type", "scope", "week_start"],
     "fct_bottlenecks": ["scope_type", "scope", "week_start"],
     "fct_trailing_12w": ["scope_type", "scope"],
+    "fct_ai_cohorts_weekly": ["scope_type", "scope", "week_start", "cohort"],
+    "fct_ai_adoption": ["scope_type", "scope"],
 }
 # Marts of reference data, not computed from GitHub's: no ground truth to compare with.
 REFERENCE_MARTS = {"dora_benchmarks": ["metric"]}
@@ -113,7 +115,8 @@ def raw_rows(org: model.Organization) -> dict[str, list[tuple]]:
                 }), review.submitted_at or review.created_at))
             for commit in pr.commits:
                 rows["pull_request_commits"].append((name, pr.number, commit.sha, pr.node_id, json.dumps({
-                    "oid": commit.sha, "authoredDate": _iso(commit.authored_at),
+                    "oid": commit.sha, "message": commit.message or f"Commit {commit.sha[:7]}",
+                    "authoredDate": _iso(commit.authored_at),
                     "committedDate": _iso(commit.committed_at), "additions": commit.additions,
                     "deletions": commit.deletions, "author": {
                         "name": commit.author_name, "email": commit.author_email,

@@ -16,6 +16,7 @@ import math
 import pandas as pd
 import psycopg2.extras
 import pytest
+import yaml
 from test_dbt_models import MART_KEYS, load_users, run_dbt
 
 from ghmetrics_dagster import warehouse
@@ -23,6 +24,7 @@ from ghmetrics_dagster.github.client import GitHubClient
 from ghmetrics_dagster.sandbox import generator, truth
 from ghmetrics_dagster.sandbox.server import run_sandbox
 from ghmetrics_dagster.sync import sync_repositories
+from ghmetrics_dagster.warehouse.dbt_env import DBT_PROJECT_DIR
 
 TOLERANCE = 1e-6
 
@@ -161,3 +163,42 @@ def test_marts_equal_the_sandbox_ground_truth(database_url, tmp_path, seed):
     assert len(actual["fct_incidents"]) > 0
     assert {row["source"] for row in actual["fct_deployments"]} >= {"github_deployments", "releases"}
     assert {row["dominant_stage"] for row in actual["fct_bottlenecks"]} - {None}
+    _assert_ai_rules_exercised(org, actual)
+
+
+def _assert_ai_rules_exercised(org, actual: dict[str, list[dict]]) -> None:
+    """docs/ai.md: every detection rule flags some pull request of the sandbox, human co-authors
+    (one named Claude) and near-miss trailers and labels flag none, and the cohort marts hold
+    both small and large cohorts and an adoption week."""
+    evidence = [row["ai_evidence"] for row in actual["fct_pull_requests"] if row["ai_assisted"]]
+    for prefix in ("agent author ", "co-author ", "trailer ", "label "):
+        assert any(e.startswith(prefix) for e in evidence), prefix
+    assert all(row["ai_assisted"] == (row["ai_evidence"] is not None) for row in actual["fct_pull_requests"])
+    flagged = {row["pull_request_id"] for row in actual["fct_pull_requests"] if row["ai_assisted"]}
+    human_co_authors = [name for name, _ in generator.HUMAN_CO_AUTHORS]
+    near_misses = [
+        pr for repo in org.repositories for pr in repo.pull_requests
+        if any(f"Co-authored-by: {name} <" in c.message for c in pr.commits for name in human_co_authors)
+        or any(t in c.message for c in pr.commits for t in generator.NOT_AI_TRAILERS)
+        or set(pr.labels) & set(generator.NOT_AI_LABELS)
+    ]
+    assert any("Co-authored-by: Claude <claude@" in c.message for pr in near_misses for c in pr.commits)
+    innocent = [pr for pr in near_misses if truth.ai_evidence(pr) is None]
+    assert innocent and not {pr.node_id for pr in innocent} & flagged
+    cohorts = actual["fct_ai_cohorts_weekly"]
+    assert {row["is_too_small_12w"] for row in cohorts} == {True, False}
+    assert all(row["median_pr_size_12w"] is None for row in cohorts if row["is_too_small_12w"])
+    assert all(row["median_pr_size_12w"] is not None for row in cohorts if not row["is_too_small_12w"])
+    assert any(row["adoption_week"] is not None and not row["is_too_small_after"] for row in actual["fct_ai_adoption"])
+
+
+def test_truth_rules_are_the_dbt_defaults():
+    """The ground truth restates dbt_project.yml's ai_* vars; they must agree."""
+    variables = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"]
+    assert variables["ai_coauthor_emails"] == truth.AI_COAUTHOR_EMAILS
+    assert variables["ai_agent_logins"] == truth.AI_AGENT_LOGINS
+    assert variables["ai_trailer_keys"] == truth.AI_TRAILER_KEYS
+    assert variables["ai_tool_pattern"] == truth.AI_TOOL_PATTERN
+    assert variables["ai_label_pattern"] == truth.AI_LABEL_PATTERN
+    assert variables["ai_cohort_min_prs"] == truth.AI_COHORT_MIN_PRS
+    assert variables["ai_adoption_share"] == truth.AI_ADOPTION_SHARE

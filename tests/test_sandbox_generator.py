@@ -385,3 +385,36 @@ def test_advance_keeps_labels_the_replay_of_their_events():
     check_labels(org)
     new = [p for p in all_prs(org) if p.node_id not in old]
     assert any(p.labels for p in new)
+
+
+def test_ai_assistance_follows_an_adoption_curve_and_changes_delivery(org):
+    """docs/ai.md: few AI-assisted pull requests in the first weeks, a majority in the last;
+    every kind of evidence and of near miss; AI-assisted ones coded faster and larger."""
+    first = org.now - 26 * generator.WEEK
+    merged = [pr for pr in all_prs(org) if pr.merged_at and not truth.is_bot(org, pr.author_login)]
+
+    def share(prs):
+        return sum(1 for pr in prs if truth.ai_evidence(pr)) / len(prs)
+
+    early = [pr for pr in merged if pr.merged_at < first + 6 * generator.WEEK]
+    late = [pr for pr in merged if pr.merged_at >= org.now - 6 * generator.WEEK]
+    assert share(early) < 0.12 < 0.6 < share(late), (share(early), share(late))
+    evidence = [truth.ai_evidence(pr) or "" for pr in all_prs(org)]
+    for prefix in ("agent author copilot-swe-agent[bot]", "agent author devin-ai-integration[bot]",
+                   "co-author Copilot <", "co-author Claude <", "co-author Cursor Agent <", "trailer ", "label "):
+        assert any(e.startswith(prefix) for e in evidence), prefix
+    messages = [c.message for pr in all_prs(org) for c in pr.commits]
+    for near_miss in [f"Co-authored-by: {name} <{email}>" for name, email in generator.HUMAN_CO_AUTHORS] \
+            + generator.NOT_AI_TRAILERS:
+        assert any(near_miss in m for m in messages), near_miss
+    ai = [pr for pr in merged if truth.ai_evidence(pr)]
+    other = [pr for pr in merged if not truth.ai_evidence(pr)]
+
+    def median(prs, value):
+        return sorted(value(pr) for pr in prs)[len(prs) // 2]
+
+    def coding(pr):
+        return pr.created_at - min(c.authored_at for c in pr.commits)
+
+    assert median(ai, coding) < median(other, coding)
+    assert median(ai, lambda pr: pr.additions + pr.deletions) > median(other, lambda pr: pr.additions + pr.deletions)

@@ -76,7 +76,7 @@ fragment TimelineFields on PullRequestTimelineItems {
 COMMIT_FIELDS = """
 fragment CommitFields on PullRequestCommit {
   commit {
-    oid authoredDate committedDate additions deletions
+    oid message authoredDate committedDate additions deletions
     author { name email user { login } }
   }
 }

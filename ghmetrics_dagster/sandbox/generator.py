@@ -137,6 +137,35 @@ FIX_TITLES = ["Raise the connection pool limit", "Fix 5xx on checkout after the 
               "Shorten the DNS TTL for failover", "Guard the webhook fan-out"]
 FIX_BODIES = ["Roll forward instead of reverting.", "The on-call fix; a follow-up adds tests.",
               "Root cause in the incident.", ""]
+# AI assistance (issue #17): the evidence the default rules of dbt_project.yml detect (AI
+# co-authors, Made-with-style trailers, labels, agent accounts) and near misses they must not.
+AI_CO_AUTHORS = [
+    ("Copilot", "175728472+Copilot@users.noreply.github.com"),
+    ("Claude", "noreply@anthropic.com"),
+    ("Claude Sonnet 4.5", "noreply@anthropic.com"),
+    ("Cursor Agent", "cursoragent@cursor.com"),
+    ("aider (gpt-4.1)", "noreply@aider.chat"),
+]
+AI_TRAILERS = ["Made-with: Cursor", "Made-with: Claude Code", "made-with: Windsurf", "Generated-by: GitHub Copilot"]
+AI_LABELS = ["ai-assisted", "AI-assisted", "ai-generated"]
+# People, one named like an AI product; trailers naming no AI tool; labels about AI that do
+# not say the pull request was assisted.
+HUMAN_CO_AUTHORS = [
+    ("Claude Moreau", "claude.moreau@acme-corp.example"),
+    ("Claude", "claude@acme-corp.example"),
+    ("Priya Raman", "priya@users.noreply.github.com"),
+    ("Jonas Müller", "jonas.mueller@acme-corp.example"),
+]
+NOT_AI_TRAILERS = ["Made-with: Vim", "Made-with: love", "Reviewed-by: Lena Novak <lena@users.noreply.github.com>"]
+NOT_AI_LABELS = ["ai-review-wanted", "not-ai-assisted"]
+# Agent accounts that author pull requests: GitHub's Copilot coding agent (GraphQL calls the
+# app copilot-swe-agent) and Devin.
+AI_AGENTS = [("copilot-swe-agent[bot]", "Copilot"), ("devin-ai-integration[bot]", "Devin")]
+COMMIT_HEADLINES = ["Address review comments", "Fix the tests", "Tidy up", "Handle the empty case"]
+# The share of a week's pull requests that are AI-assisted: a logistic adoption curve from
+# about 4% in the first weeks to about 78% in the last (x = the week's position in 0..1).
+AI_SHARE_LOW, AI_SHARE_HIGH, AI_SHARE_MIDPOINT, AI_SHARE_STEEPNESS = 0.04, 0.74, 0.55, 10.0
+
 INCIDENT_TITLES = ["Elevated 5xx on checkout", "Login outage", "Queue backlog growing", "Database failover",
                    "Payments timing out 💥", "支付接口超时"]
 
@@ -244,6 +273,8 @@ class _Plan:
     labels: list = field(default_factory=list)
     head_ref: str | None = None  # the head branch; None: "<author>/<slug>-<id>"
     fixes_incident: bool = False  # a fix-forward: its merge closes an incident (Fixes #n)
+    # Trailer lines of its commits' messages, by commit position (AI evidence and near misses).
+    trailers: dict[int, list[str]] = field(default_factory=dict)
 
     def times(self) -> dict[str, dt.datetime | None]:
         if self.backward:
@@ -416,10 +447,13 @@ class _Builder:
             committed = min(end, authored + dt.timedelta(seconds=rng.randint(0, 300))) if i else authored
             if committed > cutoff:
                 break
+            headline = plan.title if i == 0 else COMMIT_HEADLINES[i % len(COMMIT_HEADLINES)]
+            trailers = plan.trailers.get(i)
             pr.commits.append(Commit(
                 sha=_sha(rng), authored_at=authored, committed_at=committed,
                 additions=adds[i], deletions=dels[i], author_login=plan.author,
                 author_name=author_name, author_email=author_email,
+                message=f"{headline}\n\n" + "\n".join(trailers) if trailers else headline,
             ))
         ready = t["ready"]
         start_review = ready or created
@@ -777,9 +811,14 @@ def generate(seed: int, repos: int = 6, prs_per_repo: int = 150, weeks: int = 26
                 members_of[full].append(candidate)
     for login in humans:
         org.memberships[login] = [full for full in repo_names if login in members_of[full]]
+    for login, name in AI_AGENTS:
+        # Database ids after the history's: the rest of the organisation keeps its ids.
+        org.users[login] = User(login=login, name=name, node_id=_node_id("BOT", login), database_id=0, is_bot=True)
     for i, repo in enumerate(org.repositories):
         _generate_history(org, repo, i, ids, prs_per_repo, weeks, sorted(members_of[repo.full_name]),
                           inject_anomalies)
+    for login, _ in AI_AGENTS:
+        org.users[login].database_id = ids.next()
     return org
 
 
@@ -855,14 +894,21 @@ def _generate_history(org: Organization, repo: Repository, index: int, ids: _Ids
     reserved = merged_human[3:9] if index == 0 and len(merged_human) > 10 else []
     fixes, revert_closer = _plan_rework(b, drng, plans, merged_human, reserved, week_starts, org.now, weeks, index)
 
+    # AI assistance from its own generator too, before the anomalies (which then move the
+    # AI-assisted pull requests of a week like the others).
+    arng = random.Random(f"{org.seed}:ai:{index}")
+    _plan_ai(arng, plans, reserved, week_starts)
+
     deploy_events = _deploy_plan(rng, repo.deployment_style, start, org.now)
     if inject_anomalies:
         _inject_anomalies(org, repo, random.Random(f"{org.seed}:anomalies:{index}"), plans,
                           deploy_events, week_starts, weeks)
+    plans += _plan_agents(b, arng, params, week_starts, org.now)
 
     for plan in sorted(plans, key=lambda p: (p.anchor, p.backward)):
-        if plan.fixes_incident:
-            b.rng = drng  # new pull requests draw from the rework generator only
+        if plan.fixes_incident or plan.kind == "agent":
+            # new pull requests draw from their own generators only
+            b.rng = drng if plan.fixes_incident else arng
             b.materialize(plan, org.now)
             b.rng = rng
         else:
@@ -883,6 +929,88 @@ def _generate_history(org: Organization, repo: Repository, index: int, ids: _Ids
 
 
 REVERT_BODY = re.compile(r"This reverts commit [0-9a-f]{7,40}")
+
+
+def ai_share(position: float) -> float:
+    """The adoption curve: the chance that a pull request at `position` (0 = the history's
+    first week, 1 = its last) is AI-assisted."""
+    steep = AI_SHARE_STEEPNESS * (position - AI_SHARE_MIDPOINT)
+    return AI_SHARE_LOW + AI_SHARE_HIGH / (1.0 + math.exp(-steep))
+
+
+def _assist(rng: random.Random, plan: _Plan, share: float) -> None:
+    """Makes `plan` AI-assisted with chance `share` (an AI co-author, a Made-with-style trailer,
+    a label, or several), and adds near misses to others: human co-authors, trailers that name
+    no AI tool, labels about AI. An AI-assisted pull request is coded faster, larger, and a
+    little more often a hotfix."""
+    if rng.random() < share:
+        evidence = rng.choices(["co_author", "trailer", "label", "co_author_label"], weights=[55, 20, 15, 10])[0]
+        commit = rng.randrange(plan.n_commits)
+        if evidence.startswith("co_author"):
+            name, email = rng.choice(AI_CO_AUTHORS)
+            plan.trailers.setdefault(commit, []).append(f"Co-authored-by: {name} <{email}>")
+        if evidence == "trailer":
+            plan.trailers.setdefault(commit, []).append(rng.choice(AI_TRAILERS))
+        if evidence.endswith("label"):
+            plan.labels.append((0.0, LABELED, rng.choice(AI_LABELS)))
+        plan.coding_s = max(60, int(plan.coding_s * 0.55))
+        plan.additions = int(round(plan.additions * 1.4))
+        plan.deletions = int(round(plan.deletions * 1.4))
+        if rng.random() < 0.05 and plan.outcome == "merged":
+            plan.labels.append((0.0, LABELED, rng.choice(HOTFIX_LABELS)))
+    roll = rng.random()
+    if roll < 0.08:
+        name, email = rng.choice(HUMAN_CO_AUTHORS)
+        # Before any AI trailer of the same commit: the first trailer is not always the one.
+        plan.trailers.setdefault(rng.randrange(plan.n_commits), []).insert(0, f"Co-authored-by: {name} <{email}>")
+    elif roll < 0.11:
+        plan.trailers.setdefault(rng.randrange(plan.n_commits), []).append(rng.choice(NOT_AI_TRAILERS))
+    elif roll < 0.12:
+        plan.labels.append((0.0, LABELED, rng.choice(NOT_AI_LABELS)))
+
+
+def _plan_ai(rng: random.Random, plans: list[_Plan], reserved: list[_Plan], week_starts: list[dt.datetime]) -> None:
+    """AI assistance of the history's pull requests by people, along the adoption curve."""
+    skip = {id(p) for p in reserved}
+    first, span = week_starts[0], max(WEEK, week_starts[-1] - week_starts[0])
+    eligible = [p for p in plans if p.kind == "human" and not p.fixes_incident and id(p) not in skip]
+    for plan in eligible:
+        position = min(1.0, max(0.0, (plan.anchor - first) / span))
+        _assist(rng, plan, ai_share(position))
+    # Every repository has a person named Claude among its co-authors, on its first merged one.
+    merged = [p for p in eligible if p.outcome == "merged" and p.backward]
+    if merged:
+        name, email = HUMAN_CO_AUTHORS[1]
+        min(merged, key=lambda p: p.anchor).trailers.setdefault(0, []).insert(0, f"Co-authored-by: {name} <{email}>")
+
+
+def _plan_agents(b: _Builder, rng: random.Random, params: _Params, week_starts: list[dt.datetime],
+                 end: dt.datetime) -> list[_Plan]:
+    """Pull requests authored by AI agent accounts, more of them as adoption grows: merged
+    after a person's review, their commits co-authored by the person who assigned the task."""
+    out = []
+    for w, week in enumerate(week_starts):
+        if rng.random() >= 0.6 * ai_share(w / max(1, len(week_starts) - 1)):
+            continue
+        anchor = _work_time(rng, week + rng.randrange(5) * DAY, 10, 18)
+        if anchor >= end - dt.timedelta(hours=1):
+            continue
+        login, _ = rng.choice(AI_AGENTS)
+        assigner = rng.choice(b.members)
+        size = max(4, int(round(params.size * 1.5 * math.exp(rng.gauss(0.0, 0.35)))))
+        additions = max(1, int(size * 0.75))
+        n_commits = rng.randint(1, 4)
+        user = b.org.users.get(assigner)
+        out.append(_Plan(
+            kind="agent", author=login, anchor=anchor, backward=True, outcome="merged",
+            coding_s=_lognormal_s(rng, 0.5, 0.5), draft_s=_lognormal_s(rng, 0.3, 0.5),
+            pickup_s=_lognormal_s(rng, params.pickup_h), review_s=_lognormal_s(rng, params.review_h),
+            additions=additions, deletions=size - additions, n_commits=n_commits, extra_reviews=0,
+            self_review=False, author_comment=False, base_ref=b.repo.default_branch,
+            trailers={k: [f"Co-authored-by: {user.name if user else assigner} <{assigner}@users.noreply.github.com>"]
+                      for k in range(n_commits)},
+        ))
+    return out
 
 
 def _plan_rework(b: _Builder, rng: random.Random, plans: list[_Plan], merged_human: list[_Plan],
@@ -1238,6 +1366,7 @@ def advance(org: Organization, days: int, seed: int | None = None) -> Organizati
         params = _repo_params(org.seed, index)
         # Labels and hotfix branches of the new pull requests (set when they open).
         lrng = random.Random(f"{base}:advance-labels:{start.isoformat()}:{days}:{index}")
+        arng = random.Random(f"{base}:advance-ai:{start.isoformat()}:{days}:{index}")
         _update_existing(b, start, end)
         # New pull requests at the repository's usual pace, created after the old clock.
         recent = [p for p in repo.pull_requests if p.created_at > start - 8 * WEEK]
@@ -1249,7 +1378,9 @@ def advance(org: Organization, days: int, seed: int | None = None) -> Organizati
             for _ in range(n):
                 created = _work_time(rng, day)
                 if start < created < end:
-                    b.materialize(_label_new(lrng, b.plan(params, created, backward=False)), end)
+                    plan = _label_new(lrng, b.plan(params, created, backward=False))
+                    _assist(arng, plan, ai_share(1.0))
+                    b.materialize(plan, end)
             if day.weekday() == 0 and rng.random() < 0.3:
                 created = _work_time(rng, day, 6, 8)
                 if start < created < end:

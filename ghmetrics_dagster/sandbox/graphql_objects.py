@@ -338,6 +338,7 @@ class Renderer:
 
     def pull_request_commit(self, commit: model.Commit, pr: model.PullRequest, pr_url: str) -> dict:
         sha = commit.sha
+        message = commit.message or f"Commit {sha[:7]}"
         authored = iso(commit.authored_at)
         author = {"name": commit.author_name, "email": commit.author_email, "date": authored,
                   "user": self.commit_user(commit.author_login)}
@@ -349,7 +350,7 @@ class Renderer:
                 "__typename": "Commit", "id": f"C_{sha}", "oid": sha, "abbreviatedOid": sha[:7],
                 "authoredDate": authored, "committedDate": iso(commit.committed_at), "pushedDate": None,
                 "additions": commit.additions, "deletions": commit.deletions, "changedFilesIfAvailable": None,
-                "message": f"Commit {sha[:7]}", "messageHeadline": f"Commit {sha[:7]}",
+                "message": message, "messageHeadline": message.split("\n", 1)[0],
                 "url": f"{repo_url}/commit/{sha}", "author": author,
                 "committer": lambda a, c: {**author, "date": iso(commit.committed_at)},
             },

@@ -33,6 +33,7 @@ class Commit:
     author_login: str | None
     author_name: str
     author_email: str
+    message: str = ""  # the full message, trailers included; empty: the API says "Commit <sha7>"
 
 
 @dataclass

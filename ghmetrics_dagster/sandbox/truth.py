@@ -36,6 +36,10 @@ a pull request counts in the weeks whose 12-week window holds the week it shippe
 The trailing 12 weeks of each scope (`fct_trailing_12w`) are the scope's last 12 weekly rows:
 counts summed over them, medians over the pull requests merged (non-bot) and the incidents
 started in their weeks; lead time, change fail rate and review coverage are the latest row's.
+
+AI assistance and its cohorts follow docs/ai.md, with the default rules of dbt_project.yml's ai_*
+vars (restated below): a commit message is the one the API serves (`Commit <sha7>` when the
+generator wrote none).
 """
 
 from __future__ import annotations
@@ -94,6 +98,24 @@ BENCHMARK_DELTA_COLUMNS = ["overall_vs_benchmark", "throughput_vs_benchmark", "s
 STAGES = ("coding", "pickup", "review", "deploy")
 BOTTLENECK_MIN_PRS = 5  # dbt var bottleneck_min_prs
 BOTTLENECK_HALF_WEEKS = 6  # the window's earlier and recent halves
+# docs/ai.md: dbt_project.yml's ai_* vars (tests/test_dbt_truth.py checks they agree).
+AI_COAUTHOR_EMAILS = [
+    r"^[0-9]+\+copilot@users\.noreply\.github\.com$",
+    r"^noreply@anthropic\.com$",
+    r"^cursoragent@cursor\.com$",
+    r"^noreply@aider\.chat$",
+    r"^[0-9]+\+(devin-ai-integration|chatgpt-codex-connector|gemini-code-assist|claude)\[bot\]@users\.noreply\.github\.com$",
+]
+AI_AGENT_LOGINS = ["copilot-swe-agent[bot]", "Copilot", "devin-ai-integration[bot]", "chatgpt-codex-connector[bot]",
+                   "claude[bot]"]
+AI_TRAILER_KEYS = ["Made-with", "Generated-by", "Assisted-by"]
+AI_TOOL_PATTERN = "(copilot|claude|cursor|codex|gemini|devin|windsurf|aider|chatgpt)"
+AI_LABEL_PATTERN = "^ai[-_ ]?(assisted|generated)$"
+AI_COHORT_MIN_PRS = 20
+AI_ADOPTION_SHARE = 0.25
+AI_COHORTS = ("ai_assisted", "other")
+AI_FIGURES = ["merged_prs", "is_too_small"] + [f"median_{s}_hours" for s in ("coding", "pickup", "review", "deploy")] + [
+    "median_lead_time_hours", "median_pr_size", "review_coverage", "change_failure_rate", "rework_rate"]
 BOTTLENECK_COLUMNS = (
     ["scope_type", "scope", "week_start", "prs_12w"] + [f"{s}_hours_12w" for s in STAGES]
     + [f"{s}_share_12w" for s in STAGES]
@@ -117,8 +139,12 @@ MART_COLUMNS: dict[str, list[str]] = {
         "state", "created_at", "ready_for_review_at", "first_commit_at", "first_review_at",
         "merged_at", "closed_at", "shipped_at", "shipping_deployment_id", "coding_hours",
         "pickup_hours", "review_hours", "deploy_hours", "lead_time_hours", "additions",
-        "deletions", "pr_size", "review_count", "is_revert", "rework_reason",
+        "deletions", "pr_size", "review_count", "is_revert", "rework_reason", "ai_assisted", "ai_evidence",
     ],
+    "fct_ai_cohorts_weekly": ["scope_type", "scope", "week_start", "cohort"] + AI_FIGURES
+    + [f"{f}_12w" for f in AI_FIGURES],
+    "fct_ai_adoption": ["scope_type", "scope", "merged_prs", "ai_assisted_prs", "adoption_week", "adoption_week_share"]
+    + [f"{f}_before" for f in AI_FIGURES] + [f"{f}_after" for f in AI_FIGURES],
     "fct_deployments": [
         "deployment_id", "repo_full_name", "source", "environment", "deployed_at", "week_start",
         "is_failed", "incident_count", "fails_change", "failure_cause", "is_rework", "recovered_at",
@@ -196,6 +222,33 @@ def is_bot(org: Organization, login: str | None) -> bool:
         return False  # GitHub's deleted user is not a bot
     user = org.users.get(login)
     return login.endswith("[bot]") or bool(user and user.is_bot)
+
+
+_CO_AUTHOR_LINE = re.compile(r"^[ \t]*co-authored-by[ \t]*:[ \t]*([^<\n]*)<([^>\n]*)>", re.IGNORECASE | re.MULTILINE)
+_TRAILER_LINE = re.compile(rf"^[ \t]*({'|'.join(AI_TRAILER_KEYS)})[ \t]*:[ \t]*([^\n]*)", re.IGNORECASE | re.MULTILINE)
+
+
+def ai_evidence(pr: PullRequest) -> str | None:
+    """docs/ai.md: the first rule that finds AI assistance (agent author, AI co-author, AI
+    trailer, label), with what it found; None when none does. Commit rules take the earliest
+    commit (authored, then sha) and its first matching line."""
+    if pr.author_login is not None and pr.author_login.lower() in {login.lower() for login in AI_AGENT_LOGINS}:
+        return f"agent author {pr.author_login}"
+    commits = sorted(pr.commits, key=lambda c: (c.authored_at, c.sha))
+    for commit in commits:
+        for line in _CO_AUTHOR_LINE.finditer(commit.message or f"Commit {commit.sha[:7]}"):
+            name, email = line[1].strip(" \t"), line[2].strip(" \t")
+            if any(re.search(pattern, email, re.IGNORECASE) for pattern in AI_COAUTHOR_EMAILS):
+                return f"co-author {f'{name} <{email}>'.strip(' ')} in commit {commit.sha[:7]}"
+    for commit in commits:
+        for line in _TRAILER_LINE.finditer(commit.message or f"Commit {commit.sha[:7]}"):
+            value = line[2].strip(" \t")
+            if re.search(AI_TOOL_PATTERN, value, re.IGNORECASE):
+                return f"trailer {line[1]}: {value} in commit {commit.sha[:7]}"
+    for label in pr.labels:
+        if re.search(AI_LABEL_PATTERN, label, re.IGNORECASE):
+            return f"label {label}"
+    return None
 
 
 def is_revert(pr: PullRequest) -> bool:
@@ -409,6 +462,8 @@ def _repo_facts(org: Organization, repo: Repository, cfg: dict[str, str]) -> _Re
             "pr_size": pr.additions + pr.deletions,
             "review_count": len(pr.reviews),
             "is_revert": is_revert(pr),
+            "ai_assisted": ai_evidence(pr) is not None,
+            "ai_evidence": ai_evidence(pr),
         })
 
     incidents: list[_Incident] = []
@@ -887,6 +942,88 @@ def trailing_row(scope_type: str, scope: str, rows: list[dict], prs: list[dict],
     return row
 
 
+# -- AI cohorts and adoption (docs/ai.md) -------------------------------------------------------------
+
+def ai_items(prs: list[dict], fails: dict[str, bool]) -> list[dict]:
+    """The cohorts' items: merged pull requests by people, with their merge and shipping weeks
+    and whether their shipping deployment fails a change (`fails`, by deployment id)."""
+    return [{
+        **p,
+        "cohort": "ai_assisted" if p["ai_assisted"] else "other",
+        "merged_week": week_start(p["merged_at"]),
+        "shipped_week": week_start(p["shipped_at"]) if p["shipped_at"] is not None else None,
+        "fails_change": fails.get(p["shipping_deployment_id"], False),
+    } for p in prs if p["merged_at"] is not None and not p["is_bot"]]
+
+
+def ai_figures(merged: list[dict], shipped: list[dict], suffix: str = "") -> dict:
+    """A cohort's figures over the pull requests merged and shipped in a window; all null
+    under AI_COHORT_MIN_PRS merged ones."""
+    n = len(merged)
+    enough = n >= AI_COHORT_MIN_PRS
+
+    def median(items: list[dict], column: str) -> float | None:
+        return _median([float(p[column]) for p in items if p[column] is not None]) if enough else None
+
+    def share(items: list[dict], flag: str) -> float | None:
+        return sum(1 for p in items if p[flag]) / len(items) if enough and items else None
+
+    row = {"merged_prs": n, "is_too_small": not enough}
+    row.update({f"median_{stage}_hours": median(merged, f"{stage}_hours") for stage in STAGES})
+    row["median_lead_time_hours"] = median(shipped, "lead_time_hours")
+    row["median_pr_size"] = median(merged, "pr_size")
+    row["review_coverage"] = share([{"x": p["first_review_at"] is not None} for p in merged], "x")
+    row["change_failure_rate"] = share(shipped, "fails_change")
+    row["rework_rate"] = share([{"x": p["rework_reason"] is not None} for p in merged], "x")
+    return {f"{column}{suffix}": value for column, value in row.items()}
+
+
+def ai_cohort_rows(scope_type: str, scope: str, items: list[dict], weeks: list[dt.date]) -> list[dict]:
+    """fct_ai_cohorts_weekly: per week of the scope's weekly rows and cohort, the week's and the
+    trailing 12 weeks' figures."""
+    rows = []
+    for week in weeks:
+        first = week - dt.timedelta(weeks=GRADE_WEEKS - 1)
+        for cohort in AI_COHORTS:
+            mine = [p for p in items if p["cohort"] == cohort]
+            row = {"scope_type": scope_type, "scope": scope, "week_start": week, "cohort": cohort}
+            row.update(ai_figures([p for p in mine if p["merged_week"] == week],
+                                  [p for p in mine if p["shipped_week"] == week]))
+            row.update(ai_figures([p for p in mine if first <= p["merged_week"] <= week],
+                                  [p for p in mine if p["shipped_week"] is not None and first <= p["shipped_week"] <= week],
+                                  "_12w"))
+            rows.append(row)
+    return rows
+
+
+def ai_adoption_row(scope_type: str, scope: str, items: list[dict]) -> dict:
+    """fct_ai_adoption: the first week whose AI-assisted share of merged pull requests reaches
+    AI_ADOPTION_SHARE, and the figures of all the pull requests before it and from it on."""
+    weeks: dict[dt.date, list[dict]] = {}
+    for p in items:
+        weeks.setdefault(p["merged_week"], []).append(p)
+    adoption, share = None, None
+    for week in sorted(weeks):
+        ai = sum(1 for p in weeks[week] if p["cohort"] == "ai_assisted") / len(weeks[week])
+        if ai >= AI_ADOPTION_SHARE:
+            adoption, share = week, ai
+            break
+
+    def period(before: bool) -> tuple[list[dict], list[dict]]:
+        if adoption is None:
+            return [], []
+        merged = [p for p in items if (p["merged_week"] < adoption) == before]
+        shipped = [p for p in items if p["shipped_week"] is not None and (p["shipped_week"] < adoption) == before]
+        return merged, shipped
+
+    row = {"scope_type": scope_type, "scope": scope, "merged_prs": len(items),
+           "ai_assisted_prs": sum(1 for p in items if p["cohort"] == "ai_assisted"),
+           "adoption_week": adoption, "adoption_week_share": share}
+    row.update(ai_figures(*period(True), "_before"))
+    row.update(ai_figures(*period(False), "_after"))
+    return row
+
+
 # -- the marts ------------------------------------------------------------------------------------
 
 def _frame(name: str, rows: list[dict]) -> pd.DataFrame:
@@ -938,6 +1075,9 @@ def compute(org: Organization, settings: dict[str, dict] | None = None, *,
         "attribution_evidence": i.attribution_evidence,
     } for f in facts for i in f.incidents]
 
+    fails = {d.id: d.fails_change for f in facts for d in f.deployments}
+    cohorts: list[dict] = []
+    adoption: list[dict] = []
     weekly: list[dict] = []
     bottlenecks: list[dict] = []
     trailing: list[dict | None] = []
@@ -947,6 +1087,10 @@ def compute(org: Organization, settings: dict[str, dict] | None = None, *,
         weekly += rows
         bottlenecks += bottleneck_rows("repository", f.repo.full_name, f.prs, [r["week_start"] for r in rows])
         trailing.append(trailing_row("repository", f.repo.full_name, rows, f.prs, f.incidents))
+        if rows:
+            items = ai_items(f.prs, fails)
+            cohorts += ai_cohort_rows("repository", f.repo.full_name, items, [r["week_start"] for r in rows])
+            adoption.append(ai_adoption_row("repository", f.repo.full_name, items))
         repo_rows.append(_dimension_row({
             "repo_full_name": f.repo.full_name, "repository_id": f.repo.node_id,
             "default_branch": f.repo.default_branch, "is_archived": f.repo.is_archived,
@@ -960,6 +1104,10 @@ def compute(org: Organization, settings: dict[str, dict] | None = None, *,
                                        [r["week_start"] for r in rows])
         trailing.append(trailing_row("user", login, rows, [p for f in mine for p in f.prs],
                                      [i for f in mine for i in f.incidents]))
+        if rows:
+            items = ai_items([p for f in mine for p in f.prs], fails)
+            cohorts += ai_cohort_rows("user", login, items, [r["week_start"] for r in rows])
+            adoption.append(ai_adoption_row("user", login, items))
         user = org.users.get(login)
         user_rows.append(_dimension_row({
             "login": login, "display_name": user.name if user else login,
@@ -976,6 +1124,8 @@ def compute(org: Organization, settings: dict[str, dict] | None = None, *,
         "ml_weekly_features": _frame("ml_weekly_features", weekly),
         "fct_bottlenecks": _frame("fct_bottlenecks", bottlenecks),
         "fct_trailing_12w": _frame("fct_trailing_12w", [row for row in trailing if row is not None]),
+        "fct_ai_cohorts_weekly": _frame("fct_ai_cohorts_weekly", cohorts),
+        "fct_ai_adoption": _frame("fct_ai_adoption", adoption),
         "anomalies": _frame("anomalies", [{
             "scope_type": a.scope_type, "scope": a.scope, "week_start": a.week_start,
             "metric": a.metric, "factor": float(a.factor),

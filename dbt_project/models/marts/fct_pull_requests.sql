@@ -21,7 +21,8 @@
 -- rules changed, it failed). A revert or an incident-closing pull request is rework from the
 -- wave that ingests it (the revert and the closed issue arrive with it); older corrections
 -- (a hotfix rule changed, an issue ingested waves after its closer) land with the nightly
--- full refresh.
+-- full refresh. AI assistance (ai_assisted, ai_evidence; docs/ai.md) follows the dbt vars
+-- ai_*: a change of them lands with the nightly full refresh.
 -- The indexes after the first serve int_dora_scope_weeks and fct_dora_weekly (a repository's
 -- first event, the items of the window, the warehouse's last event).
 
@@ -129,9 +130,42 @@ rework as (
     where pull_requests.merged_at is not null
 ),
 
+commit_evidence as (
+    select pull_request_id, evidence
+    from {{ ref('int_pull_request_ai_commit_evidence') }}
+    {% if is_incremental() %}
+    -- by the commits' pull_request_id index, through the view's DISTINCT ON, as above
+    where pull_request_id = any(array(select pull_request_id from pull_requests))
+    {% endif %}
+),
+
+-- AI assistance (docs/ai.md), the first rule that matches: an AI agent authored it, an AI
+-- co-author or a Made-with-style trailer in a commit (int_pull_request_ai_commit_evidence),
+-- a label matching ai_label_pattern (the first in the labels' order).
+ai as (
+    select
+        pull_requests.pull_request_id,
+        case
+            when lower(pull_requests.author_login) = any(
+                select lower(login) from unnest({{ text_array(var('ai_agent_logins')) }}) as login
+            ) then 'agent author ' || pull_requests.author_login
+            when commit_evidence.evidence is not null then commit_evidence.evidence
+            else (
+                select 'label ' || (label.value ->> 'name')
+                from jsonb_array_elements(pull_requests.labels) with ordinality as label (value, position)
+                where (label.value ->> 'name') ~* '{{ var("ai_label_pattern") | replace("'", "''") }}'
+                order by label.position
+                limit 1
+            )
+        end as ai_evidence
+    from pull_requests
+    left join commit_evidence on commit_evidence.pull_request_id = pull_requests.pull_request_id
+),
+
 joined as (
     select
         pull_requests.*,
+        ai.ai_evidence,
         rework.rework_reason,
         commits.first_commit_at,
         reviews.first_review_at,
@@ -142,6 +176,7 @@ joined as (
     left join commits on commits.pull_request_id = pull_requests.pull_request_id
     left join reviews on reviews.pull_request_id = pull_requests.pull_request_id
     left join rework on rework.pull_request_id = pull_requests.pull_request_id
+    left join ai on ai.pull_request_id = pull_requests.pull_request_id
     -- The shipping deployment: the first successful one at or after the merge, ties by id.
     left join lateral (
         select deployments.deployment_id, deployments.deployed_at
@@ -189,7 +224,9 @@ final as (
         additions + deletions as pr_size,
         review_count,
         is_revert,
-        rework_reason
+        rework_reason,
+        ai_evidence is not null as ai_assisted,
+        ai_evidence
     from joined
 )
 

@@ -9,6 +9,7 @@ renamed as (
         pull_request_number,
         sha,
         raw.try_timestamptz(data ->> 'authoredDate') as authored_at,
+        coalesce(data ->> 'message', '') as message,
         ingested_at
     from source
 )

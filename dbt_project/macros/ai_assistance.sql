@@ -1,0 +1,124 @@
+{#- AI assistance (docs/ai.md): rules from the ai_* dbt vars. -#}
+
+{#- A dbt var's list of strings as a Postgres text[] literal. -#}
+{% macro text_array(values) -%}
+    array[{% for value in values %}'{{ value | replace("'", "''") }}'{% if not loop.last %}, {% endif %}{% endfor %}]::text[]
+{%- endmacro %}
+
+{#- Lines of a commit message: `Co-authored-by: name <email>` (captures name, email) -#}
+{% macro ai_coauthor_line_regex() -%}
+    '^[ \t]*co-authored-by[ \t]*:[ \t]*([^<\n]*)<([^>\n]*)>'
+{%- endmacro %}
+
+{#- Lines `Key: value` for the ai_trailer_keys (captures the key as written, the value) -#}
+{% macro ai_trailer_line_regex() -%}
+    '^[ \t]*({{ var("ai_trailer_keys") | join("|") | replace("'", "''") }})[ \t]*:[ \t]*([^\n]*)'
+{%- endmacro %}
+
+{#- Items of the AI cohorts: merged pull requests by people (the items of fct_dora_weekly's
+    pull-request figures) of each scope's repositories, with their cohort, week merged and
+    week shipped, and whether their shipping deployment failed a change. -#}
+{% macro ai_cohort_items() -%}
+    select
+        scope_repositories.scope_type,
+        scope_repositories.scope,
+        case when pull_requests.ai_assisted then 'ai_assisted' else 'other' end as cohort,
+        {{ week_start('pull_requests.merged_at') }} as merged_week,
+        {{ week_start('pull_requests.shipped_at') }} as shipped_week,
+        pull_requests.coding_hours,
+        pull_requests.pickup_hours,
+        pull_requests.review_hours,
+        pull_requests.deploy_hours,
+        pull_requests.lead_time_hours,
+        pull_requests.pr_size,
+        pull_requests.first_review_at is not null as has_review,
+        pull_requests.rework_reason is not null as is_rework,
+        coalesce(deployments.fails_change, false) as fails_change
+    from ({{ dora_scope_repositories() }}) as scope_repositories
+    inner join {{ ref('fct_pull_requests') }} as pull_requests
+        on pull_requests.repo_full_name = scope_repositories.repo_full_name
+    left join {{ ref('fct_deployments') }} as deployments
+        on deployments.deployment_id = pull_requests.shipping_deployment_id
+    where pull_requests.merged_at is not null and not pull_requests.is_bot
+{%- endmacro %}
+
+{#- A cohort's figures over the rows of a group, `merged` and `shipped` being the conditions
+    that a row is merged (shipped) in the window; null when fewer than ai_cohort_min_prs merged
+    pull requests, with is_too_small<suffix> saying so. -#}
+{% macro ai_cohort_figures(merged, shipped, suffix='') -%}
+    {%- set enough = "count(*) filter (where " ~ merged ~ ") >= " ~ var('ai_cohort_min_prs') -%}
+    count(*) filter (where {{ merged }}) as merged_prs{{ suffix }},
+    not ({{ enough }}) as is_too_small{{ suffix }},
+    {%- for stage in ['coding', 'pickup', 'review', 'deploy'] %}
+    case when {{ enough }} then percentile_cont(0.5) within group (order by {{ stage }}_hours)
+        filter (where {{ merged }})::numeric end as median_{{ stage }}_hours{{ suffix }},
+    {%- endfor %}
+    case when {{ enough }} then percentile_cont(0.5) within group (order by lead_time_hours)
+        filter (where {{ shipped }})::numeric end as median_lead_time_hours{{ suffix }},
+    case when {{ enough }} then percentile_cont(0.5) within group (order by pr_size)
+        filter (where {{ merged }})::numeric end as median_pr_size{{ suffix }},
+    case when {{ enough }} then (count(*) filter (where ({{ merged }}) and has_review))::numeric
+        / count(*) filter (where {{ merged }}) end as review_coverage{{ suffix }},
+    case when {{ enough }} then (count(*) filter (where ({{ shipped }}) and fails_change))::numeric
+        / nullif(count(*) filter (where {{ shipped }}), 0) end as change_failure_rate{{ suffix }},
+    case when {{ enough }} then (count(*) filter (where ({{ merged }}) and is_rework))::numeric
+        / count(*) filter (where {{ merged }}) end as rework_rate{{ suffix }}
+{%- endmacro %}
+
+{#- The items of one row of int_ai_cohort_scope_weeks (`pieces`, for a lateral subquery): a
+    row per pull request merged in its week (is_merged, with its merge-time values) and a row
+    per one shipped in it (is_shipped, lead_time_hours, fails_change), the columns that
+    ai_cohort_figures reads. -#}
+{% macro ai_cohort_piece_items(pieces) -%}
+    select
+        merged.*,
+        true as is_merged,
+        false as is_shipped,
+        null as lead_time_hours,
+        null as fails_change
+    from unnest(
+        {{ pieces }}.coding_hours_list, {{ pieces }}.pickup_hours_list, {{ pieces }}.review_hours_list,
+        {{ pieces }}.deploy_hours_list, {{ pieces }}.pr_size_list, {{ pieces }}.has_review_list, {{ pieces }}.is_rework_list
+    ) as merged (coding_hours, pickup_hours, review_hours, deploy_hours, pr_size, has_review, is_rework)
+    union all
+    select null, null, null, null, null, null, null, false, true, shipped.lead_time_hours, shipped.fails_change
+    from unnest({{ pieces }}.lead_time_hours_list, {{ pieces }}.fails_change_list) as shipped (lead_time_hours, fails_change)
+{%- endmacro %}
+
+{#- Before an incremental fct_ai_cohorts_weekly run (fct_dora_weekly and int_ai_cohort_scope_weeks
+    are built): drop the weeks it recomputes, then every week of a scope whose stored rows no
+    longer fit, and the run rewrites those scopes whole:
+    - the scope's weeks before the recomputed ones are not exactly fct_dora_weekly's (a scope
+      gone, new, or whose first week moved);
+    - int_ai_cohort_scope_weeks rewrote the scope's earlier weeks in this dbt invocation (its
+      repositories or their rules changed);
+    - a stored row's is_too_small disagrees with `ai_cohort_min_prs` (the var changed). -#}
+{% macro ai_cohorts_weekly_prune() -%}
+    delete from {{ this }} where week_start >= {{ dora_recompute_from(this) }};
+    delete from {{ this }} as stale
+    using (
+        select coalesce(stored.scope_type, weekly.scope_type) as scope_type,
+               coalesce(stored.scope, weekly.scope) as scope
+        from (select distinct scope_type, scope, week_start from {{ this }}) as stored
+        full join (
+            select scope_type, scope, week_start
+            from {{ ref('fct_dora_weekly') }}
+            where week_start < (select coalesce(max(week_start) + 7, '-infinity'::date) from {{ this }})
+        ) as weekly
+            on weekly.scope_type = stored.scope_type
+            and weekly.scope = stored.scope
+            and weekly.week_start = stored.week_start
+        where stored.week_start is null or weekly.week_start is null
+        union
+        select scope_type, scope
+        from {{ ref('int_ai_cohort_scope_weeks') }}
+        where _invocation_id = '{{ invocation_id }}'
+            and week_start < (select coalesce(max(week_start) + 7, '-infinity'::date) from {{ this }})
+        union
+        select scope_type, scope
+        from {{ this }}
+        where is_too_small is distinct from (merged_prs < {{ var('ai_cohort_min_prs') }})
+            or is_too_small_12w is distinct from (merged_prs_12w < {{ var('ai_cohort_min_prs') }})
+    ) as changed
+    where stale.scope_type = changed.scope_type and stale.scope = changed.scope
+{%- endmacro %}
