@@ -48,7 +48,16 @@ TRAILING_COLUMNS = """
     median_coding_hours_12w numeric, median_pickup_hours_12w numeric, median_review_hours_12w numeric,
     median_deploy_hours_12w numeric
 """
+# The AI marts' columns the surfaces read (docs/ai.md; fct_copilot_org_weekly in docs/contracts.md).
+AI_COHORT_COLUMNS = ", ".join(
+    ["scope_type text", "scope text", "week_start date", "cohort text", "merged_prs bigint", "merged_prs_12w bigint",
+     "is_too_small_12w boolean"]
+    + [f"{field}_12w numeric" for field in ("median_lead_time_hours", "median_coding_hours", "median_pickup_hours",
+                                              "median_review_hours", "median_deploy_hours", "median_pr_size",
+                                              "review_coverage", "change_failure_rate", "rework_rate")]
+)
 LAST_WEEK = dt.date(2026, 5, 4)
+ADOPTION_WEEK = LAST_WEEK - dt.timedelta(weeks=8)
 REPOS = ("acme/api", "acme/web")
 
 
@@ -132,6 +141,27 @@ def seed_marts(url: str) -> None:
                 " lead_time_hours) values (%s, 'acme/api', %s, 'alice', false, %s, %s, %s, %s, %s, %s, %s)",
                 (f"PR_{n}", n, merged, merged, coding, pickup, review, deploy, coding + pickup + review + deploy),
             )
+        # Alice's pull requests: 2 of the 5 a week AI-assisted, so both cohorts pass 20 over 12 weeks;
+        # Copilot reports for acme (hers) and for an organisation outside her scope.
+        cur.execute(f"create table marts.fct_ai_cohorts_weekly ({AI_COHORT_COLUMNS})")
+        for i, week in enumerate(w["week_start"] for w in weeks):
+            for cohort, per_week, lead, coverage in (("ai_assisted", 2, 18.5, 0.75), ("other", 3, 27.25, 0.9)):
+                window = per_week * min(i + 1, 12)
+                cur.execute(
+                    "insert into marts.fct_ai_cohorts_weekly (scope_type, scope, week_start, cohort, merged_prs,"
+                    " merged_prs_12w, is_too_small_12w, median_lead_time_hours_12w, review_coverage_12w)"
+                    " values ('user', 'alice', %s, %s, %s, %s, %s, %s, %s)",
+                    (week, cohort, per_week, window, window < 20, None if window < 20 else lead,
+                     None if window < 20 else coverage),
+                )
+        cur.execute("create table marts.fct_ai_adoption (scope_type text, scope text, merged_prs bigint,"
+                    " ai_assisted_prs bigint, adoption_week date, adoption_week_share numeric)")
+        cur.execute("insert into marts.fct_ai_adoption values ('user', 'alice', 70, 28, %s, 0.4),"
+                    " ('user', 'bob', 0, 0, null, null)", (ADOPTION_WEEK,))
+        cur.execute("create table marts.fct_copilot_org_weekly (org text, week_start date, weekly_active_users bigint)")
+        cur.executemany("insert into marts.fct_copilot_org_weekly values (%s, %s, %s)",
+                        [(org, LAST_WEEK - dt.timedelta(weeks=k), users + k)
+                         for org, users in (("acme", 3), ("elsewhere", 50)) for k in range(3)])
         cur.execute(  # a bot PR counts for nothing
             "insert into marts.fct_pull_requests (pull_request_id, repo_full_name, number, is_bot, merged_at,"
             " coding_hours) values ('PR_bot', 'acme/api', 99, true, %s, 500)",
@@ -175,6 +205,13 @@ def test_load_summary_input_reads_the_contract_columns(database_url):
         "predicted_lead_time_hours_high": 41, "interval_level": 0.8}
     assert data.forecast_status == {"lead_time": "published", "overall_score": "published"}
     assert (data.anomalies[0].z, data.anomalies[0].observed, data.anomalies[0].expected_high) == (3.4, 33, 30)
+    # The AI cohorts over the latest week's 12 weeks, the adoption curve and week, and Copilot's
+    # weekly active users of her organisation only.
+    assert data.ai_comparable and data.ai_cohorts["ai_assisted"]["merged_prs"] == 24
+    assert data.ai_cohorts["other"]["median_lead_time_hours"] == 27.25
+    assert [(w["merged_prs"], w["ai_assisted_prs"]) for w in data.ai_weeks] == [(5, 2)] * 14
+    assert data.ai_adoption["adoption_week"] == ADOPTION_WEEK.isoformat()
+    assert {w["org"] for w in data.copilot_weeks} == {"acme"} and len(data.copilot_weeks) == 3
     with psycopg2.connect(database_url) as conn:
         assert not load_summary_input(conn, "bob").has_data
 
@@ -234,6 +271,12 @@ def test_user_summaries_asset_materialises_a_grounded_summary_and_report(databas
     assert "Overall score (0-10" in page and "DORA 2025 benchmark, overall" in page
     assert "not a person" in page and "DORA 2023 grades (legacy" in page
     assert "median_lead_time_hours" in page and rows[0][7].split(".")[0] in page
+    # The two cohorts side by side and the adoption curve (with Copilot's active users) beside the overall trend.
+    assert "<th>median lead time</th><td class=\"num\">18.5 h</td><td class=\"num\">27.2 h</td>" in page
+    assert "AI adoption: share of merged pull requests AI-assisted per week" in page
+    assert "Copilot weekly active users" in page and "elsewhere" not in page
+    # The summary compares them, with figures of the facts, and the grounding check passed.
+    assert "AI-assisted pull requests, median lead time, last 12 weeks" in openai_fake.requests[0]["messages"][-1]["content"]
     exported = json.loads(open(json_path).read())
     assert exported["summary"]["text"] == rows[1][7] and exported["summary"]["cache_hit"] is True
     assert exported["aggregates"]["login"] == "alice" and len(exported["aggregates"]["weeks"]) == 14

@@ -307,3 +307,72 @@ def test_a_forecast_withdrawn_live_says_so():
     assert ("The lead time forecast is withdrawn: lately worse than last week's value, the model is being "
             "retrained.") in text
     assert "Forecast for next week: overall score 6.6 / 10." in text
+
+
+# --- AI-assisted pull requests against the others (docs/ai.md) --------------------------------
+
+
+def ai_cohorts(ai_prs: int = 34, other_prs: int = 46, min_prs: int = 20) -> dict:
+    """The latest week's two cohorts over their trailing 12 weeks, as fct_ai_cohorts_weekly has them."""
+    figures = {
+        "ai_assisted": {"median_lead_time_hours": 20.1, "median_coding_hours": 2.4, "median_pickup_hours": 3.0,
+                        "median_review_hours": 6.5, "median_deploy_hours": 1.25, "median_pr_size": 140,
+                        "review_coverage": 0.85, "change_failure_rate": 0.0625, "rework_rate": 0.1},
+        "other": {"median_lead_time_hours": 31.4, "median_coding_hours": 5.0, "median_pickup_hours": 3.5,
+                  "median_review_hours": 7.0, "median_deploy_hours": 1.5, "median_pr_size": 100,
+                  "review_coverage": 0.9, "change_failure_rate": 0.08, "rework_rate": 0.12},
+    }
+    out = {}
+    for cohort, merged in (("ai_assisted", ai_prs), ("other", other_prs)):
+        small = merged < min_prs  # the mart nulls every figure of a cohort too small
+        out[cohort] = {"merged_prs": merged, "is_too_small": small,
+                       **{k: None if small else v for k, v in figures[cohort].items()}}
+    return out
+
+
+ADOPTION = {"adoption_week": "2026-03-02", "adoption_week_share": 0.3125, "merged_prs": 120, "ai_assisted_prs": 41}
+
+
+def test_the_summary_compares_ai_assisted_pull_requests_with_the_others_when_both_are_large_enough():
+    data = sample_input(ai_cohorts=ai_cohorts(), ai_adoption=ADOPTION)
+    text = rules.write_summary(data)
+    assert ("AI-assisted pull requests against the others over the last 12 weeks: 34 of 80 merged pull requests; "
+            "median lead time 20.1 h against 31.4 h; median coding time 2.4 h against 5 h; median pickup time 3 h "
+            "against 3.5 h; median review time 6.5 h against 7 h; median deploy time 1.2 h against 1.5 h; median "
+            "pull request size 140 lines against 100; review coverage 85% against 90%; change fail rate 6.2% "
+            "against 8%; rework rate 10% against 12%.") in text
+    assert ("AI-assisted pull requests first reached 31.2% of the week's merged pull requests in the week starting "
+            "2026-03-02.") in text
+    result = grounding.check(text, data)
+    assert result.grounded, result.reasons
+    # A figure of the other cohort passed off as the AI-assisted one's still matches a fact of its
+    # metric; one of another metric, or an invented one, does not.
+    assert not grounding.check(text.replace("review coverage 85%", "review coverage 62%"), data).grounded
+    assert not grounding.check(text.replace("rework rate 10%", "rework rate 85%"), data).grounded
+    assert not grounding.check(text.replace("2026-03-02", "2026-03-09"), data).grounded
+    # The model is given the same figures, each quotable as listed.
+    from fake_llm_servers import answer_from_prompt
+
+    system, user = prompts.build_messages(data)
+    assert "AI-assisted pull requests, median lead time, last 12 weeks: 20.1 h" in user
+    assert "other pull requests, review coverage, last 12 weeks: 90%" in user
+    assert "adoption week (starting 2026-03-02): 31.2%" in user and "AI-assisted" in system
+    answer = answer_from_prompt(user, max_facts=1000)
+    assert "20.1 h" in answer and grounding.check(answer, data, limit=100_000).grounded
+
+
+def test_the_summary_gives_no_ai_figure_when_a_cohort_is_too_small():
+    for small in (ai_cohorts(ai_prs=12), ai_cohorts(other_prs=19)):
+        data = sample_input(ai_cohorts=small)
+        assert not data.ai_comparable
+        assert not [f for f in facts(data) if f.key.startswith("ai.")]
+        text = rules.write_summary(data)
+        assert "Too few AI-assisted or other pull requests over the last 12 weeks to compare them." in text
+        assert "AI-assisted pull requests against" not in text and "12 of" not in text
+        assert grounding.check(text, data).grounded
+        # The model is told so, with no figure to quote; quoting one is caught.
+        _, user = prompts.build_messages(data)
+        assert "too few over the last 12 weeks to compare" in user and "AI-assisted pull requests," not in user
+        assert not grounding.check("AI-assisted pull requests had a median lead time of 20.1 h.", data).grounded
+    # Before the marts have the cohorts: nothing said at all.
+    assert "AI-assisted" not in rules.write_summary(sample_input())

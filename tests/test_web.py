@@ -310,6 +310,46 @@ def test_the_page_names_the_bottleneck_and_reads_forecasts_and_anomalies_on_thei
         assert not anomaly["expected_low"] <= anomaly["observed"] <= anomaly["expected_high"] or abs(anomaly["z"]) < 3.25
 
 
+def test_the_ai_cohorts_sit_side_by_side_with_the_adoption_curve_by_page_and_api(world):
+    reader = sign_in(world.sandbox, world.web_url, world.reader)
+    api = reader.get(world.web_url + "/api/metrics").json()
+    page = html.unescape(reader.get(world.web_url + "/").text)
+    cohorts = {c["key"]: c for c in api["ai"]["cohorts"]}
+    marts = world.rows(
+        "select cohort, merged_prs_12w, is_too_small_12w, median_lead_time_hours_12w from marts.fct_ai_cohorts_weekly"
+        " where scope_type = 'user' and scope = %s and week_start = %s::date", world.reader, api["latest_week"])
+    assert {m[0] for m in marts} == {"ai_assisted", "other"}
+    lead = {row["key"]: row for row in api["ai"]["rows"]}["median_lead_time_hours"]
+    assert "AI-assisted pull requests" in page and 'data-chart="ai_adoption"' in page
+    for cohort, merged, small, lead_time in marts:
+        assert (cohorts[cohort]["merged_prs"], cohorts[cohort]["too_small"]) == (merged, small)
+        if small:  # too few to compare: said in words, no figure
+            assert lead[cohort]["value"] is None
+            assert f"too few pull requests to compare (n = {merged})" in page
+        else:
+            assert lead[cohort]["value"] == pytest.approx(float(lead_time))
+    assert api["ai"]["comparable"] == (not any(small for _, _, small, _ in marts))
+    # The adoption curve: each week's AI-assisted share of the merged pull requests, as the marts count them.
+    weekly = dict(world.rows(
+        "select week_start::text, 100.0 * sum(merged_prs) filter (where cohort = 'ai_assisted')"
+        " / nullif(sum(merged_prs), 0) from marts.fct_ai_cohorts_weekly where scope_type = 'user' and scope = %s"
+        " group by week_start", world.reader))
+    share, *copilot = api["charts"]["ai_adoption"]["data"]
+    assert share["x"] == api["weeks"]
+    assert share["y"] == [None if weekly[w] is None else pytest.approx(float(weekly[w])) for w in share["x"]]
+    # Copilot's weekly active users of the organisations owning the reader's repositories, on a second axis.
+    orgs = sorted({name.split("/")[0] for name in reader.get(world.web_url + "/api/me").json()["repositories"]})
+    reported = world.rows("select distinct org from marts.fct_copilot_org_weekly where org = any(%s)", orgs)
+    assert len(copilot) == len(reported) and all(t["yaxis"] == "y2" for t in copilot)
+    # A repository's page compares that repository's own cohorts.
+    name = reader.get(world.web_url + "/api/me").json()["repositories"][0]
+    view = reader.get(f"{world.web_url}/api/repos/{name}").json()
+    (merged,), = world.rows("select merged_prs_12w from marts.fct_ai_cohorts_weekly where scope_type = 'repository'"
+                            " and scope = %s and week_start = %s::date and cohort = 'ai_assisted'",
+                            name, view["latest_week"])
+    assert {c["key"]: c for c in view["ai"]["cohorts"]}["ai_assisted"]["merged_prs"] == merged
+
+
 def test_the_team_page_sorts_repositories_by_overall_score(world):
     reader = sign_in(world.sandbox, world.web_url, world.reader)
     rows = reader.get(world.web_url + "/api/repos").json()["repositories"]

@@ -6,6 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from ghmetrics_dagster.summaries import report
 from ghmetrics_dagster.summaries.aggregates import Anomaly, SummaryInput
 from ghmetrics_dagster.web import accounts, oauth, views
 from ghmetrics_dagster.web.config import WebConfig, WebConfigError
@@ -153,3 +154,62 @@ def test_ghmetrics_web_in_a_container_needs_the_shared_secret_key(database_url, 
     result = CliRunner().invoke(main, ["web"])
     assert result.exit_code != 0 and "GHMETRICS_SECRET_KEY is not set" in result.output
 
+
+
+def test_the_ai_cohorts_sit_side_by_side_and_a_small_one_says_so_instead_of_numbers():
+    from test_llm_grounding import ADOPTION, ai_cohorts, sample_input
+
+    data = sample_input(ai_cohorts=ai_cohorts(), ai_adoption=ADOPTION)
+    ai = views.ai_comparison(data)
+    assert ai["comparable"] and [c["title"] for c in ai["cohorts"]] == ["AI-assisted", "Other"]
+    rows = {row["key"]: row for row in ai["rows"]}
+    assert (rows["merged_prs"]["ai_assisted"]["display"], rows["merged_prs"]["other"]["display"]) == ("34", "46")
+    assert (rows["median_lead_time_hours"]["ai_assisted"]["display"],
+            rows["median_lead_time_hours"]["other"]["display"]) == ("20.1 h", "31.4 h")
+    assert (rows["review_coverage"]["ai_assisted"]["display"], rows["review_coverage"]["other"]["display"]) == (
+        "85 %", "90 %")
+    assert ai["adoption_text"] == ("AI-assisted pull requests first reached 31 % of the week's merged pull requests "
+                                   "in the week of 2026-03-02.")
+
+    small = views.ai_comparison(sample_input(ai_cohorts=ai_cohorts(ai_prs=12)))
+    assert not small["comparable"]
+    assert [(c["too_small"], c["too_small_text"]) for c in small["cohorts"]] == [
+        (True, "too few pull requests to compare (n = 12)"), (False, None)]
+    assert all(row["ai_assisted"]["value"] is None for row in small["rows"][1:])
+    assert "no week" in small["adoption_text"].lower()
+    assert views.ai_comparison(sample_input()) is None  # before the marts have the cohorts
+
+
+def test_the_adoption_curve_charts_the_weekly_share_and_copilots_active_users_on_a_second_axis():
+    from test_llm_grounding import ADOPTION, sample_input
+
+    data = sample_input(ai_adoption=ADOPTION, ai_weeks=[
+        {"week_start": "2026-02-23", "merged_prs": 10, "ai_assisted_prs": 2},
+        {"week_start": "2026-03-02", "merged_prs": 16, "ai_assisted_prs": 5},
+        {"week_start": "2026-03-09", "merged_prs": 0, "ai_assisted_prs": 0}])
+    figure = report.adoption_figure(data)
+    (share,) = figure["data"]
+    assert share["y"] == [20.0, 31.25, None] and figure["layout"]["yaxis"]["range"] == [0, 100]
+    assert figure["layout"]["shapes"][0]["x0"] == "2026-03-02"  # the adoption week, marked
+    assert "yaxis2" not in figure["layout"]  # no Copilot data: no second axis
+    data.copilot_weeks = [{"org": "acme", "week_start": w, "weekly_active_users": n}
+                          for w, n in (("2026-02-23", 4), ("2026-03-02", 7))]
+    share, users = report.adoption_figure(data)["data"]
+    assert users["name"] == "Copilot weekly active users" and users["y"] == [4, 7] and users["yaxis"] == "y2"
+
+
+def test_the_report_shows_the_two_cohorts_and_the_adoption_curve_beside_the_overall_trend():
+    from test_llm_grounding import ADOPTION, ai_cohorts, sample_input
+
+    data = sample_input(ai_cohorts=ai_cohorts(), ai_adoption=ADOPTION, weeks=[
+        {"week_start": "2026-03-02", "overall_score": 7.0}],
+        ai_weeks=[{"week_start": "2026-03-02", "merged_prs": 16, "ai_assisted_prs": 5}])
+    page = report.render_html(data, {"text": "x", "provider": "rules", "model": "rules-v3", "cost_usd": 0,
+                                     "grounded": True})
+    assert "AI-assisted pull requests against the others" in page
+    assert "<th>median lead time</th><td class=\"num\">20.1 h</td><td class=\"num\">31.4 h</td>" in page
+    assert "AI adoption: share of merged pull requests AI-assisted per week" in page
+    assert page.index('<div class="side-by-side">') < page.index("AI adoption") < page.index("Weekly trends")
+    small = report.render_html(sample_input(ai_cohorts=ai_cohorts(other_prs=7)),
+                               {"text": "x", "provider": "rules", "model": "rules-v3", "cost_usd": 0})
+    assert "too few pull requests to compare (n = 7)" in small and "31.4 h" not in small

@@ -48,6 +48,22 @@ FIVE_METRICS = tuple(
         "rework rate",
     ), strict=False)
 )
+# docs/ai.md: the figures of fct_ai_cohorts_weekly compared between AI-assisted pull requests and the
+# others, each over the trailing 12 weeks (<field>_12w): (field, label, unit).
+AI_COHORTS = ("ai_assisted", "other")
+AI_COHORT_NAMES = {"ai_assisted": "AI-assisted pull requests", "other": "other pull requests"}
+AI_FIGURES = (
+    ("median_lead_time_hours", "median lead time", "hours"),
+    ("median_coding_hours", "median coding time", "hours"),
+    ("median_pickup_hours", "median pickup time", "hours"),
+    ("median_review_hours", "median review time", "hours"),
+    ("median_deploy_hours", "median deploy time", "hours"),
+    ("median_pr_size", "median pull request size (lines)", "count"),
+    ("review_coverage", "review coverage", "ratio"),
+    ("change_failure_rate", "change fail rate", "ratio"),
+    ("rework_rate", "rework rate", "ratio"),
+)
+AI_COHORT_COLUMNS = ("merged_prs_12w", "is_too_small_12w") + tuple(f"{field}_12w" for field, _, _ in AI_FIGURES)
 TEAM_NOT_PERSON = ("DORA's metrics describe a team's or a service's delivery, not a person: they pool the "
                    "repositories in a scope and say nothing about anyone's own performance.")
 
@@ -134,6 +150,15 @@ class SummaryInput:
     # marts.fct_bottlenecks' latest row: the stage that takes most of the time to ship.
     bottleneck: dict[str, Any] = dataclasses.field(default_factory=dict)
     weeks: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # for the report only
+    # marts.fct_ai_cohorts_weekly's latest week, by cohort (AI_COHORTS): merged_prs, is_too_small and
+    # the AI_FIGURES, each over the trailing 12 weeks; empty before the marts have it.
+    ai_cohorts: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    # marts.fct_ai_adoption's row: adoption_week, adoption_week_share, merged_prs, ai_assisted_prs.
+    ai_adoption: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # The adoption curve (report and dashboard only): per week of `weeks`, merged_prs and
+    # ai_assisted_prs; and Copilot's weekly active users per organisation of the scope.
+    ai_weeks: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    copilot_weeks: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # org, week_start, weekly_active_users
     scope_note: str | None = None  # which token's visibility made the scope (report only)
 
     @property
@@ -149,6 +174,12 @@ class SummaryInput:
             if before is not None and now is not None and int(before) != int(now):
                 changes[field] = (int(before), int(now))
         return changes
+
+    @property
+    def ai_comparable(self) -> bool:
+        """Both cohorts are large enough over the trailing 12 weeks to compare (docs/ai.md)."""
+        return all(cohort in self.ai_cohorts and self.ai_cohorts[cohort].get("is_too_small") is False
+                   for cohort in AI_COHORTS)
 
     @property
     def needs_strong_model(self) -> bool:
@@ -333,6 +364,7 @@ def facts(data: SummaryInput) -> list[Fact]:
             value = data.bottleneck.get(field)
             if _usable(value):
                 out.append(Fact(f"bottleneck.{stage}.{field}", f"{stage} stage {label}", float(value), "ratio"))
+    out += ai_facts(data)
     for index, repo in enumerate(data.repositories):
         for key, label, unit in (
             ("deployments_12w", f"deployments, last {WINDOW_WEEKS} weeks", "count"),
@@ -345,10 +377,36 @@ def facts(data: SummaryInput) -> list[Fact]:
     return out
 
 
+def ai_facts(data: SummaryInput) -> list[Fact]:
+    """The AI comparison, only when both cohorts are large enough over the trailing 12 weeks, and
+    the adoption week's share when the scope has one."""
+    out: list[Fact] = []
+    window = f"last {WINDOW_WEEKS} weeks"
+    if data.ai_comparable:
+        cohorts = {cohort: data.ai_cohorts[cohort] for cohort in AI_COHORTS}
+        total = sum(float(c["merged_prs"]) for c in cohorts.values())
+        out.append(Fact("ai.both.merged_prs", f"merged pull requests by people, both cohorts, {window}", total, "count"))
+        for cohort, figures in cohorts.items():
+            name = AI_COHORT_NAMES[cohort]
+            out.append(Fact(f"ai.{cohort}.merged_prs", f"{name}, merged, {window}", float(figures["merged_prs"]),
+                            "count"))
+            for field, label, unit in AI_FIGURES:
+                if _usable(figures.get(field)):
+                    out.append(Fact(f"ai.{cohort}.{field}", f"{name}, {label}, {window}", float(figures[field]), unit))
+    week, share = data.ai_adoption.get("adoption_week"), data.ai_adoption.get("adoption_week_share")
+    if week and _usable(share):
+        out.append(Fact("ai.adoption_week_share",
+                        f"AI-assisted share of the merged pull requests in the adoption week (starting {week})",
+                        float(share), "ratio"))
+    return out
+
+
 def input_dates(data: SummaryInput) -> set[str]:
     dates = {a.week_start for a in data.anomalies}
     if data.week_start:
         dates.add(data.week_start)
+    if data.ai_adoption.get("adoption_week"):
+        dates.add(data.ai_adoption["adoption_week"])
     return dates
 
 
@@ -393,9 +451,11 @@ def load_summary_input(conn, login: str, history_weeks: int = 26, repository: st
     with conn.cursor() as cur:
         cur.execute(
             "select to_regclass('marts.fct_dora_weekly'), to_regclass('marts.fct_trailing_12w'),"
-            " to_regclass('ml.insights'), to_regclass('marts.dora_benchmarks'), to_regclass('marts.fct_bottlenecks')"
+            " to_regclass('ml.insights'), to_regclass('marts.dora_benchmarks'), to_regclass('marts.fct_bottlenecks'),"
+            " to_regclass('marts.fct_ai_cohorts_weekly'), to_regclass('marts.fct_ai_adoption'),"
+            " to_regclass('marts.fct_copilot_org_weekly')"
         )
-        dora, trailing, insights, benchmarks, bottlenecks = cur.fetchone()
+        dora, trailing, insights, benchmarks, bottlenecks, cohorts, adoption, copilot = cur.fetchone()
         if dora is None:
             raise AggregatesError(
                 "marts.fct_dora_weekly does not exist: materialise the dbt assets (marts) before the summaries"
@@ -497,4 +557,52 @@ def load_summary_input(conn, login: str, history_weeks: int = 26, repository: st
                 names = ("dominant_stage", "dominant_share_12w", "dominant_share_earlier_6w",
                          "dominant_share_recent_6w", "dominant_share_change", "prs_12w")
                 data.bottleneck = {n: _plain(v) for n, v in zip(names, row, strict=False)}
+        # Missing between an upgrade and the marts' next build, like the marts above.
+        if cohorts is not None:
+            _load_ai_cohorts(cur, data, scope_type, scope)
+        if adoption is not None:
+            cur.execute(
+                "select adoption_week, adoption_week_share, merged_prs, ai_assisted_prs from marts.fct_ai_adoption"
+                " where scope_type = %s and scope = %s",
+                (scope_type, scope),
+            )
+            row = cur.fetchone()
+            if row:
+                names = ("adoption_week", "adoption_week_share", "merged_prs", "ai_assisted_prs")
+                data.ai_adoption = {n: _plain(v) for n, v in zip(names, row, strict=False)}
+        if copilot is not None:
+            # Copilot reports are per organisation: those owning a repository of the scope.
+            repos = [repository] if repository else app_data.scope_repositories(cur, login)
+            orgs = sorted({name.split("/", 1)[0] for name in repos})
+            cur.execute(
+                "select org, week_start, weekly_active_users from marts.fct_copilot_org_weekly"
+                " where org = any(%s) and week_start >= %s::date and week_start <= %s::date order by org, week_start",
+                (orgs, rows[0]["week_start"], data.week_start),
+            )
+            data.copilot_weeks = [
+                {"org": org, "week_start": _plain(week), "weekly_active_users": _plain(users)}
+                for org, week, users in cur.fetchall()
+            ]
     return data
+
+
+def _load_ai_cohorts(cur, data: SummaryInput, scope_type: str, scope: str) -> None:
+    """The adoption curve over the weeks of `data.weeks`, and the latest week's two cohorts over
+    their trailing 12 weeks, from marts.fct_ai_cohorts_weekly."""
+    cur.execute(
+        f"select week_start, cohort, merged_prs, {', '.join(AI_COHORT_COLUMNS)} from marts.fct_ai_cohorts_weekly"
+        " where scope_type = %s and scope = %s and week_start >= %s::date and week_start <= %s::date"
+        " order by week_start, cohort",
+        (scope_type, scope, data.weeks[0]["week_start"], data.week_start),
+    )
+    by_week: dict[str, dict[str, Any]] = {}
+    for week, cohort, merged, *window in cur.fetchall():
+        week = _plain(week)
+        counts = by_week.setdefault(week, {"week_start": week, "merged_prs": 0, "ai_assisted_prs": 0})
+        counts["merged_prs"] += int(merged)
+        if cohort == "ai_assisted":
+            counts["ai_assisted_prs"] += int(merged)
+        if week == data.week_start and cohort in AI_COHORTS:
+            figures = dict(zip(AI_COHORT_COLUMNS, (_plain(v) for v in window), strict=True))
+            data.ai_cohorts[cohort] = {column.removesuffix("_12w"): value for column, value in figures.items()}
+    data.ai_weeks = list(by_week.values())

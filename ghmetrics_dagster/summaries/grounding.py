@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from ghmetrics_dagster.summaries.aggregates import Fact, SummaryInput, facts, input_dates
+from ghmetrics_dagster.summaries.aggregates import CYCLE_STAGES, Fact, SummaryInput, facts, input_dates
 from ghmetrics_dagster.summaries.prompts import MAX_SUMMARY_CHARS, untrusted_names
 
 _DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
@@ -189,6 +189,12 @@ def _family(fact: Fact) -> str:
         return "anomaly_score"
     if parts[0] == "bottleneck":  # the dominant stage's share: bottleneck.review.dominant_share_12w
         return f"cycle_{parts[1]}"
+    if parts[0] == "ai":  # a cohort's figure (ai.other.median_coding_hours) is its metric's
+        stage = parts[-1].removeprefix("median_").removesuffix("_hours")
+        if stage in CYCLE_STAGES:
+            return f"cycle_{stage}"
+        if parts[-1] == "adoption_week_share":  # a share of the merged pull requests
+            return "merged_prs"
     return _FIELD_FAMILY.get(parts[-1], parts[-1])
 
 

@@ -17,7 +17,7 @@ from ghmetrics_dagster.summaries.aggregates import (
     facts,
 )
 
-PROMPT_VERSION = "summary-v2"  # v2: DORA's five metrics and the Quick Check scores (docs/dora.md)
+PROMPT_VERSION = "summary-v3"  # v3: AI-assisted pull requests against the others (docs/ai.md)
 MAX_OUTPUT_TOKENS = 450
 MAX_SUMMARY_CHARS = 1600
 MAX_NAME_CHARS = 100
@@ -37,7 +37,11 @@ SYSTEM_PROMPT = (
     "found there. Write plain prose in at most 150 words: the scores, what went well, what to watch, "
     "the bottleneck stage when one is listed, and any anomaly (its observed value against the expected "
     "range, and its z-score). Give a forecast only when it is listed, with its likely range; a forecast "
-    "listed as withheld is no better than last week's value: say so and give no number for it."
+    "listed as withheld is no better than last week's value: say so and give no number for it. "
+    "Compare AI-assisted pull requests with the others only with the AI-assisted and other figures listed; "
+    "when none are listed, give no figure for either group. Name the week AI-assisted pull requests first "
+    "reached the adoption share when it is listed. A difference between the groups is not proof that AI "
+    "caused it."
 )
 
 
@@ -110,6 +114,9 @@ def build_messages(data: SummaryInput) -> tuple[str, str]:
                       "weeks in robust standard deviations; 3.25 or more flags):"]
         lines += [f"- week starting {a.week_start}: metric {fence(a.metric)}"
                   + (f" in {fence(a.scope)}" if a.scope else "") for a in data.anomalies]
+    if data.ai_cohorts and not data.ai_comparable:
+        lines += ["", f"AI-assisted and other pull requests: too few over the last {WINDOW_WEEKS} weeks to compare "
+                      "(say so, with no figure)."]
     withheld = [f"- {t.name} forecast: withheld, {FORECAST_WITHHELD[data.forecast_status[t.short]]}"
                 for t in FORECAST_TARGETS if data.forecast_status.get(t.short) in FORECAST_WITHHELD]
     if withheld:

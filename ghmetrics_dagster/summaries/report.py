@@ -9,6 +9,7 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import plotly
 import plotly.graph_objects as go
@@ -18,6 +19,7 @@ from plotly.subplots import make_subplots
 from ghmetrics_dagster.core.settings import private_dir
 from ghmetrics_dagster.metrics import contracts
 from ghmetrics_dagster.summaries.aggregates import (
+    AI_FIGURES,
     CYCLE_STAGES,
     FIVE_METRICS,
     FORECAST_TARGETS,
@@ -26,6 +28,7 @@ from ghmetrics_dagster.summaries.aggregates import (
     WINDOW_WEEKS,
     SummaryInput,
     anomaly_unit,
+    format_value,
 )
 from ghmetrics_dagster.summaries.prompts import sanitize_untrusted
 
@@ -188,6 +191,68 @@ def _cycle_figure(data: SummaryInput) -> go.Figure:
     return fig
 
 
+def adoption_figure(data: SummaryInput) -> dict:
+    """The adoption curve as plain plotly JSON (the dashboard draws it too): each week's share of
+    merged pull requests that were AI-assisted, and Copilot's weekly active users (right axis) per
+    organisation that reports them, with the adoption week marked."""
+    x = [row["week_start"] for row in data.ai_weeks]
+    share = [row["ai_assisted_prs"] / row["merged_prs"] * 100 if row["merged_prs"] else None for row in data.ai_weeks]
+    traces: list[dict] = [{
+        "type": "scatter", "mode": "lines+markers", "name": "AI-assisted share of merged pull requests", "x": x,
+        "y": share, "line": {"color": "#6a3d9a"}, "customdata": [[r["ai_assisted_prs"], r["merged_prs"]] for r in data.ai_weeks],
+        "hovertemplate": "%{x}: %{y:.0f} % (%{customdata[0]} of %{customdata[1]})<extra></extra>"}]
+    orgs = sorted({row["org"] for row in data.copilot_weeks})
+    for org in orgs:
+        weeks = [row for row in data.copilot_weeks if row["org"] == org]
+        traces.append({"type": "scatter", "mode": "lines", "yaxis": "y2",
+                       "name": f"Copilot weekly active users ({org})" if len(orgs) > 1 else "Copilot weekly active users",
+                       "x": [row["week_start"] for row in weeks], "y": [_float(row["weekly_active_users"]) for row in weeks],
+                       "line": {"color": "#2a9d8f", "dash": "dot"}, "hovertemplate": "%{x}: %{y:.0f} users<extra></extra>"})
+    layout: dict[str, Any] = {
+        "height": 260, "margin": {"l": 48, "r": 48 if orgs else 12, "t": 8, "b": 36}, "showlegend": True,
+        "legend": {"orientation": "h", "y": -0.25}, "xaxis": {"type": "date"},
+        "yaxis": {"title": {"text": "% AI-assisted"}, "range": [0, 100]},
+    }
+    if orgs:
+        layout["yaxis2"] = {"title": {"text": "users"}, "overlaying": "y", "side": "right", "rangemode": "tozero",
+                            "showgrid": False, "tickformat": ",d"}
+    week = data.ai_adoption.get("adoption_week")
+    if week and x and x[0] <= week <= x[-1]:
+        layout["shapes"] = [{"type": "line", "x0": week, "x1": week, "yref": "paper", "y0": 0, "y1": 1,
+                             "line": {"color": "#888", "dash": "dash", "width": 1}}]
+        layout["annotations"] = [{"x": week, "y": 1, "yref": "paper", "text": "adoption week", "showarrow": False,
+                                  "xanchor": "left", "yanchor": "top", "font": {"size": 11, "color": "#555"}}]
+    return {"data": traces, "layout": layout}
+
+
+def _ai_html(data: SummaryInput) -> str:
+    """AI-assisted pull requests and the others side by side over the last 12 weeks; a group too
+    small to say anything says so instead of its figures."""
+    if not data.ai_cohorts:
+        return "<p>No AI-assisted pull request figures yet.</p>"
+    cohorts = [(name, data.ai_cohorts.get(cohort, {"merged_prs": 0, "is_too_small": True}))
+               for cohort, name in (("ai_assisted", "AI-assisted"), ("other", "other"))]
+    rows = ["<tr><th>merged pull requests</th>" + "".join(
+        f'<td class="num">{int(figures["merged_prs"])}</td>' for _, figures in cohorts) + "</tr>"]
+    for index, (field, label, unit) in enumerate(AI_FIGURES):
+        cells = []
+        for _, figures in cohorts:
+            if figures.get("is_too_small") is not False:
+                if index == 0:
+                    cells.append(f'<td class="small" rowspan="{len(AI_FIGURES)}">too few pull requests to compare '
+                                 f'(n = {int(figures["merged_prs"])})</td>')
+                continue
+            value = _float(figures.get(field))
+            cells.append(f'<td class="num">{"–" if value is None else format_value(value, unit)}</td>')
+        rows.append(f"<tr><th>{html.escape(label)}</th>{''.join(cells)}</tr>")
+    week, share = data.ai_adoption.get("adoption_week"), _float(data.ai_adoption.get("adoption_week_share"))
+    adoption = (f"<p>AI-assisted pull requests first reached {share * 100:.0f} % of the week's merged pull requests "
+                f"in the week of {html.escape(str(week))}.</p>" if week and share is not None else "")
+    return (f"{adoption}<table><tr><th>last {WINDOW_WEEKS} weeks</th><th>AI-assisted</th><th>other</th></tr>"
+            f"{''.join(rows)}</table><p class=\"meta\">The groups differ in more than AI (who wrote them, what they "
+            "changed): a difference is not proof that AI caused it.</p>")
+
+
 def _summary_html(text: str) -> str:
     # Markdown-light: paragraphs and **bold**, everything else escaped.
     out = []
@@ -239,6 +304,11 @@ def render_html(data: SummaryInput, summary: dict) -> str:
     overall = pio.to_html(_overall_figure(data), full_html=False, include_plotlyjs=False)
     trends = pio.to_html(_trend_figure(data), full_html=False, include_plotlyjs=False)
     cycle = pio.to_html(_cycle_figure(data), full_html=False, include_plotlyjs=False)
+    adoption = ""
+    if data.ai_weeks:
+        figure = go.Figure(adoption_figure(data)).update_layout(
+            height=320, margin={"t": 60}, title_text="AI adoption: share of merged pull requests AI-assisted per week")
+        adoption = pio.to_html(figure, full_html=False, include_plotlyjs=False)
     charted = {field for field, _, _ in _TRENDS}
     anomaly_rows = "".join(
         f"<tr><td>{html.escape(a.week_start)}</td><td>{html.escape(sanitize_untrusted(a.scope or ''))}</td>"
@@ -265,6 +335,7 @@ table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding
 .headline {{ font-size: 1.3em; }}
 .team {{ border-left: 4px solid #888; padding: .3em .8em; background: #fafafa; }}
 td.num {{ text-align: right; }}
+.side-by-side {{ display: flex; flex-wrap: wrap; gap: 1em; }} .side-by-side > div {{ flex: 1 1 480px; min-width: 0; }}
 td.scale {{ position: relative; width: 220px; }}
 .bar {{ display: inline-block; height: .8em; }}
 .tick {{ position: absolute; top: .15em; bottom: .15em; width: 2px; background: #222; }}
@@ -285,7 +356,9 @@ the benchmark mean. Throughput is the mean of lead time, deployment frequency an
 fail rate and rework rate; overall of all five. Incident time to restore is shown below under its own name: it
 is not failed deployment recovery time.</p>
 {_legacy_html(data)}
-{overall}
+<div class="side-by-side"><div>{overall}</div><div>{adoption}</div></div>
+<h2>AI-assisted pull requests against the others</h2>
+{_ai_html(data)}
 <h2>Weekly trends</h2>{trends}
 <h2>Cycle-time breakdown</h2>{cycle}
 {_bottleneck_html(data)}

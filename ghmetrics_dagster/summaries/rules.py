@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ghmetrics_dagster.metrics import contracts
 from ghmetrics_dagster.summaries.aggregates import (
+    AI_FIGURES,
     CYCLE_STAGES,
     FIVE_METRICS,
     FORECAST_TARGETS,
@@ -22,7 +23,7 @@ from ghmetrics_dagster.summaries.aggregates import (
 from ghmetrics_dagster.summaries.prompts import sanitize_untrusted
 
 PROVIDER = "rules"
-MODEL = "rules-v2"
+MODEL = "rules-v3"  # v3: the AI comparison (docs/ai.md)
 
 
 def _by_key(data: SummaryInput) -> dict[str, Fact]:
@@ -114,6 +115,8 @@ def write_summary(data: SummaryInput) -> str:
     if bottleneck:
         sentences.append(bottleneck)
 
+    sentences += _ai_sentences(data, f)
+
     if data.anomalies:
         described = []
         for index, anomaly in enumerate(data.anomalies):
@@ -172,6 +175,30 @@ def _bottleneck_sentence(data: SummaryInput, f: dict[str, Fact]) -> str:
             direction = "up" if recent.value > earlier.value else "down"
             sentence += f", {direction} from {earlier.display} at the start of that window to {recent.display} at its end"
     return sentence + "."
+
+
+def _ai_sentences(data: SummaryInput, f: dict[str, Fact]) -> list[str]:
+    """AI-assisted pull requests against the others over the last 12 weeks, only when both cohorts
+    are large enough (else that they are too few, without a number); then the adoption week."""
+    sentences = []
+    if data.ai_comparable:
+        clauses = [f"{f['ai.ai_assisted.merged_prs'].display} of {f['ai.both.merged_prs'].display} merged pull requests"]
+        for field, label, _ in AI_FIGURES:
+            ai, other = f.get(f"ai.ai_assisted.{field}"), f.get(f"ai.other.{field}")
+            if ai and other:
+                if field == "median_pr_size":
+                    clauses.append(f"median pull request size {ai.display} lines against {other.display}")
+                else:
+                    clauses.append(f"{label} {ai.display} against {other.display}")
+        sentences.append(f"AI-assisted pull requests against the others over the last {WINDOW_WEEKS} weeks: "
+                         + "; ".join(clauses) + ".")
+    elif data.ai_cohorts:
+        sentences.append(f"Too few AI-assisted or other pull requests over the last {WINDOW_WEEKS} weeks to compare them.")
+    share = f.get("ai.adoption_week_share")
+    if share:
+        sentences.append(f"AI-assisted pull requests first reached {share.display} of the week's merged pull requests "
+                         f"in the week starting {data.ai_adoption['adoption_week']}.")
+    return sentences
 
 
 def _count(display: str, noun: str) -> str:

@@ -17,6 +17,8 @@ from typing import Any
 
 from ghmetrics_dagster.metrics import contracts
 from ghmetrics_dagster.summaries.aggregates import (
+    AI_COHORTS,
+    AI_FIGURES,
     CYCLE_STAGES,
     FORECAST_TARGETS,
     FORECAST_WITHHELD,
@@ -29,6 +31,7 @@ from ghmetrics_dagster.summaries.aggregates import (
     select_or_null,
     weekly_columns,
 )
+from ghmetrics_dagster.summaries.report import adoption_figure
 from ghmetrics_dagster.warehouse import app_data
 
 # Each metric: its one-line definition, how it is scored, how it is charted and read. DORA's five
@@ -252,7 +255,50 @@ def scope_view(conn, login: str, repository: str | None = None) -> dict:
     view["anomalies"] = [_explain_anomaly(a, weeks) for a in data.anomalies if a.scope == view["scope"]]
     view["other_anomalies"] = len([a for a in data.anomalies if a.scope != view["scope"]])
     view["charts"] = {key: _series(key, data, view["anomalies"], view["forecasts"]) for key in METRICS}
+    view["ai"] = ai_comparison(data)
+    if data.ai_weeks:
+        view["charts"]["ai_adoption"] = adoption_figure(data)
     return view
+
+
+AI_COHORT_TITLES = {"ai_assisted": "AI-assisted", "other": "Other"}
+
+
+def _too_few(merged) -> str:
+    return f"too few pull requests to compare (n = {merged})"
+
+
+def ai_comparison(data: SummaryInput) -> dict | None:
+    """AI-assisted pull requests against the others over the trailing 12 weeks (docs/ai.md): one
+    row per figure, a cohort too small to say anything says so instead of its numbers; and the
+    adoption week. None before the marts have the cohorts."""
+    if not data.ai_cohorts:
+        return None
+    cohorts = {cohort: data.ai_cohorts.get(cohort, {"merged_prs": 0, "is_too_small": True}) for cohort in AI_COHORTS}
+    too_small = {cohort: figures.get("is_too_small") is not False for cohort, figures in cohorts.items()}
+    rows = [{"key": "merged_prs", "title": "Merged pull requests",
+             **{cohort: {"value": _float(f["merged_prs"]), "display": fmt(f["merged_prs"], "count")}
+                for cohort, f in cohorts.items()}}]
+    for field, label, unit in AI_FIGURES:
+        row = {"key": field, "title": label[0].upper() + label[1:]}
+        for cohort, figures in cohorts.items():
+            value = None if too_small[cohort] else _float(figures.get(field))
+            row[cohort] = {"value": value, "display": fmt(value, unit)}
+        rows.append(row)
+    week, share = data.ai_adoption.get("adoption_week"), _float(data.ai_adoption.get("adoption_week_share"))
+    return {
+        "cohorts": [{"key": cohort, "title": AI_COHORT_TITLES[cohort], "merged_prs": cohorts[cohort]["merged_prs"],
+                     "too_small": too_small[cohort],
+                     "too_small_text": _too_few(cohorts[cohort]["merged_prs"]) if too_small[cohort] else None}
+                    for cohort in AI_COHORTS],
+        "comparable": data.ai_comparable,
+        "rows": rows,
+        "adoption_week": week,
+        "adoption_share": share,
+        "adoption_text": (f"AI-assisted pull requests first reached {share * 100:.0f} % of the week's merged pull "
+                          f"requests in the week of {week}." if week and share is not None
+                          else "No week's share of AI-assisted pull requests has reached the adoption share yet."),
+    }
 
 
 def _headline(data: SummaryInput) -> dict:
