@@ -174,6 +174,11 @@ def _assert_ai_rules_exercised(org, actual: dict[str, list[dict]]) -> None:
     for prefix in ("agent author ", "co-author ", "trailer ", "label "):
         assert any(e.startswith(prefix) for e in evidence), prefix
     assert all(row["ai_assisted"] == (row["ai_evidence"] is not None) for row in actual["fct_pull_requests"])
+    # An AI agent's merged pull request has a person's cycle stages (it is in the AI cohort);
+    # a dependency bot's has none.
+    merged = [row for row in actual["fct_pull_requests"] if row["merged_at"] is not None]
+    assert any(row["is_ai_agent"] and row["coding_hours"] is not None for row in merged)
+    assert all(row["coding_hours"] is None for row in merged if row["is_bot"] and not row["is_ai_agent"])
     flagged = {row["pull_request_id"] for row in actual["fct_pull_requests"] if row["ai_assisted"]}
     human_co_authors = [name for name, _ in generator.HUMAN_CO_AUTHORS]
     near_misses = [
@@ -202,3 +207,4 @@ def test_truth_rules_are_the_dbt_defaults():
     assert variables["ai_label_pattern"] == truth.AI_LABEL_PATTERN
     assert variables["ai_cohort_min_prs"] == truth.AI_COHORT_MIN_PRS
     assert variables["ai_adoption_share"] == truth.AI_ADOPTION_SHARE
+    assert variables["ai_adoption_window_weeks"] == truth.AI_ADOPTION_WINDOW_WEEKS

@@ -154,10 +154,10 @@ def seed_marts(url: str) -> None:
                     (week, cohort, per_week, window, window < 20, None if window < 20 else lead,
                      None if window < 20 else coverage),
                 )
-        cur.execute("create table marts.fct_ai_adoption (scope_type text, scope text, merged_prs bigint,"
-                    " ai_assisted_prs bigint, adoption_week date, adoption_week_share numeric)")
-        cur.execute("insert into marts.fct_ai_adoption values ('user', 'alice', 70, 28, %s, 0.4),"
-                    " ('user', 'bob', 0, 0, null, null)", (ADOPTION_WEEK,))
+        cur.execute("create table marts.fct_ai_adoption (scope_type text, scope text, adoption_week date,"
+                    " adoption_week_share numeric)")
+        cur.execute("insert into marts.fct_ai_adoption values ('user', 'alice', %s, 0.4), ('user', 'bob', null, null)",
+                    (ADOPTION_WEEK,))
         cur.execute("create table marts.fct_copilot_org_weekly (org text, week_start date, weekly_active_users bigint)")
         cur.executemany("insert into marts.fct_copilot_org_weekly values (%s, %s, %s)",
                         [(org, LAST_WEEK - dt.timedelta(weeks=k), users + k)

@@ -330,7 +330,7 @@ def ai_cohorts(ai_prs: int = 34, other_prs: int = 46, min_prs: int = 20) -> dict
     return out
 
 
-ADOPTION = {"adoption_week": "2026-03-02", "adoption_week_share": 0.3125, "merged_prs": 120, "ai_assisted_prs": 41}
+ADOPTION = {"adoption_week": "2026-03-02", "adoption_week_share": 0.3125}
 
 
 def test_the_summary_compares_ai_assisted_pull_requests_with_the_others_when_both_are_large_enough():

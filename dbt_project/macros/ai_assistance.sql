@@ -15,31 +15,50 @@
     '^[ \t]*({{ var("ai_trailer_keys") | join("|") | replace("'", "''") }})[ \t]*:[ \t]*([^\n]*)'
 {%- endmacro %}
 
-{#- Items of the AI cohorts: merged pull requests by people (the items of fct_dora_weekly's
-    pull-request figures) of each scope's repositories, with their cohort, week merged and
-    week shipped, and whether their shipping deployment failed a change. -#}
-{% macro ai_cohort_items() -%}
-    select
-        scope_repositories.scope_type,
-        scope_repositories.scope,
-        case when pull_requests.ai_assisted then 'ai_assisted' else 'other' end as cohort,
-        {{ week_start('pull_requests.merged_at') }} as merged_week,
-        {{ week_start('pull_requests.shipped_at') }} as shipped_week,
-        pull_requests.coding_hours,
-        pull_requests.pickup_hours,
-        pull_requests.review_hours,
-        pull_requests.deploy_hours,
-        pull_requests.lead_time_hours,
-        pull_requests.pr_size,
-        pull_requests.first_review_at is not null as has_review,
-        pull_requests.rework_reason is not null as is_rework,
-        coalesce(deployments.fails_change, false) as fails_change
-    from ({{ dora_scope_repositories() }}) as scope_repositories
-    inner join {{ ref('fct_pull_requests') }} as pull_requests
-        on pull_requests.repo_full_name = scope_repositories.repo_full_name
-    left join {{ ref('fct_deployments') }} as deployments
-        on deployments.deployment_id = pull_requests.shipping_deployment_id
-    where pull_requests.merged_at is not null and not pull_requests.is_bot
+{#- One row per pull request with AI evidence in the messages of `commits` (a relation or CTE
+    with pull_request_id, sha, authored_at, message): the strongest, by rule (an AI co-author
+    before a Made-with-style trailer), then the earliest commit (authored_at, then sha), then
+    the first such line of its message (docs/ai.md). Only messages that name a trailer key are
+    split into lines: one cheap test skips the others. -#}
+{% macro ai_commit_evidence(commits) -%}
+    {%- set keys = ['co-authored-by'] + var('ai_trailer_keys') -%}
+    with candidates as (
+        select pull_request_id, sha, authored_at, message
+        from {{ commits }}
+        where message ~* '({{ keys | join("|") | replace("'", "''") }})[ \t]*:'
+    ),
+
+    evidence as (
+        select
+            candidates.pull_request_id,
+            1 as rule_rank,
+            candidates.authored_at,
+            candidates.sha,
+            line.position,
+            'co-author ' || btrim(btrim(line.match[1], E' \t') || ' <' || btrim(line.match[2], E' \t') || '>')
+                || ' in commit ' || left(candidates.sha, 7) as evidence
+        from candidates
+        cross join lateral regexp_matches(candidates.message, {{ ai_coauthor_line_regex() }}, 'gin')
+            with ordinality as line (match, position)
+        where btrim(line.match[2], E' \t') ~* any({{ text_array(var('ai_coauthor_emails')) }})
+        union all
+        select
+            candidates.pull_request_id,
+            2 as rule_rank,
+            candidates.authored_at,
+            candidates.sha,
+            line.position,
+            'trailer ' || line.match[1] || ': ' || btrim(line.match[2], E' \t')
+                || ' in commit ' || left(candidates.sha, 7) as evidence
+        from candidates
+        cross join lateral regexp_matches(candidates.message, {{ ai_trailer_line_regex() }}, 'gin')
+            with ordinality as line (match, position)
+        where btrim(line.match[2], E' \t') ~* '{{ var("ai_tool_pattern") | replace("'", "''") }}'
+    )
+
+    select distinct on (pull_request_id) pull_request_id, evidence
+    from evidence
+    order by pull_request_id, rule_rank, authored_at, sha, position
 {%- endmacro %}
 
 {#- A cohort's figures over the rows of a group, `merged` and `shipped` being the conditions
@@ -121,4 +140,13 @@
             or is_too_small_12w is distinct from (merged_prs_12w < {{ var('ai_cohort_min_prs') }})
     ) as changed
     where stale.scope_type = changed.scope_type and stale.scope = changed.scope
+{%- endmacro %}
+
+{#- Before an incremental fct_ai_adoption run: drop the scopes no longer in fct_dora_weekly. -#}
+{% macro ai_adoption_prune() -%}
+    delete from {{ this }} as stored
+    where not exists (
+        select 1 from {{ ref('fct_dora_weekly') }} as weekly
+        where weekly.scope_type = stored.scope_type and weekly.scope = stored.scope
+    )
 {%- endmacro %}

@@ -113,6 +113,7 @@ AI_TOOL_PATTERN = "(copilot|claude|cursor|codex|gemini|devin|windsurf|aider|chat
 AI_LABEL_PATTERN = "^ai[-_ ]?(assisted|generated)$"
 AI_COHORT_MIN_PRS = 20
 AI_ADOPTION_SHARE = 0.25
+AI_ADOPTION_WINDOW_WEEKS = 12
 AI_COHORTS = ("ai_assisted", "other")
 AI_FIGURES = ["merged_prs", "is_too_small"] + [f"median_{s}_hours" for s in ("coding", "pickup", "review", "deploy")] + [
     "median_lead_time_hours", "median_pr_size", "review_coverage", "change_failure_rate", "rework_rate"]
@@ -135,15 +136,15 @@ TRAILING_COLUMNS = [
 ] + [f"median_{s}_hours_12w" for s in STAGES]
 MART_COLUMNS: dict[str, list[str]] = {
     "fct_pull_requests": [
-        "pull_request_id", "repo_full_name", "number", "title", "author_login", "is_bot", "is_draft",
-        "state", "created_at", "ready_for_review_at", "first_commit_at", "first_review_at",
+        "pull_request_id", "repo_full_name", "number", "title", "author_login", "is_bot", "is_ai_agent",
+        "is_draft", "state", "created_at", "ready_for_review_at", "first_commit_at", "first_review_at",
         "merged_at", "closed_at", "shipped_at", "shipping_deployment_id", "coding_hours",
         "pickup_hours", "review_hours", "deploy_hours", "lead_time_hours", "additions",
         "deletions", "pr_size", "review_count", "is_revert", "rework_reason", "ai_assisted", "ai_evidence",
     ],
     "fct_ai_cohorts_weekly": ["scope_type", "scope", "week_start", "cohort"] + AI_FIGURES
     + [f"{f}_12w" for f in AI_FIGURES],
-    "fct_ai_adoption": ["scope_type", "scope", "merged_prs", "ai_assisted_prs", "adoption_week", "adoption_week_share"]
+    "fct_ai_adoption": ["scope_type", "scope", "adoption_week", "adoption_week_share"]
     + [f"{f}_before" for f in AI_FIGURES] + [f"{f}_after" for f in AI_FIGURES],
     "fct_deployments": [
         "deployment_id", "repo_full_name", "source", "environment", "deployed_at", "week_start",
@@ -228,11 +229,15 @@ _CO_AUTHOR_LINE = re.compile(r"^[ \t]*co-authored-by[ \t]*:[ \t]*([^<\n]*)<([^>\
 _TRAILER_LINE = re.compile(rf"^[ \t]*({'|'.join(AI_TRAILER_KEYS)})[ \t]*:[ \t]*([^\n]*)", re.IGNORECASE | re.MULTILINE)
 
 
+def is_ai_agent(login: str | None) -> bool:
+    return login is not None and login.lower() in {agent.lower() for agent in AI_AGENT_LOGINS}
+
+
 def ai_evidence(pr: PullRequest) -> str | None:
     """docs/ai.md: the first rule that finds AI assistance (agent author, AI co-author, AI
     trailer, label), with what it found; None when none does. Commit rules take the earliest
     commit (authored, then sha) and its first matching line."""
-    if pr.author_login is not None and pr.author_login.lower() in {login.lower() for login in AI_AGENT_LOGINS}:
+    if is_ai_agent(pr.author_login):
         return f"agent author {pr.author_login}"
     commits = sorted(pr.commits, key=lambda c: (c.authored_at, c.sha))
     for commit in commits:
@@ -434,7 +439,9 @@ def _repo_facts(org: Organization, repo: Repository, cfg: dict[str, str]) -> _Re
             i = bisect.bisect_left(success_times, pr.merged_at)
             shipping = successful[i] if i < len(successful) else None
         shipped_at = shipping.deployed_at if shipping else None
-        cycle = pr.merged_at is not None and not bot
+        agent = is_ai_agent(pr.author_login)
+        # An AI agent's pull request has a person's cycle stages (docs/ai.md).
+        cycle = pr.merged_at is not None and (not bot or agent)
         prs.append({
             "pull_request_id": pr.node_id,
             "repo_full_name": repo.full_name,
@@ -442,6 +449,7 @@ def _repo_facts(org: Organization, repo: Repository, cfg: dict[str, str]) -> _Re
             "title": pr.title,
             "author_login": pr.author_login if pr.author_login is not None else GHOST,
             "is_bot": bot,
+            "is_ai_agent": agent,
             "is_draft": pr.is_draft,
             "state": pr.state,
             "created_at": pr.created_at,
@@ -945,15 +953,15 @@ def trailing_row(scope_type: str, scope: str, rows: list[dict], prs: list[dict],
 # -- AI cohorts and adoption (docs/ai.md) -------------------------------------------------------------
 
 def ai_items(prs: list[dict], fails: dict[str, bool]) -> list[dict]:
-    """The cohorts' items: merged pull requests by people, with their merge and shipping weeks
-    and whether their shipping deployment fails a change (`fails`, by deployment id)."""
+    """The cohorts' items: merged pull requests by people and by AI agents, with their merge and
+    shipping weeks and whether their shipping deployment fails a change (`fails`, by deployment id)."""
     return [{
         **p,
         "cohort": "ai_assisted" if p["ai_assisted"] else "other",
         "merged_week": week_start(p["merged_at"]),
         "shipped_week": week_start(p["shipped_at"]) if p["shipped_at"] is not None else None,
         "fails_change": fails.get(p["shipping_deployment_id"], False),
-    } for p in prs if p["merged_at"] is not None and not p["is_bot"]]
+    } for p in prs if p["merged_at"] is not None and (not p["is_bot"] or p["is_ai_agent"])]
 
 
 def ai_figures(merged: list[dict], shipped: list[dict], suffix: str = "") -> dict:
@@ -998,7 +1006,8 @@ def ai_cohort_rows(scope_type: str, scope: str, items: list[dict], weeks: list[d
 
 def ai_adoption_row(scope_type: str, scope: str, items: list[dict]) -> dict:
     """fct_ai_adoption: the first week whose AI-assisted share of merged pull requests reaches
-    AI_ADOPTION_SHARE, and the figures of all the pull requests before it and from it on."""
+    AI_ADOPTION_SHARE, and the figures of the pull requests merged (shipped) in the
+    AI_ADOPTION_WINDOW_WEEKS weeks before it and in as many from it on."""
     weeks: dict[dt.date, list[dict]] = {}
     for p in items:
         weeks.setdefault(p["merged_week"], []).append(p)
@@ -1012,13 +1021,13 @@ def ai_adoption_row(scope_type: str, scope: str, items: list[dict]) -> dict:
     def period(before: bool) -> tuple[list[dict], list[dict]]:
         if adoption is None:
             return [], []
-        merged = [p for p in items if (p["merged_week"] < adoption) == before]
-        shipped = [p for p in items if p["shipped_week"] is not None and (p["shipped_week"] < adoption) == before]
+        window = dt.timedelta(weeks=AI_ADOPTION_WINDOW_WEEKS)
+        first, end = (adoption - window, adoption) if before else (adoption, adoption + window)
+        merged = [p for p in items if first <= p["merged_week"] < end]
+        shipped = [p for p in items if p["shipped_week"] is not None and first <= p["shipped_week"] < end]
         return merged, shipped
 
-    row = {"scope_type": scope_type, "scope": scope, "merged_prs": len(items),
-           "ai_assisted_prs": sum(1 for p in items if p["cohort"] == "ai_assisted"),
-           "adoption_week": adoption, "adoption_week_share": share}
+    row = {"scope_type": scope_type, "scope": scope, "adoption_week": adoption, "adoption_week_share": share}
     row.update(ai_figures(*period(True), "_before"))
     row.update(ai_figures(*period(False), "_after"))
     return row

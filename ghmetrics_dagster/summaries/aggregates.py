@@ -562,13 +562,13 @@ def load_summary_input(conn, login: str, history_weeks: int = 26, repository: st
             _load_ai_cohorts(cur, data, scope_type, scope)
         if adoption is not None:
             cur.execute(
-                "select adoption_week, adoption_week_share, merged_prs, ai_assisted_prs from marts.fct_ai_adoption"
+                "select adoption_week, adoption_week_share from marts.fct_ai_adoption"
                 " where scope_type = %s and scope = %s",
                 (scope_type, scope),
             )
             row = cur.fetchone()
             if row:
-                names = ("adoption_week", "adoption_week_share", "merged_prs", "ai_assisted_prs")
+                names = ("adoption_week", "adoption_week_share")
                 data.ai_adoption = {n: _plain(v) for n, v in zip(names, row, strict=False)}
         if copilot is not None:
             # Copilot reports are per organisation: those owning a repository of the scope.

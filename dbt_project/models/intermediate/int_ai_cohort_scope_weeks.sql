@@ -3,20 +3,23 @@
     unique_key=['scope_type', 'scope', 'week_start', 'cohort'],
     incremental_strategy='delete+insert',
     on_schema_change='fail',
-    indexes=[{'columns': ['scope_type', 'scope', 'cohort', 'week_start'], 'unique': True}],
+    indexes=[
+        {'columns': ['scope_type', 'scope', 'cohort', 'week_start'], 'unique': True},
+        {'columns': ['_invocation_id']},
+    ],
     pre_hook=["{% if is_incremental() %}{{ dora_scope_weeks_prune() }}{% endif %}"],
 ) }}
 
 -- The pieces of the AI cohorts (docs/ai.md) per scope, UTC week with any item and cohort: the
--- cohort's merged pull requests by people, pooled across a user's repositories, as parallel
--- arrays of their values (one element per pull request) for those merged in the week and for
--- those shipped in it. fct_ai_cohorts_weekly and fct_ai_adoption take their exact medians and
+-- cohort's merged pull requests by people and by AI agents, pooled across a user's
+-- repositories, as parallel arrays of their values (one element per pull request) for those
+-- merged in the week and for those shipped in it. fct_ai_cohorts_weekly and fct_ai_adoption take their exact medians and
 -- shares from these arrays instead of joining every pull request to every scope again.
 -- Incremental as int_dora_scope_weeks, with the same pre-hook: a run recomputes every scope
 -- from dora_recompute_from() (the trailing `recompute_weeks` weeks), and every week of a scope
 -- without rows (new, or its repositories or their rules changed: _inputs_hash). The rows a run
--- writes carry its _invocation_id, by which fct_ai_cohorts_weekly finds the scopes rewritten
--- whole.
+-- writes carry its _invocation_id (indexed), by which fct_ai_cohorts_weekly finds the scopes
+-- rewritten whole and fct_ai_adoption the weeks that changed.
 
 -- The weeks an incremental run recomputes (dora_recompute_from) follow the last event:
 -- depends_on: {{ ref('fct_incidents') }}
@@ -81,7 +84,7 @@ merged_items as materialized (
         first_review_at is not null as has_review,
         rework_reason is not null as is_rework
     from {{ ref('fct_pull_requests') }}
-    where merged_at >= (select read_from_at from read_window) and not is_bot
+    where merged_at >= (select read_from_at from read_window) and (not is_bot or is_ai_agent)
 ),
 
 shipped_items as materialized (
@@ -96,7 +99,7 @@ shipped_items as materialized (
         on deployments.deployment_id = pull_requests.shipping_deployment_id
     where pull_requests.shipped_at >= (select read_from_at from read_window)
         and pull_requests.merged_at is not null
-        and not pull_requests.is_bot
+        and (not pull_requests.is_bot or pull_requests.is_ai_agent)
 ),
 
 weekly_merged as (

@@ -86,16 +86,26 @@ reviews as (
     group by reviews.pull_request_id
 ),
 
-commits as (
-    select
-        commits.pull_request_id,
-        min(commits.authored_at) as first_commit_at
+-- The commits of those pull requests (by the pull_request_id index in a wave), read once for
+-- the first commit and the AI evidence in their messages.
+pull_request_commits as materialized (
+    select commits.pull_request_id, commits.sha, commits.authored_at, commits.message
     from {{ ref('stg_github__pull_request_commits') }} as commits
-    inner join pull_requests on pull_requests.pull_request_id = commits.pull_request_id
     {% if is_incremental() %}
     where commits.pull_request_id = any(array(select pull_request_id from pull_requests))
+    {% else %}
+    inner join pull_requests on pull_requests.pull_request_id = commits.pull_request_id
     {% endif %}
-    group by commits.pull_request_id
+),
+
+commits as (
+    select pull_request_id, min(authored_at) as first_commit_at
+    from pull_request_commits
+    group by pull_request_id
+),
+
+commit_evidence as (
+    {{ ai_commit_evidence('pull_request_commits') }}
 ),
 
 -- Rework causes in order of precedence (docs/dora.md); null when none or not merged. The
@@ -130,25 +140,24 @@ rework as (
     where pull_requests.merged_at is not null
 ),
 
-commit_evidence as (
-    select pull_request_id, evidence
-    from {{ ref('int_pull_request_ai_commit_evidence') }}
-    {% if is_incremental() %}
-    -- by the commits' pull_request_id index, through the view's DISTINCT ON, as above
-    where pull_request_id = any(array(select pull_request_id from pull_requests))
-    {% endif %}
+-- AI assistance (docs/ai.md), the first rule that matches: an AI agent authored it, an AI
+-- co-author or a Made-with-style trailer in a commit (macro ai_commit_evidence),
+-- a label matching ai_label_pattern (the first in the labels' order).
+agents as (
+    select
+        pull_requests.pull_request_id,
+        lower(pull_requests.author_login) = any(
+            select lower(login) from unnest({{ text_array(var('ai_agent_logins')) }}) as login
+        ) as is_ai_agent
+    from pull_requests
 ),
 
--- AI assistance (docs/ai.md), the first rule that matches: an AI agent authored it, an AI
--- co-author or a Made-with-style trailer in a commit (int_pull_request_ai_commit_evidence),
--- a label matching ai_label_pattern (the first in the labels' order).
 ai as (
     select
         pull_requests.pull_request_id,
+        agents.is_ai_agent,
         case
-            when lower(pull_requests.author_login) = any(
-                select lower(login) from unnest({{ text_array(var('ai_agent_logins')) }}) as login
-            ) then 'agent author ' || pull_requests.author_login
+            when agents.is_ai_agent then 'agent author ' || pull_requests.author_login
             when commit_evidence.evidence is not null then commit_evidence.evidence
             else (
                 select 'label ' || (label.value ->> 'name')
@@ -159,12 +168,14 @@ ai as (
             )
         end as ai_evidence
     from pull_requests
+    inner join agents on agents.pull_request_id = pull_requests.pull_request_id
     left join commit_evidence on commit_evidence.pull_request_id = pull_requests.pull_request_id
 ),
 
 joined as (
     select
         pull_requests.*,
+        ai.is_ai_agent,
         ai.ai_evidence,
         rework.rework_reason,
         commits.first_commit_at,
@@ -198,6 +209,7 @@ final as (
         title,
         author_login,
         is_bot,
+        is_ai_agent,
         is_draft,
         state,
         created_at,
@@ -208,16 +220,17 @@ final as (
         closed_at,
         shipped_at,
         shipping_deployment_id,
-        -- Cycle stages only for merged pull requests by people.
-        case when merged_at is not null and not is_bot
+        -- Cycle stages only for merged pull requests by people, and by AI agents: an agent's
+        -- pull request is work a person asked for and reviews (docs/ai.md), a dependency bot's is not.
+        case when merged_at is not null and (not is_bot or is_ai_agent)
             then {{ hours_between('first_commit_at', 'created_at') }} end as coding_hours,
-        case when merged_at is not null and not is_bot
+        case when merged_at is not null and (not is_bot or is_ai_agent)
             then {{ hours_between('coalesce(ready_for_review_at, created_at)', 'first_review_at') }} end as pickup_hours,
-        case when merged_at is not null and not is_bot
+        case when merged_at is not null and (not is_bot or is_ai_agent)
             then {{ hours_between('first_review_at', 'merged_at') }} end as review_hours,
-        case when merged_at is not null and not is_bot
+        case when merged_at is not null and (not is_bot or is_ai_agent)
             then {{ hours_between('merged_at', 'shipped_at') }} end as deploy_hours,
-        case when merged_at is not null and not is_bot
+        case when merged_at is not null and (not is_bot or is_ai_agent)
             then {{ hours_between('first_commit_at', 'shipped_at') }} end as lead_time_hours,
         additions,
         deletions,
