@@ -108,10 +108,10 @@ def test_repository_the_users_token_cannot_read_is_left_out_of_their_scope(org, 
         monkeypatch.setenv("GITHUB_TOKEN", service_token)
         monkeypatch.setenv("GHMETRICS_GITHUB_API_URL", sb.rest_url)
         monkeypatch.setenv("GHMETRICS_GITHUB_GRAPHQL_URL", sb.graphql_url)
-        keyring = secrets.keyring(env_settings())
-        alice = access.record_access(database_url, keyring, "alice", names, client=make_client(sb, [user_token]))
+        alice = access.record_access(database_url, "alice", names, with_own_token=True, client=make_client(sb, [user_token]))
         # no token: the service token's view
-        bob = access.record_access(database_url, keyring, "bob", ["acme/web"], client=make_client(sb, [service_token]))
+        bob = access.record_access(database_url, "bob", ["acme/web"], with_own_token=False,
+                                   client=make_client(sb, [service_token]))
         # Another user's run ingests acme/web with the service token.
         report = sync.sync_repositories(database_url, make_client(sb, [service_token]), names, streams=["repositories"])
         assert report.ok

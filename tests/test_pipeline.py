@@ -136,3 +136,33 @@ def test_unknown_repository_fails_only_that_repository(definitions, sandbox, dat
         assert check.check_name == SYNCED_CHECK and not check.passed
         assert "acme/does-not-exist" in check.description and "not found" in check.description
     assert _scalar(database_url, "select count(*) from raw.repositories") == len(repos)
+
+
+def test_a_wave_decrypts_each_users_token_once(definitions, sandbox, database_url, tmp_path, monkeypatch):
+    """The ingestion step reads a user's stored token once and uses it for the sync client and
+    the scope check (which records that the user's own token decided)."""
+    from ghmetrics_dagster.defs.ingest import github_raw_tables
+
+    logins = sorted(sandbox.org.memberships)[:2]
+    keyring = secrets.keyring(env_settings())
+    with warehouse.connect(database_url) as conn, conn.cursor() as cur:
+        for login in logins:
+            cur.execute("insert into app.users (login, token_ciphertext) values (%s, %s)",
+                        (login, keyring.encrypt(sandbox.tokens[0], cur)))
+    decrypted = []
+    real_decrypt = secrets.Keyring.decrypt
+
+    def counting_decrypt(self, ciphertext):
+        decrypted.append(ciphertext)
+        return real_decrypt(self, ciphertext)
+
+    monkeypatch.setattr(secrets.Keyring, "decrypt", counting_decrypt)
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        instance.add_dynamic_partitions(users_partitions.name, logins)
+        result = dg.materialize([github_raw_tables], resources=env_resources(), instance=instance,
+                                tags={"dagster/asset_partition_range_start": logins[0],
+                                      "dagster/asset_partition_range_end": logins[-1]})
+        assert result.success
+    assert len(decrypted) == len(logins)
+    assert _scalar(database_url, "select count(distinct login) from app.user_repository_access"
+                   " where checked_with = 'user token'") == len(logins)

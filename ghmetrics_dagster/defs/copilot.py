@@ -45,7 +45,8 @@ def ingest_copilot_usage(context: dg.AssetExecutionContext, url: str, github: Gi
 
     def client_for(org: str):
         # Reports need an organisation owner's or billing manager's token: the service's first.
-        return github.client(service) if service else github.client_for(users_by_org[org][0])
+        login = users_by_org[org][0]
+        return github.client(service) if service else github.client_for(login, github.own_token(login))
 
     results = copilot.ingest_organizations(url, client_for, sorted(users_by_org), progress=context.log.info)
     problems = {r.org: r.summary() for r in results if r.status != "ok"}

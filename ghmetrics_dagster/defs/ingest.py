@@ -25,38 +25,38 @@ RAW_TABLES = {
 SYNCED_CHECK = "all_repositories_synced"
 
 
-def _check_access(context: dg.AssetExecutionContext, url: str, keyring, github: GitHubResource,
-                  repos_by_user: dict[str, list[str]]) -> None:
+def _check_access(context: dg.AssetExecutionContext, url: str, github: GitHubResource,
+                  repos_by_user: dict[str, list[str]], own_tokens: dict[str, str | None]) -> None:
     """Records which registered repositories each user may see (their scope, github/access.py):
     a user's own token decides for them; users without one share one check with the service
     tokens for the whole wave, so the check costs a query per token holder, not per user."""
-    own_tokens = {login: github.own_token(login) for login in repos_by_user}
-    shared = [login for login, token in own_tokens.items() if not token]
+    shared = [login for login in repos_by_user if not own_tokens[login]]
     nodes = {}
     if shared and github.service_tokens():
         wanted = sorted({repo for login in shared for repo in repos_by_user[login]}, key=str.lower)
         nodes = access.fetch_repositories(github.client(github.service_tokens()), wanted)
     for login, repos in repos_by_user.items():
         client = None if login in shared else github.client([own_tokens[login]])
-        checked = access.record_access(url, keyring, login, repos, client=client,
+        checked = access.record_access(url, login, repos, with_own_token=login not in shared, client=client,
                                        nodes=nodes if login in shared else None)
         context.log.info(checked.summary())
 
 
-def _sync_users(context: dg.AssetExecutionContext, url: str, keyring, github: GitHubResource,
+def _sync_users(context: dg.AssetExecutionContext, url: str, github: GitHubResource,
                 logins: list[str]) -> tuple[list, dict]:
     """Syncs each user's repositories with that user's tokens; a repository shared by several
     users of the wave is synced once. Returns the reports and, per user, their failures."""
     failures: dict[str, list[str]] = {}
     clients, repos_by_user = {}, {}
+    own_tokens = {login: github.own_token(login) for login in logins}  # each decrypted once
     for login in logins:
-        clients[login] = github.client_for(login)
+        clients[login] = github.client_for(login, own_tokens[login])
         try:
             repos_by_user[login] = discovery.resolve_user_repositories(url, clients[login], login)
         except Exception as exc:  # one user's lookup failing must not stop the wave
             failures[login] = [f"cannot list the repositories: {exc}"]
             context.log.warning(f"{login}: cannot list the repositories: {exc}")
-    _check_access(context, url, keyring, github, repos_by_user)
+    _check_access(context, url, github, repos_by_user, own_tokens)
     done: set[str] = set()
     reports = []
     for login, repos in repos_by_user.items():
@@ -99,7 +99,7 @@ def github_raw_tables(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     logins = list(context.partition_keys)
     url = warehouse.url()
     _migrate(url)
-    reports, failures = _sync_users(context, url, warehouse.keyring(), github, logins)
+    reports, failures = _sync_users(context, url, github, logins)
     if len(failures) == len(logins):
         login, errors = next(iter(failures.items()))
         raise dg.Failure(f"no repository of {login} could be synced; {errors[0]}")

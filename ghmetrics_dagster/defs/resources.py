@@ -63,9 +63,10 @@ class GitHubResource(dg.ConfigurableResource):
     def own_token(self, login: str) -> str | None:
         return access.own_token(self.warehouse.url(), self.warehouse.keyring(), login)
 
-    def client_for(self, login: str) -> GitHubClient:
-        """The user's own token first (it sees their private repositories), then the service's."""
-        own = self.own_token(login)
+    def client_for(self, login: str, own: str | None) -> GitHubClient:
+        """The user's own token `own` first (it sees their private repositories), then the
+        service's. The caller reads `own` once (own_token) and passes it on, so a wave decrypts
+        each user's token once."""
         tokens = list(dict.fromkeys(([own] if own else []) + self.service_tokens()))
         if not tokens:
             raise dg.Failure(

@@ -72,13 +72,14 @@ def fetch_repositories(client: GitHubClient, names: list[str]) -> dict[str, dict
     return found
 
 
-def record_access(url: str, keyring: secrets.Keyring, login: str, repos: list[str],
+def record_access(url: str, login: str, repos: list[str], *, with_own_token: bool,
                   client: GitHubClient | None = None, nodes: dict | None = None) -> Access:
     """Checks which of `repos` the user's own token (else the service tokens) can read and
-    records it. `client` carries the user's own token when they stored one, else the service
-    tokens; `nodes` (the service tokens' answer for a user without a token, fetched once per
-    wave) skips the check."""
-    checked_with = USER_TOKEN if own_token(url, keyring, login) else SERVICE_TOKEN
+    records it. `with_own_token` says which: the caller has read the user's token already.
+    `client` carries the user's own token when they stored one, else the service tokens;
+    `nodes` (the service tokens' answer for a user without a token, fetched once per wave)
+    skips the check."""
+    checked_with = USER_TOKEN if with_own_token else SERVICE_TOKEN
     if nodes is None:
         nodes = fetch_repositories(client, repos) if repos else {}
     readable, unreadable = [], {}

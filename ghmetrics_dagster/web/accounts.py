@@ -39,7 +39,7 @@ def record_sign_in(config: WebConfig, who: Identity, token: str, readable: list[
         app_data.add_user_repositories(cur, who.login, in_organizations(readable, config.organizations))
         registered = app_data.user_repositories(cur, who.login)
     # Repositories an admin registered are checked too: the scope is what this token can read.
-    scope = access.record_access(url, config.keyring, who.login, registered, client=client)
+    scope = access.record_access(url, who.login, registered, with_own_token=True, client=client)
     with warehouse.connect(url) as conn, conn.cursor() as cur:
         login_id, at = app_data.record_login(cur, who.login)
     return SignIn(who.login, login_id, at, len(scope.readable))
