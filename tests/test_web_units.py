@@ -213,3 +213,27 @@ def test_the_report_shows_the_two_cohorts_and_the_adoption_curve_beside_the_over
     small = report.render_html(sample_input(ai_cohorts=ai_cohorts(other_prs=7)),
                                {"text": "x", "provider": "rules", "model": "rules-v3", "cost_usd": 0})
     assert "too few pull requests to compare (n = 7)" in small and "31.4 h" not in small
+
+
+def test_before_and_after_adoption_sit_side_by_side_in_the_dashboard_and_the_report():
+    from test_llm_grounding import ADOPTION, ai_cohorts, sample_input
+
+    adoption = {**ADOPTION, "window_weeks": 12,
+                "merged_prs_before": 41, "is_too_small_before": False, "median_lead_time_hours_before": 30.5,
+                "review_coverage_before": 0.8,
+                "merged_prs_after": 9, "is_too_small_after": True, "median_lead_time_hours_after": None}
+    ai = views.ai_comparison(sample_input(ai_cohorts=ai_cohorts(), ai_adoption=adoption))
+    assert [(p["title"], p["merged_prs"], p["too_small"]) for p in ai["periods"]] == [
+        ("Before adoption", 41, False), ("From adoption on", 9, True)]
+    rows = {row["key"]: row for row in ai["period_rows"]}
+    assert rows["median_lead_time_hours"]["before"]["display"] == "30.5 h"
+    assert rows["review_coverage"]["before"]["display"] == "80 %"
+    assert rows["median_lead_time_hours"]["after"]["value"] is None  # too small: no figure
+    assert ai["periods"][1]["too_small_text"] == "too few pull requests to compare (n = 9)"
+    assert ai["window_weeks"] == 12
+
+    page = report._ai_html(sample_input(ai_cohorts=ai_cohorts(), ai_adoption=adoption))
+    assert "in the 12 weeks before that week" in page and "30.5 h" in page
+    assert "too few pull requests to compare (n = 9)" in page
+    # Without an adoption week there is nothing to put before and after.
+    assert views.ai_comparison(sample_input(ai_cohorts=ai_cohorts()))["periods"] == []

@@ -144,7 +144,7 @@ MART_COLUMNS: dict[str, list[str]] = {
     ],
     "fct_ai_cohorts_weekly": ["scope_type", "scope", "week_start", "cohort"] + AI_FIGURES
     + [f"{f}_12w" for f in AI_FIGURES],
-    "fct_ai_adoption": ["scope_type", "scope", "adoption_week", "adoption_week_share"]
+    "fct_ai_adoption": ["scope_type", "scope", "adoption_week", "adoption_week_share", "window_weeks"]
     + [f"{f}_before" for f in AI_FIGURES] + [f"{f}_after" for f in AI_FIGURES],
     "fct_deployments": [
         "deployment_id", "repo_full_name", "source", "environment", "deployed_at", "week_start",
@@ -1027,7 +1027,8 @@ def ai_adoption_row(scope_type: str, scope: str, items: list[dict]) -> dict:
         shipped = [p for p in items if p["shipped_week"] is not None and first <= p["shipped_week"] < end]
         return merged, shipped
 
-    row = {"scope_type": scope_type, "scope": scope, "adoption_week": adoption, "adoption_week_share": share}
+    row = {"scope_type": scope_type, "scope": scope, "adoption_week": adoption, "adoption_week_share": share,
+           "window_weeks": AI_ADOPTION_WINDOW_WEEKS}
     row.update(ai_figures(*period(True), "_before"))
     row.update(ai_figures(*period(False), "_after"))
     return row

@@ -561,15 +561,12 @@ def load_summary_input(conn, login: str, history_weeks: int = 26, repository: st
         if cohorts is not None:
             _load_ai_cohorts(cur, data, scope_type, scope)
         if adoption is not None:
-            cur.execute(
-                "select adoption_week, adoption_week_share from marts.fct_ai_adoption"
-                " where scope_type = %s and scope = %s",
-                (scope_type, scope),
-            )
+            # The adoption week and the figures of the windows before and after it.
+            cur.execute("select * from marts.fct_ai_adoption where scope_type = %s and scope = %s", (scope_type, scope))
             row = cur.fetchone()
             if row:
-                names = ("adoption_week", "adoption_week_share")
-                data.ai_adoption = {n: _plain(v) for n, v in zip(names, row, strict=False)}
+                data.ai_adoption = {column.name: _plain(value) for column, value in zip(cur.description, row, strict=True)
+                                    if column.name not in ("scope_type", "scope")}
         if copilot is not None:
             # Copilot reports are per organisation: those owning a repository of the scope.
             repos = [repository] if repository else app_data.scope_repositories(cur, login)

@@ -225,32 +225,47 @@ def adoption_figure(data: SummaryInput) -> dict:
     return {"data": traces, "layout": layout}
 
 
-def _ai_html(data: SummaryInput) -> str:
-    """AI-assisted pull requests and the others side by side over the last 12 weeks; a group too
-    small to say anything says so instead of its figures."""
-    if not data.ai_cohorts:
-        return "<p>No AI-assisted pull request figures yet.</p>"
-    cohorts = [(name, data.ai_cohorts.get(cohort, {"merged_prs": 0, "is_too_small": True}))
-               for cohort, name in (("ai_assisted", "AI-assisted"), ("other", "other"))]
+def _side_by_side_html(corner: str, groups: list[tuple[str, dict]]) -> str:
+    """A table of `groups` (title, figures with merged_prs and is_too_small) side by side; a
+    group too small to say anything says so instead of its figures."""
     rows = ["<tr><th>merged pull requests</th>" + "".join(
-        f'<td class="num">{int(figures["merged_prs"])}</td>' for _, figures in cohorts) + "</tr>"]
+        f'<td class="num">{int(figures.get("merged_prs") or 0)}</td>' for _, figures in groups) + "</tr>"]
     for index, (field, label, unit) in enumerate(AI_FIGURES):
         cells = []
-        for _, figures in cohorts:
+        for _, figures in groups:
             if figures.get("is_too_small") is not False:
                 if index == 0:
                     cells.append(f'<td class="small" rowspan="{len(AI_FIGURES)}">too few pull requests to compare '
-                                 f'(n = {int(figures["merged_prs"])})</td>')
+                                 f'(n = {int(figures.get("merged_prs") or 0)})</td>')
                 continue
             value = _float(figures.get(field))
             cells.append(f'<td class="num">{"–" if value is None else format_value(value, unit)}</td>')
         rows.append(f"<tr><th>{html.escape(label)}</th>{''.join(cells)}</tr>")
-    week, share = data.ai_adoption.get("adoption_week"), _float(data.ai_adoption.get("adoption_week_share"))
-    adoption = (f"<p>AI-assisted pull requests first reached {share * 100:.0f} % of the week's merged pull requests "
-                f"in the week of {html.escape(str(week))}.</p>" if week and share is not None else "")
-    return (f"{adoption}<table><tr><th>last {WINDOW_WEEKS} weeks</th><th>AI-assisted</th><th>other</th></tr>"
-            f"{''.join(rows)}</table><p class=\"meta\">The groups differ in more than AI (who wrote them, what they "
-            "changed): a difference is not proof that AI caused it.</p>")
+    header = "".join(f"<th>{html.escape(title)}</th>" for title, _ in groups)
+    return f"<table><tr><th>{html.escape(corner)}</th>{header}</tr>{''.join(rows)}</table>"
+
+
+def _ai_html(data: SummaryInput) -> str:
+    """AI-assisted pull requests and the others side by side over the last 12 weeks, and all
+    pull requests before and after the adoption week (docs/ai.md)."""
+    if not data.ai_cohorts:
+        return "<p>No AI-assisted pull request figures yet.</p>"
+    empty = {"merged_prs": 0, "is_too_small": True}
+    cohorts = _side_by_side_html(f"last {WINDOW_WEEKS} weeks", [
+        (name, data.ai_cohorts.get(cohort, empty)) for cohort, name in (("ai_assisted", "AI-assisted"), ("other", "other"))])
+    adoption = data.ai_adoption
+    week, share = adoption.get("adoption_week"), _float(adoption.get("adoption_week_share"))
+    periods = ""
+    if week and share is not None:
+        windows = [(title, {name.removesuffix(f"_{period}"): value for name, value in adoption.items()
+                            if name.endswith(f"_{period}")})
+                   for period, title in (("before", "before"), ("after", "from it on"))]
+        periods = (f"<p>AI-assisted pull requests first reached {share * 100:.0f} % of the week's merged pull requests "
+                   f"in the week of {html.escape(str(week))}. All pull requests in the {adoption.get('window_weeks')} "
+                   "weeks before that week and in as many from it on:</p>"
+                   + _side_by_side_html("around adoption", windows))
+    return (f"{cohorts}{periods}<p class=\"meta\">The groups differ in more than AI (who wrote them, what they "
+            "changed, when): a difference is not proof that AI caused it.</p>")
 
 
 def _summary_html(text: str) -> str:

@@ -268,29 +268,48 @@ def _too_few(merged) -> str:
     return f"too few pull requests to compare (n = {merged})"
 
 
-def ai_comparison(data: SummaryInput) -> dict | None:
-    """AI-assisted pull requests against the others over the trailing 12 weeks (docs/ai.md): one
-    row per figure, a cohort too small to say anything says so instead of its numbers; and the
-    adoption week. None before the marts have the cohorts."""
-    if not data.ai_cohorts:
-        return None
-    cohorts = {cohort: data.ai_cohorts.get(cohort, {"merged_prs": 0, "is_too_small": True}) for cohort in AI_COHORTS}
-    too_small = {cohort: figures.get("is_too_small") is not False for cohort, figures in cohorts.items()}
+def _side_by_side(groups: dict[str, tuple[str, dict]]) -> tuple[list[dict], list[dict]]:
+    """Columns and rows of a table comparing `groups` (key -> (title, figures with merged_prs
+    and is_too_small)): a group too small to say anything shows its count and says so instead
+    of its figures."""
+    too_small = {key: figures.get("is_too_small") is not False for key, (_, figures) in groups.items()}
+    columns = [{"key": key, "title": title, "merged_prs": figures.get("merged_prs") or 0,
+                "too_small": too_small[key],
+                "too_small_text": _too_few(figures.get("merged_prs") or 0) if too_small[key] else None}
+               for key, (title, figures) in groups.items()]
     rows = [{"key": "merged_prs", "title": "Merged pull requests",
-             **{cohort: {"value": _float(f["merged_prs"]), "display": fmt(f["merged_prs"], "count")}
-                for cohort, f in cohorts.items()}}]
+             **{key: {"value": _float(figures.get("merged_prs") or 0), "display": fmt(figures.get("merged_prs") or 0, "count")}
+                for key, (_, figures) in groups.items()}}]
     for field, label, unit in AI_FIGURES:
         row = {"key": field, "title": label[0].upper() + label[1:]}
-        for cohort, figures in cohorts.items():
-            value = None if too_small[cohort] else _float(figures.get(field))
-            row[cohort] = {"value": value, "display": fmt(value, unit)}
+        for key, (_, figures) in groups.items():
+            value = None if too_small[key] else _float(figures.get(field))
+            row[key] = {"value": value, "display": fmt(value, unit)}
         rows.append(row)
-    week, share = data.ai_adoption.get("adoption_week"), _float(data.ai_adoption.get("adoption_week_share"))
+    return columns, rows
+
+
+def ai_comparison(data: SummaryInput) -> dict | None:
+    """AI-assisted pull requests against the others over the trailing 12 weeks (docs/ai.md), and
+    all pull requests in the weeks before the adoption week against as many from it on; a group
+    too small to say anything says so instead of its numbers. None before the marts have the
+    cohorts."""
+    if not data.ai_cohorts:
+        return None
+    empty = {"merged_prs": 0, "is_too_small": True}
+    cohorts, rows = _side_by_side({cohort: (AI_COHORT_TITLES[cohort], data.ai_cohorts.get(cohort, empty))
+                                   for cohort in AI_COHORTS})
+    adoption = data.ai_adoption
+    week, share = adoption.get("adoption_week"), _float(adoption.get("adoption_week_share"))
+    periods, period_rows = [], []
+    if week:
+        periods, period_rows = _side_by_side({
+            period: (title, {name.removesuffix(f"_{period}"): value for name, value in adoption.items()
+                             if name.endswith(f"_{period}")})
+            for period, title in (("before", "Before adoption"), ("after", "From adoption on"))
+        })
     return {
-        "cohorts": [{"key": cohort, "title": AI_COHORT_TITLES[cohort], "merged_prs": cohorts[cohort]["merged_prs"],
-                     "too_small": too_small[cohort],
-                     "too_small_text": _too_few(cohorts[cohort]["merged_prs"]) if too_small[cohort] else None}
-                    for cohort in AI_COHORTS],
+        "cohorts": cohorts,
         "comparable": data.ai_comparable,
         "rows": rows,
         "adoption_week": week,
@@ -298,6 +317,9 @@ def ai_comparison(data: SummaryInput) -> dict | None:
         "adoption_text": (f"AI-assisted pull requests first reached {share * 100:.0f} % of the week's merged pull "
                           f"requests in the week of {week}." if week and share is not None
                           else "No week's share of AI-assisted pull requests has reached the adoption share yet."),
+        "periods": periods,
+        "period_rows": period_rows,
+        "window_weeks": adoption.get("window_weeks"),
     }
 
 

@@ -150,6 +150,7 @@ final as (
         adoption.scope,
         adoption.adoption_week,
         adoption.adoption_week_share,
+        {{ var('ai_adoption_window_weeks') }} as window_weeks,
         {%- for suffix in ['_before', '_after'] %}
         coalesce(figures.merged_prs{{ suffix }}, 0) as merged_prs{{ suffix }},
         coalesce(figures.is_too_small{{ suffix }}, true) as is_too_small{{ suffix }},
