@@ -341,6 +341,18 @@ def test_the_ai_cohorts_sit_side_by_side_with_the_adoption_curve_by_page_and_api
     orgs = sorted({name.split("/")[0] for name in reader.get(world.web_url + "/api/me").json()["repositories"]})
     reported = world.rows("select distinct org from marts.fct_copilot_org_weekly where org = any(%s)", orgs)
     assert len(copilot) == len(reported) and all(t["yaxis"] == "y2" for t in copilot)
+    # Before and after the adoption week, as fct_ai_adoption has them.
+    (week, before, after, lead_before), = world.rows(
+        "select adoption_week::text, merged_prs_before, merged_prs_after, median_lead_time_hours_before"
+        " from marts.fct_ai_adoption where scope_type = 'user' and scope = %s", world.reader)
+    assert api["ai"]["adoption_week"] == week
+    if week is not None:
+        periods = {p["key"]: p for p in api["ai"]["periods"]}
+        assert (periods["before"]["merged_prs"], periods["after"]["merged_prs"]) == (before, after)
+        lead_rows = {row["key"]: row for row in api["ai"]["period_rows"]}["median_lead_time_hours"]
+        assert lead_rows["before"]["value"] == (None if lead_before is None or periods["before"]["too_small"]
+                                                else pytest.approx(float(lead_before)))
+        assert "Before and after adoption" in page
     # A repository's page compares that repository's own cohorts.
     name = reader.get(world.web_url + "/api/me").json()["repositories"][0]
     view = reader.get(f"{world.web_url}/api/repos/{name}").json()

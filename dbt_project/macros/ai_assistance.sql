@@ -5,55 +5,58 @@
     array[{% for value in values %}'{{ value | replace("'", "''") }}'{% if not loop.last %}, {% endif %}{% endfor %}]::text[]
 {%- endmacro %}
 
-{#- Lines of a commit message: `Co-authored-by: name <email>` (captures name, email) -#}
-{% macro ai_coauthor_line_regex() -%}
-    '^[ \t]*co-authored-by[ \t]*:[ \t]*([^<\n]*)<([^>\n]*)>'
-{%- endmacro %}
-
-{#- Lines `Key: value` for the ai_trailer_keys (captures the key as written, the value) -#}
-{% macro ai_trailer_line_regex() -%}
-    '^[ \t]*({{ var("ai_trailer_keys") | join("|") | replace("'", "''") }})[ \t]*:[ \t]*([^\n]*)'
-{%- endmacro %}
-
 {#- One row per pull request with AI evidence in the messages of `commits` (a relation or CTE
     with pull_request_id, sha, authored_at, message): the strongest, by rule (an AI co-author
     before a Made-with-style trailer), then the earliest commit (authored_at, then sha), then
-    the first such line of its message (docs/ai.md). Only messages that name a trailer key are
-    split into lines: one cheap test skips the others. -#}
+    the first such line of its message (docs/ai.md). A trailer is a line `Key: value` (leading
+    blanks allowed); `Co-authored-by: name <email>` is one whose key is co-authored-by.
+    Messages without a trailer key and a colon are skipped by one cheap test; the others are
+    split into trailer lines by one regular expression for both rules. -#}
 {% macro ai_commit_evidence(commits) -%}
-    {%- set keys = ['co-authored-by'] + var('ai_trailer_keys') -%}
+    {%- set keys = (['co-authored-by'] + var('ai_trailer_keys')) | join("|") | replace("'", "''") -%}
     with candidates as (
         select pull_request_id, sha, authored_at, message
         from {{ commits }}
-        where message ~* '({{ keys | join("|") | replace("'", "''") }})[ \t]*:'
+        where message ~* '({{ keys }})[ \t]*:'
+    ),
+
+    trailers as (
+        select
+            candidates.pull_request_id,
+            candidates.authored_at,
+            candidates.sha,
+            line.position,
+            line.match[1] as key,
+            btrim(line.match[2], E' \t') as value
+        from candidates
+        cross join lateral regexp_matches(candidates.message, '^[ \t]*({{ keys }})[ \t]*:[ \t]*([^\n]*)', 'gin')
+            with ordinality as line (match, position)
     ),
 
     evidence as (
         select
-            candidates.pull_request_id,
+            trailers.pull_request_id,
             1 as rule_rank,
-            candidates.authored_at,
-            candidates.sha,
-            line.position,
-            'co-author ' || btrim(btrim(line.match[1], E' \t') || ' <' || btrim(line.match[2], E' \t') || '>')
-                || ' in commit ' || left(candidates.sha, 7) as evidence
-        from candidates
-        cross join lateral regexp_matches(candidates.message, {{ ai_coauthor_line_regex() }}, 'gin')
-            with ordinality as line (match, position)
-        where btrim(line.match[2], E' \t') ~* any({{ text_array(var('ai_coauthor_emails')) }})
+            trailers.authored_at,
+            trailers.sha,
+            trailers.position,
+            'co-author ' || btrim(btrim(person[1], E' \t') || ' <' || btrim(person[2], E' \t') || '>')
+                || ' in commit ' || left(trailers.sha, 7) as evidence
+        from trailers
+        cross join lateral regexp_match(trailers.value, '^([^<]*)<([^>]*)>') as person
+        where lower(trailers.key) = 'co-authored-by'
+            and btrim(person[2], E' \t') ~* any({{ text_array(var('ai_coauthor_emails')) }})
         union all
         select
-            candidates.pull_request_id,
+            pull_request_id,
             2 as rule_rank,
-            candidates.authored_at,
-            candidates.sha,
-            line.position,
-            'trailer ' || line.match[1] || ': ' || btrim(line.match[2], E' \t')
-                || ' in commit ' || left(candidates.sha, 7) as evidence
-        from candidates
-        cross join lateral regexp_matches(candidates.message, {{ ai_trailer_line_regex() }}, 'gin')
-            with ordinality as line (match, position)
-        where btrim(line.match[2], E' \t') ~* '{{ var("ai_tool_pattern") | replace("'", "''") }}'
+            authored_at,
+            sha,
+            position,
+            'trailer ' || key || ': ' || value || ' in commit ' || left(sha, 7) as evidence
+        from trailers
+        where lower(key) <> 'co-authored-by'
+            and value ~* '{{ var("ai_tool_pattern") | replace("'", "''") }}'
     )
 
     select distinct on (pull_request_id) pull_request_id, evidence
@@ -116,18 +119,7 @@
     delete from {{ this }} where week_start >= {{ dora_recompute_from(this) }};
     delete from {{ this }} as stale
     using (
-        select coalesce(stored.scope_type, weekly.scope_type) as scope_type,
-               coalesce(stored.scope, weekly.scope) as scope
-        from (select distinct scope_type, scope, week_start from {{ this }}) as stored
-        full join (
-            select scope_type, scope, week_start
-            from {{ ref('fct_dora_weekly') }}
-            where week_start < (select coalesce(max(week_start) + 7, '-infinity'::date) from {{ this }})
-        ) as weekly
-            on weekly.scope_type = stored.scope_type
-            and weekly.scope = stored.scope
-            and weekly.week_start = stored.week_start
-        where stored.week_start is null or weekly.week_start is null
+        {{ scopes_out_of_step_with_dora_weekly() }}
         union
         select scope_type, scope
         from {{ ref('int_ai_cohort_scope_weeks') }}

@@ -21,18 +21,7 @@
     delete from {{ this }} where week_start >= {{ dora_recompute_from(this) }};
     delete from {{ this }} as stale
     using (
-        select coalesce(stored.scope_type, weekly.scope_type) as scope_type,
-               coalesce(stored.scope, weekly.scope) as scope
-        from (select scope_type, scope, week_start from {{ this }}) as stored
-        full join (
-            select scope_type, scope, week_start
-            from {{ ref('fct_dora_weekly') }}
-            where week_start < (select coalesce(max(week_start) + 7, '-infinity'::date) from {{ this }})
-        ) as weekly
-            on weekly.scope_type = stored.scope_type
-            and weekly.scope = stored.scope
-            and weekly.week_start = stored.week_start
-        where stored.week_start is null or weekly.week_start is null
+        {{ scopes_out_of_step_with_dora_weekly() }}
         union
         select steps.scope_type, steps.scope
         from (

@@ -157,3 +157,75 @@
         max(mean_score) filter (where metric = 'stability') as stability
     from {{ ref('dora_benchmarks') }}
 {%- endmacro %}
+
+{#- The CTEs an incremental per-scope-week model starts from (int_dora_scope_weeks,
+    int_ai_cohort_scope_weeks): scope_repositories, scope_inputs, scopes (each scope with its
+    inputs_hash and read_from, the first week it recomputes: -infinity for every week), members
+    (each scope's repositories with its read_from) and read_window (the first week any scope
+    recomputes, as a date and as a UTC timestamp). Call as `with {{ scope_weeks_members() }}, ...`. -#}
+{% macro scope_weeks_members() -%}
+scope_repositories as (
+    {{ dora_scope_repositories() }}
+),
+
+scope_inputs as (
+    {{ dora_scope_inputs() }}
+),
+
+{% if is_incremental() %}
+stored_scopes as (
+    select distinct scope_type, scope from {{ this }}
+),
+{% endif %}
+
+-- The first week each scope recomputes (-infinity: every week).
+scopes as (
+    select
+        scope_inputs.scope_type,
+        scope_inputs.scope,
+        scope_inputs.inputs_hash,
+        {% if is_incremental() -%}
+        case when stored_scopes.scope is not null
+            then {{ dora_recompute_from(this) }} else '-infinity'::date end as read_from
+        {%- else -%}
+        '-infinity'::date as read_from
+        {%- endif %}
+    from scope_inputs
+    {% if is_incremental() -%}
+    left join stored_scopes
+        on stored_scopes.scope_type = scope_inputs.scope_type and stored_scopes.scope = scope_inputs.scope
+    {%- endif %}
+),
+
+members as (
+    select scope_repositories.scope_type, scope_repositories.scope, scope_repositories.repo_full_name, scopes.read_from
+    from scope_repositories
+    inner join scopes
+        on scopes.scope_type = scope_repositories.scope_type and scopes.scope = scope_repositories.scope
+),
+
+-- The first week any scope recomputes, as a date and as a UTC timestamp.
+read_window as (
+    select min(read_from) as read_from, min(read_from)::timestamp at time zone 'UTC' as read_from_at
+    from members
+)
+{%- endmacro %}
+
+{#- For the pre-hooks of the incremental marts with a row per fct_dora_weekly week (and more):
+    (scope_type, scope) of each scope whose stored weeks before the ones a run rewrites are not
+    exactly fct_dora_weekly's (a scope gone, new, or whose first week moved). A week stored
+    twice (once per cohort) is found twice; the callers' union keeps each scope once. -#}
+{% macro scopes_out_of_step_with_dora_weekly() -%}
+    select coalesce(stored.scope_type, weekly.scope_type) as scope_type,
+           coalesce(stored.scope, weekly.scope) as scope
+    from (select scope_type, scope, week_start from {{ this }}) as stored
+    full join (
+        select scope_type, scope, week_start
+        from {{ ref('fct_dora_weekly') }}
+        where week_start < (select coalesce(max(week_start) + 7, '-infinity'::date) from {{ this }})
+    ) as weekly
+        on weekly.scope_type = stored.scope_type
+        and weekly.scope = stored.scope
+        and weekly.week_start = stored.week_start
+    where stored.week_start is null or weekly.week_start is null
+{%- endmacro %}

@@ -23,6 +23,10 @@
 -- (a hotfix rule changed, an issue ingested waves after its closer) land with the nightly
 -- full refresh. AI assistance (ai_assisted, ai_evidence; docs/ai.md) follows the dbt vars
 -- ai_*: a change of them lands with the nightly full refresh.
+-- In a wave the planner cannot know how many pull requests `candidates` selects (it expects a
+-- handful; they are tens of thousands), so no CTE built from `pull_requests` is joined back to
+-- it by id: it chose a nested loop for such a join, each pull request against each other
+-- (84 s of a wave at 1,000,000, bench/dbt.py; 5 s with the rules computed in `joined`).
 -- The indexes after the first serve int_dora_scope_weeks and fct_dora_weekly (a repository's
 -- first event, the items of the window, the warehouse's last event).
 
@@ -59,7 +63,10 @@ pull_requests as materialized (
     select
         pull_request_id, repo_full_name, number, title, author_login, is_bot, is_draft, state,
         created_at, ready_for_review_at, merged_at, closed_at, additions, deletions, is_revert,
-        head_ref_name, labels
+        head_ref_name, labels,
+        -- An AI agent's account (docs/ai.md), case-insensitively.
+        coalesce(lower(author_login) = any({{ text_array(var('ai_agent_logins') | map('lower') | list) }}), false)
+            as is_ai_agent
     from {{ ref('stg_github__pull_requests') }}
     {% if is_incremental() %}
     -- by primary key: a join or IN would parse the JSON of every row first
@@ -108,8 +115,8 @@ commit_evidence as (
     {{ ai_commit_evidence('pull_request_commits') }}
 ),
 
--- Rework causes in order of precedence (docs/dora.md); null when none or not merged. The
--- incidents by hash join: a lookup into them per pull request took 25 s a wave at 1,000,000.
+-- The pull requests that are rework because of an incident (docs/dora.md). The incidents by
+-- hash join: a lookup into them per pull request took 25 s a wave at 1,000,000.
 resolved_reverts as (
     select incident_id as pull_request_id from {{ ref('int_incidents') }} where kind = 'revert'
 ),
@@ -120,44 +127,14 @@ incident_fixes as (
     where closing_pull_request_id is not null
 ),
 
-rework as (
+joined as (
     select
-        pull_requests.pull_request_id,
+        pull_requests.*,
+        -- AI assistance (docs/ai.md), the first rule that matches: an AI agent authored it, an
+        -- AI co-author or a Made-with-style trailer in a commit (macro ai_commit_evidence), a
+        -- label matching ai_label_pattern (the first in the labels' order).
         case
-            when resolved_reverts.pull_request_id is not null then 'revert'
-            when incident_fixes.pull_request_id is not null then 'incident_fix'
-            when exists (
-                select 1 from jsonb_array_elements(pull_requests.labels) as label
-                where {{ regex_matches("label ->> 'name'", 'settings.hotfix_label_regex') }}
-            ) then 'hotfix_label'
-            when {{ regex_matches('pull_requests.head_ref_name', 'settings.hotfix_branch_regex') }} then 'hotfix_branch'
-        end as rework_reason
-    from pull_requests
-    inner join {{ ref('int_repository_settings') }} as settings
-        on settings.repo_full_name = pull_requests.repo_full_name
-    left join resolved_reverts on resolved_reverts.pull_request_id = pull_requests.pull_request_id
-    left join incident_fixes on incident_fixes.pull_request_id = pull_requests.pull_request_id
-    where pull_requests.merged_at is not null
-),
-
--- AI assistance (docs/ai.md), the first rule that matches: an AI agent authored it, an AI
--- co-author or a Made-with-style trailer in a commit (macro ai_commit_evidence),
--- a label matching ai_label_pattern (the first in the labels' order).
-agents as (
-    select
-        pull_requests.pull_request_id,
-        lower(pull_requests.author_login) = any(
-            select lower(login) from unnest({{ text_array(var('ai_agent_logins')) }}) as login
-        ) as is_ai_agent
-    from pull_requests
-),
-
-ai as (
-    select
-        pull_requests.pull_request_id,
-        agents.is_ai_agent,
-        case
-            when agents.is_ai_agent then 'agent author ' || pull_requests.author_login
+            when pull_requests.is_ai_agent then 'agent author ' || pull_requests.author_login
             when commit_evidence.evidence is not null then commit_evidence.evidence
             else (
                 select 'label ' || (label.value ->> 'name')
@@ -166,18 +143,19 @@ ai as (
                 order by label.position
                 limit 1
             )
-        end as ai_evidence
-    from pull_requests
-    inner join agents on agents.pull_request_id = pull_requests.pull_request_id
-    left join commit_evidence on commit_evidence.pull_request_id = pull_requests.pull_request_id
-),
-
-joined as (
-    select
-        pull_requests.*,
-        ai.is_ai_agent,
-        ai.ai_evidence,
-        rework.rework_reason,
+        end as ai_evidence,
+        -- Rework causes in order of precedence (docs/dora.md); null when none or not merged.
+        case when pull_requests.merged_at is not null and settings.repo_full_name is not null then
+            case
+                when resolved_reverts.pull_request_id is not null then 'revert'
+                when incident_fixes.pull_request_id is not null then 'incident_fix'
+                when exists (
+                    select 1 from jsonb_array_elements(pull_requests.labels) as label
+                    where {{ regex_matches("label ->> 'name'", 'settings.hotfix_label_regex') }}
+                ) then 'hotfix_label'
+                when {{ regex_matches('pull_requests.head_ref_name', 'settings.hotfix_branch_regex') }} then 'hotfix_branch'
+            end
+        end as rework_reason,
         commits.first_commit_at,
         reviews.first_review_at,
         coalesce(reviews.review_count, 0) as review_count,
@@ -186,8 +164,11 @@ joined as (
     from pull_requests
     left join commits on commits.pull_request_id = pull_requests.pull_request_id
     left join reviews on reviews.pull_request_id = pull_requests.pull_request_id
-    left join rework on rework.pull_request_id = pull_requests.pull_request_id
-    left join ai on ai.pull_request_id = pull_requests.pull_request_id
+    left join {{ ref('int_repository_settings') }} as settings
+        on settings.repo_full_name = pull_requests.repo_full_name
+    left join resolved_reverts on resolved_reverts.pull_request_id = pull_requests.pull_request_id
+    left join incident_fixes on incident_fixes.pull_request_id = pull_requests.pull_request_id
+    left join commit_evidence on commit_evidence.pull_request_id = pull_requests.pull_request_id
     -- The shipping deployment: the first successful one at or after the merge, ties by id.
     left join lateral (
         select deployments.deployment_id, deployments.deployed_at
