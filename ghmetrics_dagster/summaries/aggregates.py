@@ -385,7 +385,7 @@ def ai_facts(data: SummaryInput) -> list[Fact]:
     if data.ai_comparable:
         cohorts = {cohort: data.ai_cohorts[cohort] for cohort in AI_COHORTS}
         total = sum(float(c["merged_prs"]) for c in cohorts.values())
-        out.append(Fact("ai.both.merged_prs", f"merged pull requests by people, both cohorts, {window}", total, "count"))
+        out.append(Fact("ai.both.merged_prs", f"merged pull requests by people and AI agents, both cohorts, {window}", total, "count"))
         for cohort, figures in cohorts.items():
             name = AI_COHORT_NAMES[cohort]
             out.append(Fact(f"ai.{cohort}.merged_prs", f"{name}, merged, {window}", float(figures["merged_prs"]),

@@ -8,7 +8,7 @@
 ) }}
 
 -- Per row of fct_dora_weekly and cohort (ai_assisted, other; docs/ai.md): the pull-request
--- figures of the cohort's merged pull requests by people, for the week and for the trailing
+-- figures of the cohort's merged pull requests by people and AI agents, for the week and the
 -- 12 weeks ending with it (_12w), pooled across a user's repositories. Medians of the stages
 -- and size, review coverage and rework rate are over the pull requests merged in the window;
 -- lead time and change failure rate (the share whose shipping deployment fails a change) over
