@@ -4,6 +4,8 @@ job runs it)."""
 
 from __future__ import annotations
 
+import json
+
 import dagster as dg
 import pytest
 from conftest import env_resources
@@ -12,6 +14,7 @@ from test_dbt_models import load_rows, load_users, raw_rows
 from ghmetrics_dagster import warehouse
 from ghmetrics_dagster.defs.partitions import users_partitions
 from ghmetrics_dagster.sandbox import generator
+from ghmetrics_dagster.warehouse.dbt_env import DBT_PROJECT_DIR
 
 INGESTION_KEYS = {
     ("raw", name) for name in ("repositories", "pull_requests", "pull_request_reviews", "pull_request_commits",
@@ -39,6 +42,13 @@ def test_asset_keys_lineage_and_checks(dbt_assets_defs):
     checks = {(tuple(spec.asset_key.path), spec.name) for d in dbt_assets_defs for spec in d.check_specs}
     assert any(key == ("marts", "fct_pull_requests") and "unique" in name for key, name in checks)
     assert any(key == ("marts", "fct_dora_weekly") for key, _ in checks)
+    # A run names each test's check result by the test's name: two tests of one model with one
+    # name (dbt names a generic test by its arguments' values, not their keys) emit one check
+    # twice and fail the run. Such tests need a `name:`.
+    manifest = json.loads((DBT_PROJECT_DIR / "target" / "manifest.json").read_text())
+    names = [(node["attached_node"], node["name"]) for node in manifest["nodes"].values()
+             if node["resource_type"] == "test" and node.get("attached_node")]
+    assert len(names) == len(set(names)), sorted({n for n in names if names.count(n) > 1})
 
 
 def test_materialise_with_a_users_partition_of_ingestion(dbt_assets_defs, database_url, tmp_path):
