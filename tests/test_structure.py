@@ -4,6 +4,7 @@ with nothing set, one settings object, resources in the definitions, production 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -86,6 +87,7 @@ def _free_port() -> int:
 @pytest.mark.slow
 def test_dagster_dev_starts_in_the_repository_root_with_nothing_set(tmp_path):
     port = _free_port()
+    homes_before = set(ROOT.glob(".tmp_dagster_home_*"))
     log = open(tmp_path / "dagster-dev.log", "w")
     process = subprocess.Popen([str(BIN / "dagster"), "dev", "-p", str(port)], env=bare_environment(tmp_path),
                                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -112,6 +114,10 @@ def test_dagster_dev_starts_in_the_repository_root_with_nothing_set(tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
         log.close()
+        # Without DAGSTER_HOME, dagster dev keeps its instance in a temporary folder of the
+        # working directory; a stop by signal can leave it behind in the checkout.
+        for leftover in set(ROOT.glob(".tmp_dagster_home_*")) - homes_before:
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def test_a_wave_builds_the_marts_in_one_dbt_step(home):
