@@ -13,8 +13,9 @@
 -- The pieces of the AI cohorts (docs/ai.md) per scope, UTC week with any item and cohort: the
 -- cohort's merged pull requests by people and by AI agents, pooled across a user's
 -- repositories, as parallel arrays of their values (one element per pull request) for those
--- merged in the week and for those shipped in it. fct_ai_cohorts_weekly and fct_ai_adoption take their exact medians and
--- shares from these arrays instead of joining every pull request to every scope again.
+-- merged in the week and for those shipped in it. fct_ai_cohorts_weekly and fct_ai_adoption
+-- take their exact medians and shares from these arrays instead of joining every pull request
+-- to every scope again.
 -- Incremental as int_dora_scope_weeks, with the same pre-hook: a run recomputes every scope
 -- from dora_recompute_from() (the trailing `recompute_weeks` weeks), and every week of a scope
 -- without rows (new, or its repositories or their rules changed: _inputs_hash). The rows a run

@@ -106,53 +106,39 @@ adoption as (
 ),
 
 -- The items of the weeks around each adoption week (both cohorts), with the window they are
--- merged (shipped) in.
+-- merged (shipped) in; a scope without an adoption week keeps one row without items, so its
+-- figures below are those of empty windows (0 pull requests, too small).
 windows as (
     select
         adoption.scope_type,
         adoption.scope,
         adoption.adoption_week,
+        adoption.adoption_week_share,
         items.*,
         items.is_merged and pieces.week_start < adoption.adoption_week as is_merged_before,
         items.is_shipped and pieces.week_start < adoption.adoption_week as is_shipped_before,
         items.is_merged and pieces.week_start >= adoption.adoption_week as is_merged_after,
         items.is_shipped and pieces.week_start >= adoption.adoption_week as is_shipped_after
     from adoption
-    inner join {{ ref('int_ai_cohort_scope_weeks') }} as pieces
+    left join {{ ref('int_ai_cohort_scope_weeks') }} as pieces
         on pieces.scope_type = adoption.scope_type
         and pieces.scope = adoption.scope
         and pieces.week_start >= adoption.adoption_week - 7 * {{ var('ai_adoption_window_weeks') }}
         and pieces.week_start < adoption.adoption_week + 7 * {{ var('ai_adoption_window_weeks') }}
-    cross join lateral ({{ ai_cohort_piece_items('pieces') }}) as items
-),
-
-figures as (
-    select
-        scope_type,
-        scope,
-        {{ ai_cohort_figures('is_merged_before', 'is_shipped_before', '_before') }},
-        {{ ai_cohort_figures('is_merged_after', 'is_shipped_after', '_after') }}
-    from windows
-    group by scope_type, scope
+    left join lateral ({{ ai_cohort_piece_items('pieces') }}) as items on true
 ),
 
 final as (
     select
-        adoption.scope_type,
-        adoption.scope,
-        adoption.adoption_week,
-        adoption.adoption_week_share,
+        scope_type,
+        scope,
+        adoption_week,
+        adoption_week_share,
         {{ var('ai_adoption_window_weeks') }} as window_weeks,
-        {%- for suffix in ['_before', '_after'] %}
-        coalesce(figures.merged_prs{{ suffix }}, 0) as merged_prs{{ suffix }},
-        coalesce(figures.is_too_small{{ suffix }}, true) as is_too_small{{ suffix }},
-        {%- for column in ['median_coding_hours', 'median_pickup_hours', 'median_review_hours', 'median_deploy_hours',
-                           'median_lead_time_hours', 'median_pr_size', 'review_coverage', 'change_failure_rate', 'rework_rate'] %}
-        figures.{{ column }}{{ suffix }}{{ ',' if not (loop.last and suffix == '_after') }}
-        {%- endfor %}
-        {%- endfor %}
-    from adoption
-    left join figures on figures.scope_type = adoption.scope_type and figures.scope = adoption.scope
+        {{ ai_cohort_figures('is_merged_before', 'is_shipped_before', '_before') }},
+        {{ ai_cohort_figures('is_merged_after', 'is_shipped_after', '_after') }}
+    from windows
+    group by scope_type, scope, adoption_week, adoption_week_share
 )
 
 select * from final
