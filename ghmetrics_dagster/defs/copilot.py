@@ -10,6 +10,7 @@ that runs raw/repositories' source tests, which splits the dbt step in two.
 import dagster as dg
 
 from ghmetrics_dagster.defs.resources import GitHubResource
+from ghmetrics_dagster.github.client import GitHubClient
 from ghmetrics_dagster.sync import copilot
 from ghmetrics_dagster.warehouse import app_data, connect
 
@@ -36,17 +37,19 @@ CHECK_SPEC = dg.AssetCheckSpec(
 )
 
 
-def ingest_copilot_usage(context: dg.AssetExecutionContext, url: str, github: GitHubResource, logins: list[str]):
-    """The reports of the organisations owning `logins`' repositories, incremental by day; an
-    organisation without Copilot or without the permission is reported, not failed."""
+def ingest_copilot_usage(context: dg.AssetExecutionContext, url: str, github: GitHubResource,
+                         clients: dict[str, GitHubClient]):
+    """The reports of the organisations owning the repositories of the wave's users (`clients`:
+    each user's client from the sync), incremental by day; an organisation without Copilot or
+    without the permission is reported, not failed."""
     with connect(url) as conn, conn.cursor() as cur:
-        users_by_org = app_data.scope_organizations(cur, logins)
+        users_by_org = app_data.scope_organizations(cur, list(clients))
     service = github.service_tokens()
 
     def client_for(org: str):
-        # Reports need an organisation owner's or billing manager's token: the service's first.
-        login = users_by_org[org][0]
-        return github.client(service) if service else github.client_for(login, github.own_token(login))
+        # Reports need an organisation owner's or billing manager's token: the service's first,
+        # else a user's own (their client from the sync; no second read of the stored token).
+        return github.client(service) if service else clients[users_by_org[org][0]]
 
     results = copilot.ingest_organizations(url, client_for, sorted(users_by_org), progress=context.log.info)
     problems = {r.org: r.summary() for r in results if r.status != "ok"}

@@ -43,9 +43,10 @@ def _check_access(context: dg.AssetExecutionContext, url: str, github: GitHubRes
 
 
 def _sync_users(context: dg.AssetExecutionContext, url: str, github: GitHubResource,
-                logins: list[str]) -> tuple[list, dict]:
+                logins: list[str]) -> tuple[list, dict, dict]:
     """Syncs each user's repositories with that user's tokens; a repository shared by several
-    users of the wave is synced once. Returns the reports and, per user, their failures."""
+    users of the wave is synced once. Returns the reports, per user their failures, and per user
+    the client with their tokens (the Copilot reports reuse it)."""
     failures: dict[str, list[str]] = {}
     clients, repos_by_user = {}, {}
     own_tokens = {login: github.own_token(login) for login in logins}  # each decrypted once
@@ -70,7 +71,7 @@ def _sync_users(context: dg.AssetExecutionContext, url: str, github: GitHubResou
         done.update(repo.lower() for repo in todo)
         if report.repositories and len(report.failed) == len(report.repositories):
             failures[login] = [f"{r.repo}: {'; '.join(r.errors)}" for r in report.failed]
-    return reports, failures
+    return reports, failures, clients
 
 
 @dg.multi_asset(
@@ -99,7 +100,7 @@ def github_raw_tables(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     logins = list(context.partition_keys)
     url = warehouse.url()
     _migrate(url)
-    reports, failures = _sync_users(context, url, github, logins)
+    reports, failures, clients = _sync_users(context, url, github, logins)
     if len(failures) == len(logins):
         login, errors = next(iter(failures.items()))
         raise dg.Failure(f"no repository of {login} could be synced; {errors[0]}")
@@ -135,7 +136,7 @@ def github_raw_tables(context: dg.AssetExecutionContext, warehouse: WarehouseRes
         metadata={"failed": dg.MetadataValue.json(errors), "repositories": repositories},
         description="; ".join(f"{repo}: {error}" for repo, error in errors.items()) or None,
     )
-    yield from copilot.ingest_copilot_usage(context, url, github, logins)
+    yield from copilot.ingest_copilot_usage(context, url, github, clients)
 
 
 defs = dg.Definitions(assets=[github_raw_tables])

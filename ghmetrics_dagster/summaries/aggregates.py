@@ -153,7 +153,8 @@ class SummaryInput:
     # marts.fct_ai_cohorts_weekly's latest week, by cohort (AI_COHORTS): merged_prs, is_too_small and
     # the AI_FIGURES, each over the trailing 12 weeks; empty before the marts have it.
     ai_cohorts: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
-    # marts.fct_ai_adoption's row: adoption_week, adoption_week_share, merged_prs, ai_assisted_prs.
+    # marts.fct_ai_adoption's row: adoption_week, adoption_week_share, window_weeks and the figures
+    # of the windows before and after (<figure>_before, <figure>_after).
     ai_adoption: dict[str, Any] = dataclasses.field(default_factory=dict)
     # The adoption curve (report and dashboard only): per week of `weeks`, merged_prs and
     # ai_assisted_prs; and Copilot's weekly active users per organisation of the scope.
@@ -180,6 +181,21 @@ class SummaryInput:
         """Both cohorts are large enough over the trailing 12 weeks to compare (docs/ai.md)."""
         return all(cohort in self.ai_cohorts and self.ai_cohorts[cohort].get("is_too_small") is False
                    for cohort in AI_COHORTS)
+
+    @property
+    def ai_cohort_groups(self) -> dict[str, dict[str, Any]]:
+        """Each cohort's figures (AI_COHORTS order); a cohort without a row counts 0 and is too small."""
+        return {cohort: self.ai_cohorts.get(cohort, {"merged_prs": 0, "is_too_small": True}) for cohort in AI_COHORTS}
+
+    @property
+    def ai_adoption_windows(self) -> dict[str, dict[str, Any]]:
+        """fct_ai_adoption's figures of the window before the adoption week and of the one from it
+        on, keyed "before" and "after", without their suffix; empty without an adoption week."""
+        if not self.ai_adoption.get("adoption_week"):
+            return {}
+        return {period: {name.removesuffix(f"_{period}"): value for name, value in self.ai_adoption.items()
+                         if name.endswith(f"_{period}")}
+                for period in ("before", "after")}
 
     @property
     def needs_strong_model(self) -> bool:

@@ -245,25 +245,30 @@ def _side_by_side_html(corner: str, groups: list[tuple[str, dict]]) -> str:
     return f"<table><tr><th>{html.escape(corner)}</th>{header}</tr>{''.join(rows)}</table>"
 
 
+def adoption_sentence(data: SummaryInput) -> str | None:
+    """When the scope's AI-assisted share first reached the adoption share (the dashboard says it too)."""
+    week, share = data.ai_adoption.get("adoption_week"), _float(data.ai_adoption.get("adoption_week_share"))
+    if not week or share is None:
+        return None
+    return (f"AI-assisted pull requests first reached {share * 100:.0f} % of the week's merged pull requests "
+            f"in the week of {week}.")
+
+
 def _ai_html(data: SummaryInput) -> str:
     """AI-assisted pull requests and the others side by side over the last 12 weeks, and all
     pull requests before and after the adoption week (docs/ai.md)."""
     if not data.ai_cohorts:
         return "<p>No AI-assisted pull request figures yet.</p>"
-    empty = {"merged_prs": 0, "is_too_small": True}
-    cohorts = _side_by_side_html(f"last {WINDOW_WEEKS} weeks", [
-        (name, data.ai_cohorts.get(cohort, empty)) for cohort, name in (("ai_assisted", "AI-assisted"), ("other", "other"))])
-    adoption = data.ai_adoption
-    week, share = adoption.get("adoption_week"), _float(adoption.get("adoption_week_share"))
+    titles = {"ai_assisted": "AI-assisted", "other": "other"}
+    cohorts = _side_by_side_html(f"last {WINDOW_WEEKS} weeks",
+                                 [(titles[cohort], figures) for cohort, figures in data.ai_cohort_groups.items()])
     periods = ""
-    if week and share is not None:
-        windows = [(title, {name.removesuffix(f"_{period}"): value for name, value in adoption.items()
-                            if name.endswith(f"_{period}")})
-                   for period, title in (("before", "before"), ("after", "from it on"))]
-        periods = (f"<p>AI-assisted pull requests first reached {share * 100:.0f} % of the week's merged pull requests "
-                   f"in the week of {html.escape(str(week))}. All pull requests in the {adoption.get('window_weeks')} "
+    sentence, windows = adoption_sentence(data), data.ai_adoption_windows
+    if sentence and windows:
+        periods = (f"<p>{html.escape(sentence)} All pull requests in the {data.ai_adoption.get('window_weeks')} "
                    "weeks before that week and in as many from it on:</p>"
-                   + _side_by_side_html("around adoption", windows))
+                   + _side_by_side_html("around adoption", [("before", windows["before"]),
+                                                            ("from it on", windows["after"])]))
     return (f"{cohorts}{periods}<p class=\"meta\">The groups differ in more than AI (who wrote them, what they "
             "changed, when): a difference is not proof that AI caused it.</p>")
 

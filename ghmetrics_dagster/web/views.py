@@ -17,7 +17,6 @@ from typing import Any
 
 from ghmetrics_dagster.metrics import contracts
 from ghmetrics_dagster.summaries.aggregates import (
-    AI_COHORTS,
     AI_FIGURES,
     CYCLE_STAGES,
     FORECAST_TARGETS,
@@ -31,7 +30,7 @@ from ghmetrics_dagster.summaries.aggregates import (
     select_or_null,
     weekly_columns,
 )
-from ghmetrics_dagster.summaries.report import adoption_figure
+from ghmetrics_dagster.summaries.report import adoption_figure, adoption_sentence
 from ghmetrics_dagster.warehouse import app_data
 
 # Each metric: its one-line definition, how it is scored, how it is charted and read. DORA's five
@@ -296,30 +295,23 @@ def ai_comparison(data: SummaryInput) -> dict | None:
     cohorts."""
     if not data.ai_cohorts:
         return None
-    empty = {"merged_prs": 0, "is_too_small": True}
-    cohorts, rows = _side_by_side({cohort: (AI_COHORT_TITLES[cohort], data.ai_cohorts.get(cohort, empty))
-                                   for cohort in AI_COHORTS})
-    adoption = data.ai_adoption
-    week, share = adoption.get("adoption_week"), _float(adoption.get("adoption_week_share"))
-    periods, period_rows = [], []
-    if week:
-        periods, period_rows = _side_by_side({
-            period: (title, {name.removesuffix(f"_{period}"): value for name, value in adoption.items()
-                             if name.endswith(f"_{period}")})
-            for period, title in (("before", "Before adoption"), ("after", "From adoption on"))
-        })
+    cohorts, rows = _side_by_side({cohort: (AI_COHORT_TITLES[cohort], figures)
+                                   for cohort, figures in data.ai_cohort_groups.items()})
+    windows = data.ai_adoption_windows
+    periods, period_rows = _side_by_side({
+        period: (title, windows[period]) for period, title in (("before", "Before adoption"), ("after", "From adoption on"))
+    }) if windows else ([], [])
     return {
         "cohorts": cohorts,
         "comparable": data.ai_comparable,
         "rows": rows,
-        "adoption_week": week,
-        "adoption_share": share,
-        "adoption_text": (f"AI-assisted pull requests first reached {share * 100:.0f} % of the week's merged pull "
-                          f"requests in the week of {week}." if week and share is not None
-                          else "No week's share of AI-assisted pull requests has reached the adoption share yet."),
+        "adoption_week": data.ai_adoption.get("adoption_week"),
+        "adoption_share": _float(data.ai_adoption.get("adoption_week_share")),
+        "adoption_text": (adoption_sentence(data)
+                          or "No week's share of AI-assisted pull requests has reached the adoption share yet."),
         "periods": periods,
         "period_rows": period_rows,
-        "window_weeks": adoption.get("window_weeks"),
+        "window_weeks": data.ai_adoption.get("window_weeks"),
     }
 
 
